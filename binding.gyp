@@ -1,0 +1,15 @@
+{
+  "targets": [
+    {
+      "target_name": "zerocopy",
+      "sources": ["native/addon.cc", "native/ring.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-missing-field-initializers", "<!@(node scripts/build-flags.js cflags)"],
+      "ldflags": ["<!@(node scripts/build-flags.js ldflags)"],
+      "libraries": ["<!@(node scripts/build-flags.js libs)"]
+    }
+  ]
+}

@@ -1,0 +1,235 @@
+// Node-API surface of the ring: one ring per Node environment (main thread, each worker),
+// created on first use, woken on the environment's own libuv loop through an eventfd that the
+// ring signals (no extra thread), torn down at environment exit after reaping every CQE owed.
+//
+// JS API (plugin/native.ts wraps it):
+//   open()                         -> { ok, code, sendZc, send }
+//   start(fd, uint8array, zc, slice, depth, cb) -> id; cb(errCode|null, zcBytes, copyBytes, fallbacks)
+//   abort(id), progress(id) -> bytes | -1, stats() -> {...}, setPinBudget(bytes)
+#include <napi.h>
+#include <uv.h>
+
+#include <cstring>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "ring.h"
+
+namespace zerocopy {
+namespace {
+
+constexpr unsigned kTeardownDrainMs = 2000;
+
+std::string ErrnoName(int err) {
+  const char* name = strerrorname_np(err);
+  return name != nullptr ? name : "E" + std::to_string(err);
+}
+
+Napi::Error ErrnoError(Napi::Env env, int err, const char* what) {
+  Napi::Error e = Napi::Error::New(env, std::string(what) + ": " + strerror(err));
+  e.Set("code", Napi::String::New(env, ErrnoName(err)));
+  e.Set("errno", Napi::Number::New(env, -err));
+  return e;
+}
+
+// What the environment holds while the ring lives. Deleted when the poll handle closes.
+struct Binding {
+  napi_env env = nullptr;
+  Ring* ring = nullptr;
+  uv_poll_t poll{};
+  napi_async_cleanup_hook_handle hook = nullptr;
+  struct Pending {
+    Napi::Reference<Napi::Uint8Array> body;  // keeps the pages alive until released
+    Napi::FunctionReference callback;        // called once, when the op finished
+  };
+  std::unordered_map<uint32_t, Pending> pending;
+  Binding** owner = nullptr;  // the addon's pointer to us, cleared at teardown
+
+  void UpdateRef() {
+    // While any CQE is owed, the loop must stay alive to reap it.
+    if (ring->Idle()) {
+      uv_unref(reinterpret_cast<uv_handle_t*>(&poll));
+    } else {
+      uv_ref(reinterpret_cast<uv_handle_t*>(&poll));
+    }
+  }
+
+  void OnReadable() {
+    std::vector<Ring::Finished> finished;
+    std::vector<uint32_t> released;
+    ring->Reap(&finished, &released);
+    Napi::Env e(env);
+    Napi::HandleScope scope(e);
+    for (const Ring::Finished& f : finished) {
+      auto it = pending.find(f.id);
+      if (it == pending.end() || it->second.callback.IsEmpty()) continue;
+      Napi::Function cb = it->second.callback.Value();
+      it->second.callback.Reset();
+      Napi::Value err = f.result.error == 0 ? e.Null()
+                                            : Napi::String::New(e, ErrnoName(f.result.error));
+      try {
+        cb.MakeCallback(e.Global(), {err, Napi::Number::New(e, static_cast<double>(f.result.zcBytes)),
+                                     Napi::Number::New(e, static_cast<double>(f.result.copyBytes)),
+                                     Napi::Number::New(e, f.result.fallbacks)});
+      } catch (const Napi::Error& error) {
+        napi_fatal_exception(env, error.Value());
+      }
+    }
+    for (uint32_t id : released) pending.erase(id);
+    if (ring != nullptr) UpdateRef();
+  }
+
+  static void OnPoll(uv_poll_t* handle, int /*status*/, int /*events*/) {
+    // status < 0 would be an error on the eventfd itself; reaping is still right.
+    static_cast<Binding*>(handle->data)->OnReadable();
+  }
+
+  static void OnCleanup(napi_async_cleanup_hook_handle handle, void* arg) {
+    Binding* b = static_cast<Binding*>(arg);
+    b->hook = handle;
+    std::vector<uint32_t> released;
+    b->ring->Drain(kTeardownDrainMs, &released);
+    b->pending.clear();  // the environment is going away: no callbacks, drop the references
+    uv_poll_stop(&b->poll);
+    delete b->ring;  // io_uring_queue_exit
+    b->ring = nullptr;
+    if (b->owner != nullptr) *b->owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), [](uv_handle_t* h) {
+      Binding* self = static_cast<Binding*>(h->data);
+      if (self->hook != nullptr) napi_remove_async_cleanup_hook(self->hook);
+      delete self;
+    });
+  }
+};
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env env, Napi::Object exports) {
+    DefineAddon(exports, {
+                             InstanceMethod("open", &Addon::Open),
+                             InstanceMethod("start", &Addon::Start),
+                             InstanceMethod("abort", &Addon::Abort),
+                             InstanceMethod("progress", &Addon::Progress),
+                             InstanceMethod("stats", &Addon::Stats),
+                             InstanceMethod("setPinBudget", &Addon::SetPinBudget),
+                         });
+  }
+
+  ~Addon() {
+    if (binding_ != nullptr) binding_->owner = nullptr;
+  }
+
+ private:
+  Napi::Value Open(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (binding_ == nullptr && openError_ == 0) openError_ = CreateBinding(env);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("ok", Napi::Boolean::New(env, binding_ != nullptr));
+    out.Set("code", openError_ == 0 ? env.Null() : Napi::String::New(env, ErrnoName(openError_)));
+    out.Set("sendZc", Napi::Boolean::New(env, binding_ != nullptr && binding_->ring->SupportsSendZc()));
+    out.Set("send", Napi::Boolean::New(env, binding_ != nullptr && binding_->ring->SupportsSend()));
+    return out;
+  }
+
+  int CreateBinding(Napi::Env env) {
+    Ring* ring = nullptr;
+    int ret = Ring::Create(&ring);
+    if (ret < 0) return -ret;
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
+      delete ring;
+      return EINVAL;
+    }
+    Binding* b = new Binding();
+    b->env = env;
+    b->ring = ring;
+    b->poll.data = b;
+    int uvret = uv_poll_init(loop, &b->poll, ring->EventFd());
+    if (uvret == 0) uvret = uv_poll_start(&b->poll, UV_READABLE, &Binding::OnPoll);
+    if (uvret != 0) {
+      // uv_poll_init failing leaves nothing to close; after it, the handle must be closed.
+      delete ring;
+      b->ring = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(&b->poll),
+               [](uv_handle_t* h) { delete static_cast<Binding*>(h->data); });
+      return -uvret;
+    }
+    b->UpdateRef();
+    if (napi_add_async_cleanup_hook(env, &Binding::OnCleanup, b, &b->hook) != napi_ok) {
+      b->hook = nullptr;
+    }
+    b->owner = &binding_;
+    binding_ = b;
+    return 0;
+  }
+
+  Ring* RequireRing(Napi::Env env) {
+    if (binding_ == nullptr || binding_->ring == nullptr) {
+      throw ErrnoError(env, ENXIO, "the io_uring ring is not open");
+    }
+    return binding_->ring;
+  }
+
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Ring* ring = RequireRing(env);
+    if (info.Length() < 6 || !info[0].IsNumber() || !info[1].IsTypedArray() ||
+        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[3].IsNumber() ||
+        !info[4].IsNumber() || !info[5].IsFunction()) {
+      throw Napi::TypeError::New(env, "start(fd, Uint8Array, zc, slice, depth, callback)");
+    }
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    Napi::Uint8Array body = info[1].As<Napi::Uint8Array>();
+    bool zc = info[2].ToBoolean();
+    uint32_t slice = info[3].As<Napi::Number>().Uint32Value();
+    uint32_t depth = info[4].As<Napi::Number>().Uint32Value();
+    int64_t id = ring->Start(fd, body.Data(), body.ByteLength(), zc, slice, depth);
+    if (id < 0) throw ErrnoError(env, static_cast<int>(-id), "io_uring send");
+    Binding::Pending& p = binding_->pending[static_cast<uint32_t>(id)];
+    p.body = Napi::Persistent(body);
+    p.callback = Napi::Persistent(info[5].As<Napi::Function>());
+    binding_->UpdateRef();
+    return Napi::Number::New(env, static_cast<double>(id));
+  }
+
+  Napi::Value Abort(const Napi::CallbackInfo& info) {
+    Ring* ring = RequireRing(info.Env());
+    ring->Abort(info[0].As<Napi::Number>().Uint32Value());
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Progress(const Napi::CallbackInfo& info) {
+    Ring* ring = RequireRing(info.Env());
+    return Napi::Number::New(info.Env(),
+                             static_cast<double>(ring->Progress(info[0].As<Napi::Number>().Uint32Value())));
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Ring::Stats s{};
+    if (binding_ != nullptr && binding_->ring != nullptr) s = binding_->ring->GetStats();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("notifications", Napi::Number::New(env, static_cast<double>(s.notifications)));
+    out.Set("copied", Napi::Number::New(env, static_cast<double>(s.copied)));
+    out.Set("sends", Napi::Number::New(env, static_cast<double>(s.sends)));
+    out.Set("pinnedBytes", Napi::Number::New(env, static_cast<double>(s.pinnedBytes)));
+    out.Set("ops", Napi::Number::New(env, static_cast<double>(s.ops)));
+    return out;
+  }
+
+  Napi::Value SetPinBudget(const Napi::CallbackInfo& info) {
+    Ring* ring = RequireRing(info.Env());
+    ring->SetPinBudget(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue()));
+    return info.Env().Undefined();
+  }
+
+  Binding* binding_ = nullptr;
+  int openError_ = 0;
+};
+
+}  // namespace
+}  // namespace zerocopy
+
+using zerocopy::Addon;
+NODE_API_ADDON(Addon)

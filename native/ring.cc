@@ -1,0 +1,381 @@
+// The ring and the life of one operation (one response body).
+//
+// An op sends its body as chains of at most `depth` slices linked with IOSQE_IO_LINK, so the
+// kernel runs them strictly in order on the stream socket; MSG_WAITALL makes a short send a
+// failed link, so nothing after a short slice goes out before it is resent. The next chain is
+// submitted as soon as every *result* CQE of the current one arrived; notifications trail
+// behind and only release pins (DESIGN: never make the next send wait for a notification).
+//
+// CQEs owed per slice (the state machine):
+//   submitted -> result CQE without F_MORE                      -> done
+//   submitted -> result CQE with F_MORE -> notification CQE     -> done
+// An op is released (its body may be freed) when it finished and no CQE of it is owed.
+#include "ring.h"
+
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <memory>
+
+// Debian's liburing 2.3 headers predate these (kernel 6.2).
+#ifndef IORING_SEND_ZC_REPORT_USAGE
+#define IORING_SEND_ZC_REPORT_USAGE (1U << 3)
+#endif
+#ifndef IORING_NOTIF_USAGE_ZC_COPIED
+#define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
+#endif
+
+namespace zerocopy {
+
+struct Op {
+  uint32_t id = 0;
+  int fd = -1;  // our own dup: a close by Node can never redirect these bytes
+  const uint8_t* data = nullptr;
+  size_t length = 0;
+  size_t acked = 0;        // bytes the kernel accepted, in order
+  size_t chainStart = 0;   // acked when the chain in flight was submitted
+  uint32_t slice = 0;
+  uint32_t depth = 0;
+  uint32_t resultsOwed = 0;  // result CQEs owed by the chain in flight
+  uint32_t cqesOwed = 0;     // every CQE owed: results, notifications, cancels
+  bool zc = false;           // slices go by SEND_ZC (false: SEND)
+  bool copyNext = false;     // the next slice goes by SEND (pinning was just refused)
+  bool aborting = false;
+  bool finished = false;
+  int error = 0;
+  int stalls = 0;  // chains in a row that made no progress
+  OpResult result;
+};
+
+struct Slice {
+  Op* op;
+  uint32_t len;
+  bool zc;
+};
+
+namespace {
+
+// user_data of a cancel request: the op's address with the low bit set (Slice and Op
+// addresses are at least 8-byte aligned, so the bit tells the two apart).
+constexpr uint64_t kCancelBit = 1;
+constexpr int kSendFlags = MSG_WAITALL | MSG_NOSIGNAL;
+constexpr int kMaxStalls = 8;
+constexpr unsigned kEntries = 256;
+constexpr unsigned kCqEntries = 4096;  // room for a notification per slice in flight
+
+}  // namespace
+
+int Ring::Create(Ring** out) {
+  std::unique_ptr<Ring> r(new Ring());
+  io_uring_params p{};
+  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+  p.cq_entries = kCqEntries;
+  int ret = io_uring_queue_init_params(kEntries, &r->ring_, &p);
+  if (ret < 0) return ret;
+  r->initialized_ = true;
+  // IORING_REGISTER_PROBE, not uname: distributions backport and containers lie.
+  io_uring_probe* probe = io_uring_get_probe_ring(&r->ring_);
+  if (probe != nullptr) {
+    r->sendZc_ = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+    r->send_ = io_uring_opcode_supported(probe, IORING_OP_SEND);
+    io_uring_free_probe(probe);
+  }
+  r->efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (r->efd_ < 0) return -errno;
+  ret = io_uring_register_eventfd(&r->ring_, r->efd_);
+  if (ret < 0) return ret;
+  *out = r.release();
+  return 0;
+}
+
+Ring::~Ring() {
+  // Ops still here only if Drain timed out: the kernel holds its own page references, so
+  // nothing it reads is freed under it; the bytes of a dead connection may be stale.
+  for (auto& entry : ops_) {
+    if (entry.second->fd >= 0) close(entry.second->fd);
+    delete entry.second;
+  }
+  if (initialized_) io_uring_queue_exit(&ring_);
+  if (efd_ >= 0) close(efd_);
+}
+
+int64_t Ring::Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_t slice,
+                    uint32_t depth) {
+  if (broken_ != 0) return -broken_;
+  if (length == 0 || slice == 0 || depth == 0 || depth > kEntries / 2) return -EINVAL;
+  if (zc ? !sendZc_ : !send_) return -EOPNOTSUPP;
+  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) return -errno;
+  Op* op = new Op();
+  do {
+    op->id = nextId_++;
+  } while (op->id == 0 || ops_.count(op->id) != 0);
+  op->fd = own;
+  op->data = data;
+  op->length = length;
+  op->slice = slice;
+  op->depth = depth;
+  op->zc = zc;
+  ops_.emplace(op->id, op);
+  SubmitChain(op);
+  if (op->resultsOwed == 0) {
+    // Nothing reached the ring: no CQE will ever come for it, so fail it here.
+    ops_.erase(op->id);
+    close(own);
+    delete op;
+    return -(broken_ != 0 ? broken_ : EBUSY);
+  }
+  return op->id;
+}
+
+void Ring::SubmitChain(Op* op) {
+  if (io_uring_sq_space_left(&ring_) < op->depth) Flush();
+  size_t off = op->acked;
+  op->chainStart = off;
+  io_uring_sqe* last = nullptr;
+  for (uint32_t n = 0; n < op->depth && off < op->length; n++) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (sqe == nullptr) break;
+    uint32_t len = static_cast<uint32_t>(std::min<size_t>(op->slice, op->length - off));
+    bool zc = op->zc && !op->copyNext;
+    op->copyNext = false;
+    if (zc && pinned_ + len > pinBudget_) {
+      // Pinning more would pass the budget (RLIMIT_MEMLOCK for unprivileged users): copy.
+      zc = false;
+      op->result.fallbacks |= kFallbackPinBudget;
+    }
+    Slice* s = new Slice{op, len, zc};
+    if (zc) {
+      io_uring_prep_send_zc(sqe, op->fd, op->data + off, len, kSendFlags,
+                            reportUsage_ ? IORING_SEND_ZC_REPORT_USAGE : 0);
+      pinned_ += len;
+    } else {
+      io_uring_prep_send(sqe, op->fd, op->data + off, len, kSendFlags);
+    }
+    io_uring_sqe_set_data(sqe, s);
+    sqe->flags |= IOSQE_IO_LINK;
+    last = sqe;
+    off += len;
+    op->resultsOwed++;
+    op->cqesOwed++;
+    sends_++;
+  }
+  if (last != nullptr) last->flags &= ~IOSQE_IO_LINK;
+  Flush();
+}
+
+void Ring::Flush() {
+  int ret;
+  do {
+    ret = io_uring_submit(&ring_);
+  } while (ret == -EINTR);
+  // EAGAIN/EBUSY: the SQEs stay in the ring and go with the next submit (after the next reap,
+  // which frees what the kernel was short of). Anything else means a broken ring.
+  if (ret < 0 && ret != -EAGAIN && ret != -EBUSY) broken_ = -ret;
+}
+
+void Ring::Abort(uint32_t id) {
+  auto it = ops_.find(id);
+  if (it == ops_.end()) return;
+  Op* op = it->second;
+  if (op->finished || op->aborting) return;
+  op->aborting = true;
+  // The response is broken: reset the connection rather than finish it, so queued data is
+  // dropped and its pages are released without waiting for a client that may never read.
+  linger hard{1, 0};
+  setsockopt(op->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    Flush();
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  if (sqe != nullptr) {
+    io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(op) | kCancelBit);
+    op->cqesOwed++;
+    Flush();
+  } else {
+    shutdown(op->fd, SHUT_RDWR);  // fails every send in flight on this socket
+  }
+}
+
+int64_t Ring::Progress(uint32_t id) const {
+  auto it = ops_.find(id);
+  return it == ops_.end() ? -1 : static_cast<int64_t>(it->second->acked);
+}
+
+Ring::Stats Ring::GetStats() const {
+  return Stats{notifications_, copied_, sends_, pinned_, ops_.size()};
+}
+
+void Ring::Reap(std::vector<Finished>* finished, std::vector<uint32_t>* released) {
+  uint64_t count;
+  if (read(efd_, &count, sizeof count) < 0) {
+    // EAGAIN: nothing signalled; the CQ is read regardless.
+  }
+  for (;;) {
+    std::vector<Op*> advance;
+    io_uring_cqe* cqe;
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      Complete(cqe, &advance);
+      seen++;
+    }
+    if (seen == 0) break;
+    io_uring_cq_advance(&ring_, seen);
+    // Only after the CQ is advanced: a chain may submit, and complete inline.
+    for (Op* op : advance) Advance(op, finished);
+    std::vector<Op*> candidates;
+    for (auto& entry : ops_) {
+      if (entry.second->finished && entry.second->cqesOwed == 0) candidates.push_back(entry.second);
+    }
+    for (Op* op : candidates) MaybeRelease(op, released);
+  }
+  Flush();  // SQEs left by an earlier EAGAIN/EBUSY
+}
+
+void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance) {
+  uint64_t data = io_uring_cqe_get_data64(cqe);
+  if (data & kCancelBit) {
+    Op* op = reinterpret_cast<Op*>(data & ~kCancelBit);
+    op->cqesOwed--;
+    // 0 or -ENOENT: cancelled, or nothing left to cancel. -EALREADY: a send is running and
+    // cannot be cancelled; shutting the socket down makes it return.
+    if (cqe->res == -EALREADY && op->fd >= 0) shutdown(op->fd, SHUT_RDWR);
+    return;
+  }
+  Slice* s = reinterpret_cast<Slice*>(data);
+  Op* op = s->op;
+  if (cqe->flags & IORING_CQE_F_NOTIF) {
+    // Only now are the slice's pages no longer read by the kernel.
+    notifications_++;
+    if (cqe->res & static_cast<int32_t>(IORING_NOTIF_USAGE_ZC_COPIED)) copied_++;
+    pinned_ -= s->len;
+    sends_--;
+    op->cqesOwed--;
+    delete s;
+    return;
+  }
+  // The result. F_MORE, not res, says whether a notification follows: an errored SEND_ZC
+  // may still post one, and one without F_MORE posts none.
+  op->resultsOwed--;
+  OnResult(op, s, cqe->res);
+  if (!(cqe->flags & IORING_CQE_F_MORE)) {
+    if (s->zc) pinned_ -= s->len;
+    sends_--;
+    op->cqesOwed--;
+    delete s;
+  }
+  if (op->resultsOwed == 0) advance->push_back(op);
+}
+
+// Every errno gets a decision here.
+void Ring::OnResult(Op* op, const Slice* s, int res) {
+  if (res >= 0) {
+    // A short count fails the link (MSG_WAITALL): the rest of the chain comes back
+    // -ECANCELED and is sent again from op->acked.
+    op->acked += static_cast<size_t>(res);
+    (s->zc ? op->result.zcBytes : op->result.copyBytes) += static_cast<uint64_t>(res);
+    return;
+  }
+  int err = -res;
+  switch (err) {
+    case ECANCELED:
+      // Ours (abort), or a link broken by an earlier slice of the chain: resent.
+      if (op->aborting && op->error == 0) op->error = ECANCELED;
+      return;
+    case EOPNOTSUPP:
+    case EINVAL:
+      if (!s->zc) break;
+      if (err == EINVAL && reportUsage_) {
+        reportUsage_ = false;  // a kernel before 6.2 rejects the flag: resend without it
+        return;
+      }
+      op->zc = false;  // this socket cannot do SEND_ZC (kTLS, some families): SEND
+      op->result.fallbacks |= kFallbackEopnotsupp;
+      return;
+    case ENOMEM:
+    case ENOBUFS:
+      if (!s->zc) break;
+      op->copyNext = true;  // pinning refused (RLIMIT_MEMLOCK): this slice again, by copy
+      op->result.fallbacks |= kFallbackEnomem;
+      return;
+    case EINTR:
+    case EAGAIN:
+      return;  // resent; a chain that makes no progress counts as a stall
+    default:
+      break;
+  }
+  // EPIPE, ECONNRESET and the like (the client went away) or anything unexpected: the op
+  // ends with the errno, and the plugin decides what the connection gets.
+  if (op->error == 0) op->error = err;
+}
+
+void Ring::Advance(Op* op, std::vector<Finished>* finished) {
+  if (op->finished) return;
+  if (op->aborting && op->error == 0) op->error = ECANCELED;
+  if (op->error != 0 || op->acked >= op->length) {
+    Finish(op, finished);
+    return;
+  }
+  if (op->acked == op->chainStart) {
+    if (++op->stalls > kMaxStalls) {
+      op->error = EIO;
+      Finish(op, finished);
+      return;
+    }
+  } else {
+    op->stalls = 0;
+  }
+  SubmitChain(op);
+  if (op->resultsOwed == 0) {
+    op->error = broken_ != 0 ? broken_ : EBUSY;
+    Finish(op, finished);
+  }
+}
+
+void Ring::Finish(Op* op, std::vector<Finished>* finished) {
+  // Every result is in, so no request of this op uses the descriptor; notifications do not.
+  close(op->fd);
+  op->fd = -1;
+  op->finished = true;
+  op->result.error = op->error;
+  finished->push_back(Finished{op->id, op->result});
+}
+
+void Ring::MaybeRelease(Op* op, std::vector<uint32_t>* released) {
+  if (!op->finished || op->cqesOwed != 0) return;
+  released->push_back(op->id);
+  ops_.erase(op->id);
+  delete op;
+}
+
+void Ring::Drain(unsigned timeoutMs, std::vector<uint32_t>* released) {
+  for (auto& entry : ops_) {
+    Op* op = entry.second;
+    if (op->finished) continue;
+    Abort(op->id);
+    if (op->fd >= 0) shutdown(op->fd, SHUT_RDWR);
+  }
+  timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  std::vector<Finished> finished;
+  while (!ops_.empty()) {
+    __kernel_timespec wait{0, 50 * 1000 * 1000};
+    io_uring_cqe* cqe;
+    io_uring_wait_cqe_timeout(&ring_, &cqe, &wait);
+    Reap(&finished, released);
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long elapsedMs = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    if (elapsedMs >= static_cast<long>(timeoutMs)) break;
+  }
+}
+
+}  // namespace zerocopy

@@ -1,0 +1,100 @@
+// One io_uring per Node environment, and the operations that send response bodies through it.
+// Nothing here knows about JavaScript: addon.cc owns the JS references and calls back into JS.
+#pragma once
+
+#include <liburing.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <unordered_map>
+#include <vector>
+
+namespace zerocopy {
+
+// Why a body did not go entirely through SEND_ZC (bits of OpResult::fallbacks).
+enum : uint32_t {
+  kFallbackEopnotsupp = 1,  // the socket refused SEND_ZC: the op went on with SEND
+  kFallbackEnomem = 2,      // pinning was refused (RLIMIT_MEMLOCK): slices went by copy
+  kFallbackPinBudget = 4,   // the process's pin budget was full: slices went by copy
+};
+
+struct OpResult {
+  int error = 0;           // 0, or the errno that ended the op (ECANCELED when aborted)
+  uint64_t zcBytes = 0;    // bytes the kernel accepted through SEND_ZC
+  uint64_t copyBytes = 0;  // bytes the kernel accepted through SEND
+  uint32_t fallbacks = 0;  // kFallback* bits
+};
+
+struct Op;
+struct Slice;
+
+class Ring {
+ public:
+  struct Finished {
+    uint32_t id;
+    OpResult result;
+  };
+  struct Stats {
+    uint64_t notifications;  // notification CQEs reaped
+    uint64_t copied;         // ... of which the kernel reported it copied the data
+    uint64_t sends;          // send requests whose result or notification is still owed
+    uint64_t pinnedBytes;    // bytes of SEND_ZC requests whose notification is still owed
+    uint64_t ops;            // operations not yet released
+  };
+
+  // Creates a ring and probes it. Returns 0, or -errno (ENOSYS under seccomp, EPERM under
+  // kernel.io_uring_disabled, ENOMEM, ...).
+  static int Create(Ring** out);
+  ~Ring();
+  Ring(const Ring&) = delete;
+  Ring& operator=(const Ring&) = delete;
+
+  bool SupportsSendZc() const { return sendZc_; }
+  bool SupportsSend() const { return send_; }
+  int EventFd() const { return efd_; }
+  void SetPinBudget(uint64_t bytes) { pinBudget_ = bytes; }
+
+  // Starts sending [data, data + length) on a duplicate of `fd`, in slices of `slice` bytes,
+  // at most `depth` linked slices in flight. Returns the op's id (> 0) or -errno.
+  // The caller keeps `data` alive until Reap reports the op released.
+  int64_t Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_t slice, uint32_t depth);
+  // Cancels an op's requests; it finishes once every result CQE has arrived.
+  void Abort(uint32_t id);
+  // Bytes the kernel accepted so far, or -1 for an unknown op.
+  int64_t Progress(uint32_t id) const;
+  // Reaps every CQE that is ready. Appends the ops that finished (their callback is due) and
+  // the ops whose every CQE arrived (their memory may be released), in that order.
+  void Reap(std::vector<Finished>* finished, std::vector<uint32_t>* released);
+  // Environment teardown: aborts every op and waits up to `timeoutMs` for every CQE owed.
+  void Drain(unsigned timeoutMs, std::vector<uint32_t>* released);
+
+  bool Idle() const { return ops_.empty(); }
+  Stats GetStats() const;
+
+ private:
+  Ring() = default;
+  void SubmitChain(Op* op);
+  void Flush();
+  void Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance);
+  void OnResult(Op* op, const Slice* s, int res);
+  void Advance(Op* op, std::vector<Finished>* finished);
+  void Finish(Op* op, std::vector<Finished>* finished);
+  void MaybeRelease(Op* op, std::vector<uint32_t>* released);
+
+  io_uring ring_{};
+  bool initialized_ = false;
+  int efd_ = -1;
+  bool sendZc_ = false;
+  bool send_ = false;
+  bool reportUsage_ = true;  // cleared if the kernel rejects IORING_SEND_ZC_REPORT_USAGE (< 6.2)
+  int broken_ = 0;           // errno of a failed io_uring_enter that left SQEs we cannot retract
+  uint64_t pinBudget_ = 0;
+  uint64_t pinned_ = 0;
+  uint64_t sends_ = 0;
+  uint64_t notifications_ = 0;
+  uint64_t copied_ = 0;
+  uint32_t nextId_ = 1;
+  std::unordered_map<uint32_t, Op*> ops_;
+};
+
+}  // namespace zerocopy
