@@ -1,0 +1,117 @@
+// Loads the addon and tells what this environment's kernel can do. Each Node environment
+// (main thread, worker) loads its own copy of this module and so opens its own ring.
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+
+export interface RingStats {
+  notifications: number
+  copied: number
+  sends: number
+  pinnedBytes: number
+  ops: number
+}
+
+export type DoneCallback = (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number) => void
+
+export interface Binding {
+  open(): { ok: boolean, code: string | null, sendZc: boolean, send: boolean }
+  start(fd: number, body: Uint8Array, zc: boolean, slice: number, depth: number, done: DoneCallback): number
+  abort(id: number): void
+  progress(id: number): number
+  stats(): RingStats
+  setPinBudget(bytes: number): void
+}
+
+// Bits of the `fallbacks` argument of DoneCallback (native/ring.h).
+export const FALLBACK_EOPNOTSUPP = 1
+export const FALLBACK_ENOMEM = 2
+export const FALLBACK_PIN_BUDGET = 4
+
+export interface Probe {
+  binding: Binding | null
+  native: boolean
+  ioUring: boolean
+  sendZc: boolean
+  send: boolean
+  reason: string | null
+}
+
+const packageRoot = path.join(__dirname, '..', '..')
+let probed: Probe | undefined
+
+function load (): { binding: Binding | null, reason: string | null } {
+  if (process.platform !== 'linux') {
+    return { binding: null, reason: `io_uring needs Linux; this is ${process.platform}` }
+  }
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const build = require('node-gyp-build') as (dir: string) => Binding
+    return { binding: build(packageRoot), reason: null }
+  } catch (err) {
+    const first = String((err as Error).message).split('\n')[0]
+    return {
+      binding: null,
+      reason: `the native addon did not load (${first}); install liburing-dev, a C++ compiler and Python, then run "npm rebuild fastify-zero-copy"`
+    }
+  }
+}
+
+function describeRingError (code: string | null): string {
+  switch (code) {
+    case 'ENOSYS':
+      return 'io_uring_setup failed with ENOSYS: io_uring is blocked (a seccomp profile such as Docker\'s default) or not built into this kernel'
+    case 'EPERM':
+      return 'io_uring_setup failed with EPERM: io_uring is disabled by the kernel.io_uring_disabled sysctl or a security policy'
+    case 'ENOMEM':
+      return 'io_uring_setup failed with ENOMEM: not enough memory for the ring (RLIMIT_MEMLOCK on kernels before 5.12)'
+    default:
+      return `io_uring_setup failed with ${code ?? 'an unknown error'}`
+  }
+}
+
+/** Loads the addon and opens this environment's ring, once. */
+export function probe (): Probe {
+  if (probed !== undefined) return probed
+  const { binding, reason } = load()
+  if (binding === null) {
+    probed = { binding: null, native: false, ioUring: false, sendZc: false, send: false, reason }
+    return probed
+  }
+  const ring = binding.open()
+  if (!ring.ok) {
+    probed = { binding: null, native: true, ioUring: false, sendZc: false, send: false, reason: describeRingError(ring.code) }
+    return probed
+  }
+  probed = {
+    binding,
+    native: true,
+    ioUring: true,
+    sendZc: ring.sendZc,
+    send: ring.send,
+    reason: ring.sendZc ? null : 'the kernel does not support IORING_OP_SEND_ZC (Linux 6.0 or later)'
+  }
+  return probed
+}
+
+const MiB = 1024 * 1024
+
+/**
+ * Pinned SEND_ZC pages count against RLIMIT_MEMLOCK for processes without CAP_IPC_LOCK,
+ * per user (DESIGN: four 1 MiB sends already fail with ENOMEM as `nobody` at 8 MiB). Half
+ * the limit leaves room for the user's other processes; ENOMEM still falls back to copying.
+ */
+export function defaultPinBudget (): number {
+  const unlimited = 64 * MiB
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8')
+    const capEff = /^CapEff:\s*([0-9a-f]+)/m.exec(status)
+    const CAP_IPC_LOCK = 14n
+    if (capEff !== null && ((BigInt('0x' + capEff[1]) >> CAP_IPC_LOCK) & 1n) === 1n) return unlimited
+    const limits = readFileSync('/proc/self/limits', 'utf8')
+    const memlock = /^Max locked memory\s+(\S+)/m.exec(limits)
+    if (memlock === null || memlock[1] === 'unlimited') return unlimited
+    return Math.floor(Number(memlock[1]) / 2)
+  } catch {
+    return 4 * MiB
+  }
+}

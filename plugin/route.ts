@@ -1,0 +1,45 @@
+// Where a response decides its path. Two moments decide: when the handler calls
+// sendZeroCopy (chooseRoute), and when Fastify hands the body to the response after the
+// onSend hooks ran (checkAtPipe). A non-null answer is the fallback reason, counted in stats.
+import net from 'node:net'
+import type { ServerResponse } from 'node:http'
+import type { FastifyReply } from 'fastify'
+
+export interface RouteSettings {
+  threshold: number
+  /** Why large bodies cannot go native in this registration (mode 'stream', no ring), or null. */
+  unavailable: string | null
+}
+
+interface HandleWithFd { fd?: number }
+
+/** The one place that reads a socket's file descriptor; -1 when it has none (TLS, mocks). */
+export function socketFd (socket: net.Socket | null | undefined): number {
+  const handle = (socket as unknown as { _handle?: HandleWithFd } | null)?._handle
+  return handle != null && typeof handle.fd === 'number' && handle.fd >= 0 ? handle.fd : -1
+}
+
+export function chooseRoute (reply: FastifyReply, length: number, settings: RouteSettings): string | null {
+  if (length < settings.threshold) return 'below-threshold'
+  if (settings.unavailable !== null) return settings.unavailable
+  const req = reply.request.raw
+  if ('_lightMyRequest' in req) return 'inject'
+  if (req.httpVersionMajor === 2) return 'http2'
+  const socket = req.socket
+  if (!(socket instanceof net.Socket)) return 'inject'
+  if ((socket as net.Socket & { encrypted?: boolean }).encrypted === true) return 'tls'
+  if (req.method === 'HEAD') return 'head'
+  if (socketFd(socket) < 0) return 'no-fd'
+  return null
+}
+
+/** After onSend: the body still goes straight to this response, with its length declared. */
+export function checkAtPipe (res: ServerResponse, dest: unknown, options: { end?: boolean } | undefined, length: number): string | null {
+  if (dest !== res) return 'payload-wrapped' // an onSend hook piped the body elsewhere
+  if (options?.end === false) return 'trailers'
+  if (res.statusCode < 200 || res.statusCode === 204 || res.statusCode === 304) return 'no-body-status'
+  if (res.strictContentLength) return 'strict-content-length'
+  if (res.getHeader('transfer-encoding') !== undefined) return 'transfer-encoding'
+  if (Number(res.getHeader('content-length')) !== length) return 'content-length-changed'
+  return null
+}

@@ -1,0 +1,87 @@
+/// <reference types="node" />
+import type { FastifyPluginAsync } from 'fastify'
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /**
+     * Sends `body` as the response. Bodies at or above `threshold` bytes leave through
+     * io_uring (SEND_ZC or SEND) where the native path can serve; everything else takes
+     * Fastify's ordinary `reply.send` path with the same headers, hooks and logs.
+     *
+     * Do not modify or transfer the body's memory until the response finished: the kernel
+     * reads it in place.
+     */
+    sendZeroCopy(body: fastifyZeroCopy.ZeroCopyBody): FastifyReply
+  }
+  interface FastifyInstance {
+    zeroCopy: fastifyZeroCopy.ZeroCopyDecorator
+  }
+}
+
+type FastifyZeroCopy = FastifyPluginAsync<fastifyZeroCopy.FastifyZeroCopyOptions>
+
+declare namespace fastifyZeroCopy {
+  /** A Buffer, or any TypedArray or DataView (its bytes are sent, not copied). */
+  export type ZeroCopyBody = Buffer | NodeJS.ArrayBufferView
+
+  /** `auto` picks `send_zc`, then `send`, then `stream`, by what the machine supports. */
+  export type ZeroCopyMode = 'auto' | 'send_zc' | 'send' | 'stream'
+
+  export interface FastifyZeroCopyOptions {
+    /** Bodies smaller than this many bytes take the ordinary path. Default 16384. */
+    threshold?: number
+    /** Default `auto`. A forced native mode that the machine cannot do fails registration. */
+    mode?: ZeroCopyMode
+    /** Bytes per io_uring send request. Default 262144. */
+    sliceSize?: number
+    /** Linked send requests in flight per response. Default 4. */
+    depth?: number
+    /**
+     * Bytes the process may keep pinned for SEND_ZC at once; beyond it, slices are sent by
+     * copying. Default: half of RLIMIT_MEMLOCK for unprivileged processes, 64 MiB with
+     * CAP_IPC_LOCK or an unlimited RLIMIT_MEMLOCK.
+     */
+    pinBudget?: number
+  }
+
+  export interface ZeroCopyCapabilities {
+    /** The native addon loaded. */
+    native: boolean
+    /** An io_uring ring could be created. */
+    ioUring: boolean
+    /** The ring supports IORING_OP_SEND_ZC. */
+    sendZc: boolean
+    /** The ring supports IORING_OP_SEND. */
+    send: boolean
+    /** What bodies at or above the threshold will use. */
+    mode: 'send_zc' | 'send' | 'stream'
+    /** Why `mode` is not `send_zc`; null when it is. */
+    reason: string | null
+    /** The running kernel's release. */
+    kernel: string
+  }
+
+  export interface ZeroCopyStats {
+    /** Bodies by the path that carried them (`stream`: Fastify's ordinary path). */
+    responses: { sendZc: number, send: number, stream: number }
+    /** Bytes by the path that carried them. */
+    bytes: { sendZc: number, send: number, stream: number }
+    /** SEND_ZC notifications reaped, and how many reported that the kernel copied. */
+    notifications: { total: number, copied: number }
+    /** Send requests whose completion is still owed, and the bytes they keep pinned. */
+    inFlight: { sends: number, pinnedBytes: number }
+    /** Bodies (or, for `enomem` and `pin-budget`, bodies with slices) that left the native path, by reason. */
+    fallbacks: { [reason: string]: number }
+  }
+
+  export interface ZeroCopyDecorator {
+    readonly capabilities: ZeroCopyCapabilities
+    stats(): ZeroCopyStats
+  }
+
+  export const fastifyZeroCopy: FastifyZeroCopy
+  export { fastifyZeroCopy as default }
+}
+
+declare function fastifyZeroCopy (...params: Parameters<FastifyZeroCopy>): ReturnType<FastifyZeroCopy>
+export = fastifyZeroCopy
