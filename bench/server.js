@@ -1,0 +1,132 @@
+'use strict'
+// One benchmark server on 127.0.0.1, on a free port.
+//
+//   node bench/server.js KIND SIZE [--slice N] [--depth N] [--threshold N] [--port N]
+//   BENCH_KIND=zc-send_zc BENCH_SIZE=1m node bench/server.js
+//
+// KIND: zc-send_zc | zc-send | zc-stream   the plugin in that mode, GET /body -> reply.sendZeroCopy(buf)
+//       fastify-send                        no plugin, GET /body -> reply.send(buf)
+// SIZE: bytes ("262144", "256k", "4m"). The body is bench/body.js's deterministic buffer,
+//       built once at start.
+//
+// Prints "READY <port>" on stdout once listening. GET /__stats answers the plugin's stats
+// (null for fastify-send) plus the server's own error counters, as JSON; SIGUSR2 prints the
+// same JSON on stdout as "STATS <json>". SIGTERM/SIGINT close the server and exit.
+const { makeBody, parseSize } = require('./body')
+
+const KINDS = ['zc-send_zc', 'zc-send', 'zc-stream', 'fastify-send']
+
+function parseArgs (argv, env) {
+  const opts = {
+    kind: env.BENCH_KIND,
+    size: env.BENCH_SIZE,
+    slice: env.BENCH_SLICE,
+    depth: env.BENCH_DEPTH,
+    threshold: env.BENCH_THRESHOLD,
+    port: env.BENCH_PORT ?? '0'
+  }
+  const positional = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const m = /^--(slice|depth|threshold|port|kind|size)(?:=(.*))?$/.exec(a)
+    if (m !== null) {
+      const value = m[2] ?? argv[++i]
+      if (value === undefined) throw new Error(`${a} needs a value`)
+      opts[m[1]] = value
+    } else if (a.startsWith('--')) {
+      throw new Error(`unknown option ${a}`)
+    } else {
+      positional.push(a)
+    }
+  }
+  if (positional[0] !== undefined) opts.kind = positional[0]
+  if (positional[1] !== undefined) opts.size = positional[1]
+  if (!KINDS.includes(opts.kind)) throw new Error(`kind must be one of ${KINDS.join(', ')}; got ${opts.kind}`)
+  if (opts.size === undefined) throw new Error('body size missing')
+  return {
+    kind: opts.kind,
+    size: parseSize(opts.size),
+    slice: opts.slice === undefined ? undefined : parseSize(opts.slice),
+    depth: opts.depth === undefined ? undefined : Number(opts.depth),
+    threshold: opts.threshold === undefined ? undefined : parseSize(opts.threshold),
+    port: Number(opts.port)
+  }
+}
+
+async function main () {
+  let args
+  try {
+    args = parseArgs(process.argv.slice(2), process.env)
+  } catch (err) {
+    process.stderr.write(`server.js: ${err.message}\n`)
+    process.exit(2)
+  }
+  const body = makeBody(args.size)
+  const fastify = require('fastify')({ logger: false })
+  const server = { errors: 0, lastError: null, clientErrors: 0, lastClientError: null }
+
+  // Runs only when a request fails, so costs nothing on the measured path.
+  fastify.addHook('onError', async (request, reply, error) => {
+    server.errors++
+    server.lastError = `${error.code ?? ''} ${error.message}`.trim()
+  })
+  fastify.server.on('clientError', (err) => {
+    server.clientErrors++
+    server.lastClientError = `${err.code ?? ''} ${err.message}`.trim()
+  })
+
+  const zc = args.kind.startsWith('zc-')
+  if (zc) {
+    const plugin = require('..')
+    const options = { mode: args.kind.slice(3) }
+    if (args.slice !== undefined) options.sliceSize = args.slice
+    if (args.depth !== undefined) options.depth = args.depth
+    if (args.threshold !== undefined) options.threshold = args.threshold
+    await fastify.register(plugin, options)
+    fastify.get('/body', (request, reply) => {
+      reply.sendZeroCopy(body)
+    })
+  } else {
+    fastify.get('/body', (request, reply) => {
+      reply.header('content-type', 'application/octet-stream')
+      reply.send(body)
+    })
+  }
+
+  const snapshot = () => ({
+    kind: args.kind,
+    size: args.size,
+    pid: process.pid,
+    capabilities: zc ? fastify.zeroCopy.capabilities : null,
+    stats: zc ? fastify.zeroCopy.stats() : null,
+    server
+  })
+  fastify.get('/__stats', (request, reply) => {
+    reply.send(snapshot())
+  })
+  process.on('SIGUSR2', () => {
+    process.stdout.write(`STATS ${JSON.stringify(snapshot())}\n`)
+  })
+
+  let closing = false
+  const close = () => {
+    if (closing) return
+    closing = true
+    // Keep-alive clients (wrk) are gone by now; don't wait on idle sockets.
+    fastify.server.closeAllConnections?.()
+    fastify.close().then(() => process.exit(0), (err) => {
+      process.stderr.write(`server.js: close failed: ${err.stack}\n`)
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', close)
+  process.on('SIGINT', close)
+
+  await fastify.listen({ host: '127.0.0.1', port: args.port })
+  process.stdout.write(`READY ${fastify.server.address().port}\n`)
+}
+
+main().catch((err) => {
+  process.stderr.write(`server.js: ${err.stack}\n`)
+  process.exit(1)
+})
