@@ -77,7 +77,8 @@ async function main () {
 
   const zc = args.kind.startsWith('zc-')
   if (zc) {
-    const plugin = require('..')
+    // BENCH_PLUGIN: the package root to load (bench/run.js passes its release snapshot).
+    const plugin = require(process.env.BENCH_PLUGIN || '..')
     const options = { mode: args.kind.slice(3) }
     if (args.slice !== undefined) options.sliceSize = args.slice
     if (args.depth !== undefined) options.depth = args.depth

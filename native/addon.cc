@@ -215,6 +215,7 @@ class Addon : public Napi::Addon<Addon> {
     out.Set("sends", Napi::Number::New(env, static_cast<double>(s.sends)));
     out.Set("pinnedBytes", Napi::Number::New(env, static_cast<double>(s.pinnedBytes)));
     out.Set("ops", Napi::Number::New(env, static_cast<double>(s.ops)));
+    out.Set("strays", Napi::Number::New(env, static_cast<double>(s.strays)));
     return out;
   }
 

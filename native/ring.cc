@@ -52,16 +52,13 @@ struct Op {
   OpResult result;
 };
 
-struct Slice {
-  Op* op;
-  uint32_t len;
-  bool zc;
-};
 
 namespace {
 
-// user_data of a cancel request: the op's address with the low bit set (Slice and Op
-// addresses are at least 8-byte aligned, so the bit tells the two apart).
+// user_data is a key, never an address: (slice key << 1) for a send, (op id << 1) | 1 for a
+// cancel. A CQE whose key is no longer known is counted and dropped, never dereferenced.
+// Measured on 6.18: a SEND_ZC failed with -ECANCELED because an earlier link failed posts
+// its result *without* F_MORE and still posts a notification afterwards.
 constexpr uint64_t kCancelBit = 1;
 constexpr int kSendFlags = MSG_WAITALL | MSG_NOSIGNAL;
 constexpr int kMaxStalls = 8;
@@ -149,7 +146,8 @@ void Ring::SubmitChain(Op* op) {
       zc = false;
       op->result.fallbacks |= kFallbackPinBudget;
     }
-    Slice* s = new Slice{op, len, zc};
+    uint64_t key = nextSlice_++;
+    slices_.emplace(key, Slice{op, len, zc});
     if (zc) {
       io_uring_prep_send_zc(sqe, op->fd, op->data + off, len, kSendFlags,
                             reportUsage_ ? IORING_SEND_ZC_REPORT_USAGE : 0);
@@ -157,7 +155,7 @@ void Ring::SubmitChain(Op* op) {
     } else {
       io_uring_prep_send(sqe, op->fd, op->data + off, len, kSendFlags);
     }
-    io_uring_sqe_set_data(sqe, s);
+    io_uring_sqe_set_data64(sqe, key << 1);
     sqe->flags |= IOSQE_IO_LINK;
     last = sqe;
     off += len;
@@ -196,7 +194,7 @@ void Ring::Abort(uint32_t id) {
   }
   if (sqe != nullptr) {
     io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
-    io_uring_sqe_set_data64(sqe, reinterpret_cast<uint64_t>(op) | kCancelBit);
+    io_uring_sqe_set_data64(sqe, (static_cast<uint64_t>(op->id) << 1) | kCancelBit);
     op->cqesOwed++;
     Flush();
   } else {
@@ -210,7 +208,7 @@ int64_t Ring::Progress(uint32_t id) const {
 }
 
 Ring::Stats Ring::GetStats() const {
-  return Stats{notifications_, copied_, sends_, pinned_, ops_.size()};
+  return Stats{notifications_, copied_, sends_, pinned_, ops_.size(), strays_};
 }
 
 void Ring::Reap(std::vector<Finished>* finished, std::vector<uint32_t>* released) {
@@ -219,15 +217,17 @@ void Ring::Reap(std::vector<Finished>* finished, std::vector<uint32_t>* released
     // EAGAIN: nothing signalled; the CQ is read regardless.
   }
   for (;;) {
-    std::vector<Op*> advance;
-    io_uring_cqe* cqe;
-    unsigned head;
-    unsigned seen = 0;
-    io_uring_for_each_cqe(&ring_, head, cqe) {
-      Complete(cqe, &advance);
-      seen++;
+    // io_uring_peek_batch_cqe also flushes CQEs the kernel had to hold back while the CQ was
+    // full (IORING_FEAT_NODROP): a busy event loop lets notifications pile up past the CQ.
+    io_uring_cqe* batch[256];
+    unsigned seen = io_uring_peek_batch_cqe(&ring_, batch, 256);
+    if (seen == 0 && (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW)) {
+      io_uring_get_events(&ring_);
+      seen = io_uring_peek_batch_cqe(&ring_, batch, 256);
     }
     if (seen == 0) break;
+    std::vector<Op*> advance;
+    for (unsigned i = 0; i < seen; i++) Complete(batch[i], &advance);
     io_uring_cq_advance(&ring_, seen);
     // Only after the CQ is advanced: a chain may submit, and complete inline.
     for (Op* op : advance) Advance(op, finished);
@@ -243,45 +243,55 @@ void Ring::Reap(std::vector<Finished>* finished, std::vector<uint32_t>* released
 void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance) {
   uint64_t data = io_uring_cqe_get_data64(cqe);
   if (data & kCancelBit) {
-    Op* op = reinterpret_cast<Op*>(data & ~kCancelBit);
+    auto it = ops_.find(static_cast<uint32_t>(data >> 1));
+    if (it == ops_.end()) {
+      strays_++;
+      return;
+    }
+    Op* op = it->second;
     op->cqesOwed--;
-    // 0 or -ENOENT: cancelled, or nothing left to cancel. -EALREADY: a send is running and
+    // >= 0 or -ENOENT: cancelled, or nothing left to cancel. -EALREADY: a send is running and
     // cannot be cancelled; shutting the socket down makes it return.
     if (cqe->res == -EALREADY && op->fd >= 0) shutdown(op->fd, SHUT_RDWR);
     return;
   }
-  Slice* s = reinterpret_cast<Slice*>(data);
-  Op* op = s->op;
+  auto it = slices_.find(data >> 1);
+  if (it == slices_.end()) {
+    strays_++;  // the late notification of a never-issued, link-cancelled SEND_ZC (see above)
+    return;
+  }
+  Slice& s = it->second;
+  Op* op = s.op;
   if (cqe->flags & IORING_CQE_F_NOTIF) {
     // Only now are the slice's pages no longer read by the kernel.
     notifications_++;
     if (cqe->res & static_cast<int32_t>(IORING_NOTIF_USAGE_ZC_COPIED)) copied_++;
-    pinned_ -= s->len;
+    pinned_ -= s.len;
     sends_--;
     op->cqesOwed--;
-    delete s;
+    slices_.erase(it);
     return;
   }
   // The result. F_MORE, not res, says whether a notification follows: an errored SEND_ZC
-  // may still post one, and one without F_MORE posts none.
+  // may still post one, and one without F_MORE owes none (a late one is a stray, above).
   op->resultsOwed--;
   OnResult(op, s, cqe->res);
   if (!(cqe->flags & IORING_CQE_F_MORE)) {
-    if (s->zc) pinned_ -= s->len;
+    if (s.zc) pinned_ -= s.len;
     sends_--;
     op->cqesOwed--;
-    delete s;
+    slices_.erase(it);
   }
   if (op->resultsOwed == 0) advance->push_back(op);
 }
 
 // Every errno gets a decision here.
-void Ring::OnResult(Op* op, const Slice* s, int res) {
+void Ring::OnResult(Op* op, const Slice& s, int res) {
   if (res >= 0) {
     // A short count fails the link (MSG_WAITALL): the rest of the chain comes back
     // -ECANCELED and is sent again from op->acked.
     op->acked += static_cast<size_t>(res);
-    (s->zc ? op->result.zcBytes : op->result.copyBytes) += static_cast<uint64_t>(res);
+    (s.zc ? op->result.zcBytes : op->result.copyBytes) += static_cast<uint64_t>(res);
     return;
   }
   int err = -res;
@@ -292,7 +302,7 @@ void Ring::OnResult(Op* op, const Slice* s, int res) {
       return;
     case EOPNOTSUPP:
     case EINVAL:
-      if (!s->zc) break;
+      if (!s.zc) break;
       if (err == EINVAL && reportUsage_) {
         reportUsage_ = false;  // a kernel before 6.2 rejects the flag: resend without it
         return;
@@ -302,7 +312,7 @@ void Ring::OnResult(Op* op, const Slice* s, int res) {
       return;
     case ENOMEM:
     case ENOBUFS:
-      if (!s->zc) break;
+      if (!s.zc) break;
       op->copyNext = true;  // pinning refused (RLIMIT_MEMLOCK): this slice again, by copy
       op->result.fallbacks |= kFallbackEnomem;
       return;

@@ -26,7 +26,13 @@ struct OpResult {
 };
 
 struct Op;
-struct Slice;
+
+// One send request: a slice of an op's body.
+struct Slice {
+  Op* op;
+  uint32_t len;
+  bool zc;
+};
 
 class Ring {
  public:
@@ -40,6 +46,7 @@ class Ring {
     uint64_t sends;          // send requests whose result or notification is still owed
     uint64_t pinnedBytes;    // bytes of SEND_ZC requests whose notification is still owed
     uint64_t ops;            // operations not yet released
+    uint64_t strays;         // CQEs for requests already retired (dropped)
   };
 
   // Creates a ring and probes it. Returns 0, or -errno (ENOSYS under seccomp, EPERM under
@@ -76,7 +83,7 @@ class Ring {
   void SubmitChain(Op* op);
   void Flush();
   void Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance);
-  void OnResult(Op* op, const Slice* s, int res);
+  void OnResult(Op* op, const Slice& s, int res);
   void Advance(Op* op, std::vector<Finished>* finished);
   void Finish(Op* op, std::vector<Finished>* finished);
   void MaybeRelease(Op* op, std::vector<uint32_t>* released);
@@ -94,6 +101,9 @@ class Ring {
   uint64_t notifications_ = 0;
   uint64_t copied_ = 0;
   uint32_t nextId_ = 1;
+  uint64_t nextSlice_ = 1;
+  uint64_t strays_ = 0;
+  std::unordered_map<uint64_t, Slice> slices_;  // requests with a CQE owed, by key
   std::unordered_map<uint32_t, Op*> ops_;
 };
 

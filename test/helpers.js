@@ -46,24 +46,29 @@ function request (port, path, { agent, method = 'GET', headers } = {}) {
 function readPartOf (port, path, bodyBytes, { reset = false } = {}) {
   return new Promise((resolve, reject) => {
     const socket = net.connect(port, '127.0.0.1')
-    let seen = Buffer.alloc(0)
-    let headerEnd = -1
+    let head = Buffer.alloc(0)
+    const body = []
+    let bodyLength = -1 // -1 until the header ends
     let done = false
     const finish = () => {
       if (done) return
       done = true
       if (reset) socket.resetAndDestroy()
       else socket.destroy()
-      resolve(headerEnd < 0 ? Buffer.alloc(0) : seen.subarray(headerEnd))
+      resolve(Buffer.concat(body))
     }
     socket.on('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`))
     socket.on('data', (chunk) => {
-      seen = Buffer.concat([seen, chunk])
-      if (headerEnd < 0) {
-        const at = seen.indexOf('\r\n\r\n')
-        if (at >= 0) headerEnd = at + 4
+      if (bodyLength < 0) {
+        head = Buffer.concat([head, chunk])
+        const at = head.indexOf('\r\n\r\n')
+        if (at < 0) return
+        chunk = head.subarray(at + 4)
+        bodyLength = 0
       }
-      if (headerEnd >= 0 && seen.length - headerEnd >= bodyBytes) finish()
+      body.push(chunk)
+      bodyLength += chunk.length
+      if (bodyLength >= bodyBytes) finish()
     })
     socket.on('error', (err) => { if (!done) { done = true; reject(err) } })
     socket.on('close', finish)
