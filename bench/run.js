@@ -12,6 +12,7 @@
 // Overrides: --sizes 256k,4m  --conns 1,4  --rounds N  --duration S  --warmup S
 //            --servers fastify-send,zc-send_zc,...  --no-nginx  --out DIR
 //            --rev REV (benchmark a git revision instead of the working tree)  --use-tree
+//            --quiet-wait S (before each run, wait up to S s for the machine to be idle; default 10)
 // See bench/README.md.
 const { spawn, spawnSync, execFileSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -47,6 +48,7 @@ function parseArgs (argv) {
       case '--no-nginx': o.nginx = false; break
       case '--use-tree': o.useTree = true; break
       case '--rev': o.rev = value(); break
+      case '--quiet-wait': o.quietWait = Number(value()); break
       case '--sizes': o.sizes = value().split(',').map(parseSize); break
       case '--conns': o.conns = value().split(',').map(Number); break
       case '--rounds': o.rounds = Number(value()); break
@@ -78,6 +80,7 @@ function parseArgs (argv) {
     nginx: o.nginx && o.mode !== 'tune',
     useTree: o.useTree === true,
     rev: o.rev,
+    quietWait: o.quietWait ?? 10,
     out: o.out
   }
 }
@@ -464,8 +467,29 @@ function delta (after, before) {
   return out
 }
 
+/**
+ * This machine is shared: before a measured run, wait (up to --quiet-wait seconds) until the
+ * machine, with every benchmark server idle, is at most 15% busy over half a second.
+ */
+async function waitQuiet (ctx) {
+  const limit = ctx.opts.quietWait * 1000
+  const t0 = Date.now()
+  let busy = 0
+  for (;;) {
+    const a = machineTicks()
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const b = machineTicks()
+    busy = (b.busy - a.busy) / Math.max(1, b.total - a.total)
+    if (busy <= 0.15 || Date.now() - t0 >= limit) break
+  }
+  const waited = Date.now() - t0
+  if (busy > 0.15 && limit > 0) ctx.noisyRounds++
+  return { waitedMs: waited, busyBefore: busy }
+}
+
 async function measure (ctx, srv, size, conns, seconds, expected) {
   await verify(srv, size, expected)
+  const quiet = await waitQuiet(ctx)
   const zc = srv.spec.kind.startsWith('zc-')
   const before = zc ? await zcStats(srv) : null
   const peakReset = resetPeak(srv.pid)
@@ -493,6 +517,8 @@ async function measure (ctx, srv, size, conns, seconds, expected) {
     peakRssKiB: statusKiB(srv.pid, 'VmHWM'),
     peakIsPerRound: peakReset,
     rssAfterKiB: statusKiB(srv.pid, 'VmRSS'),
+    quietWaitMs: quiet.waitedMs,
+    busyBefore: quiet.busyBefore, // machine busy share just before the run (servers idle)
     latency: w.latency,
     socketErrors: w.socketErrors,
     non2xx: w.non2xx
@@ -755,12 +781,12 @@ async function main () {
   fs.mkdirSync(opts.out, { recursive: true })
   const machine = machineInfo(tools)
   ctxBuild = build
-  const ctx = { opts, tools, build, observations: [], failed: false }
+  const ctx = { opts, tools, build, observations: [], failed: false, noisyRounds: 0 }
   const report = {
     mode: opts.mode,
     machine,
     plugin: { source: build.source, commit: build.commit ?? null, sanitized: build.sanitized, uncommittedDiff: build.diff ?? null },
-    settings: { sizes: opts.sizes, conns: opts.conns, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, nginx: opts.nginx, wrk: 'wrk -t1 -cC -dDs --latency --timeout 30s' },
+    settings: { sizes: opts.sizes, conns: opts.conns, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, nginx: opts.nginx, quietWait: opts.quietWait, wrk: 'wrk -t1 -cC -dDs --latency --timeout 30s' },
     cases: [],
     observations: ctx.observations
   }
@@ -778,6 +804,8 @@ async function main () {
     }
   }
   report.elapsedSeconds = Math.round((Date.now() - t0) / 1000)
+  report.noisyRounds = ctx.noisyRounds
+  if (ctx.noisyRounds > 0) ctx.observations.push(`${ctx.noisyRounds} measured runs started while the machine was more than 15% busy with other work after waiting ${opts.quietWait} s: see "other CPU"`)
   save()
   console.log('\n' + markdown(report))
   console.log(`wrote ${path.relative(process.cwd(), base)}.json and .md in ${report.elapsedSeconds} s`)

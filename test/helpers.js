@@ -95,3 +95,45 @@ function inFlightIsZero (app) {
 }
 
 module.exports = { KiB, MiB, sha256, startServer, request, readPartOf, openFds, eventually, inFlightIsZero, zeroCopy }
+
+/**
+ * Starts test/fixtures/server.js in a child process (through `wrap`, a command prefix) and
+ * resolves with its READY or FAILED line; the child is killed at teardown.
+ */
+function spawnServer (t, config, { wrap = [] } = {}) {
+  const { spawn } = require('node:child_process')
+  const path = require('node:path')
+  const script = path.join(__dirname, 'fixtures', 'server.js')
+  const argv = [...wrap, process.execPath, script]
+  const child = spawn(argv[0], argv.slice(1), {
+    env: { ...process.env, ZC_FIXTURE: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => child.kill('SIGKILL'))
+  return new Promise((resolve, reject) => {
+    let out = ''
+    let err = ''
+    child.stderr.on('data', (d) => { err += d })
+    child.stdout.on('data', (d) => {
+      out += d
+      const line = /^(READY|FAILED) (.*)$/m.exec(out)
+      if (line) resolve({ child, state: line[1], ...JSON.parse(line[2]) })
+    })
+    child.on('exit', (code) => reject(new Error(`fixture exited with ${code}: ${err}`)))
+  })
+}
+
+/** Compiles a C fixture with the system compiler into a temporary directory. */
+function compileFixture (t, name) {
+  const { execFileSync } = require('node:child_process')
+  const os = require('node:os')
+  const path = require('node:path')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-fixture-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const out = path.join(dir, name)
+  execFileSync(process.env.CC || 'cc', ['-O2', '-Wall', '-o', out, path.join(__dirname, 'fixtures', `${name}.c`)])
+  return out
+}
+
+module.exports.spawnServer = spawnServer
+module.exports.compileFixture = compileFixture

@@ -1,0 +1,40 @@
+'use strict'
+const Fastify = require('fastify')
+const { test } = require('tap')
+const { zeroCopy } = require('./helpers')
+
+const bad = [
+  [{ threshold: -1 }, 'threshold'],
+  [{ threshold: 1.5 }, 'threshold'],
+  [{ threshold: '16k' }, 'threshold'],
+  [{ mode: 'fast' }, 'mode'],
+  [{ sliceSize: 100 }, 'sliceSize'],
+  [{ sliceSize: 2 ** 40 }, 'sliceSize'],
+  [{ depth: 0 }, 'depth'],
+  [{ depth: 1000 }, 'depth'],
+  [{ pinBudget: -5 }, 'pinBudget']
+]
+
+for (const [options, name] of bad) {
+  test(`registration rejects ${JSON.stringify(options)}`, async (t) => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await t.rejects(app.register(zeroCopy, options).ready(), { code: 'FST_ZERO_COPY_INVALID_OPTION', message: new RegExp(name) })
+  })
+}
+
+test('defaults register; capabilities are frozen and complete', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(zeroCopy)
+  const caps = app.zeroCopy.capabilities
+  t.ok(Object.isFrozen(caps))
+  t.same(Object.keys(caps).sort(), ['ioUring', 'kernel', 'mode', 'native', 'reason', 'send', 'sendZc'])
+  t.type(caps.kernel, 'string')
+  t.same(Object.keys(app.zeroCopy.stats()).sort(), ['bytes', 'fallbacks', 'inFlight', 'notifications', 'responses'])
+})
+
+test('the plugin is importable as default and named export', async (t) => {
+  t.equal(zeroCopy.default, zeroCopy)
+  t.equal(zeroCopy.fastifyZeroCopy, zeroCopy)
+})

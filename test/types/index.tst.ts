@@ -1,0 +1,29 @@
+import Fastify, { type FastifyReply } from 'fastify'
+import { expect } from 'tstyche'
+import fastifyZeroCopy, { type ZeroCopyCapabilities, type ZeroCopyStats, type FastifyZeroCopyOptions } from '../../types/index'
+
+const app = Fastify()
+app.register(fastifyZeroCopy)
+app.register(fastifyZeroCopy, { threshold: 16384, mode: 'send_zc', sliceSize: 262144, depth: 4, pinBudget: 1 << 22 })
+
+expect(app.register).type.not.toBeCallableWith(fastifyZeroCopy, { mode: 'fast' })
+expect(app.register).type.not.toBeCallableWith(fastifyZeroCopy, { threshold: '16k' })
+
+expect(app.zeroCopy.capabilities).type.toBe<ZeroCopyCapabilities>()
+expect(app.zeroCopy.capabilities.mode).type.toBe<'send_zc' | 'send' | 'stream'>()
+expect(app.zeroCopy.capabilities.reason).type.toBe<string | null>()
+expect(app.zeroCopy.stats()).type.toBe<ZeroCopyStats>()
+expect(app.zeroCopy.stats().inFlight.pinnedBytes).type.toBe<number>()
+expect<FastifyZeroCopyOptions['mode']>().type.toBe<'auto' | 'send_zc' | 'send' | 'stream' | undefined>()
+
+app.get('/', (req, reply) => {
+  expect(reply.sendZeroCopy(Buffer.alloc(1))).type.toBe<FastifyReply>()
+  expect(reply.sendZeroCopy(new Uint16Array(4))).type.toBe<FastifyReply>()
+  expect(reply.sendZeroCopy(new DataView(new ArrayBuffer(8)))).type.toBe<FastifyReply>()
+  expect(reply.sendZeroCopy).type.not.toBeCallableWith('a string')
+  expect(reply.sendZeroCopy).type.not.toBeCallableWith({ some: 'object' })
+  return reply.sendZeroCopy(Buffer.alloc(1))
+})
+
+import { fastifyZeroCopy as named } from '../../types/index'
+expect(named).type.toBe(fastifyZeroCopy)
