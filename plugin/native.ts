@@ -69,10 +69,14 @@ function describeRingError (code: string | null): string {
   }
 }
 
-/** Loads the addon and opens this environment's ring, once. */
+// The addon loads with this module (a process that later drops privileges may no longer
+// read it); the ring opens at the first registration, in the process's final identity.
+const loaded = load()
+
+/** Opens this environment's ring, once, and tells what it can do. */
 export function probe (): Probe {
   if (probed !== undefined) return probed
-  const { binding, reason } = load()
+  const { binding, reason } = loaded
   if (binding === null) {
     probed = { binding: null, native: false, ioUring: false, sendZc: false, send: false, reason }
     return probed
