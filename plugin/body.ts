@@ -69,7 +69,12 @@ export class NativeBody extends Readable {
     if (this.destroyed || socket === null || socket.destroyed) return
     res.flushHeaders()
     // Headers first, body after: the body starts once Node's write queue for the socket is
-    // empty (the callback of an empty write comes after every write queued before it).
+    // empty. Usually libuv wrote the headers synchronously and it is empty now; otherwise the
+    // callback of an empty write comes after every write queued before it.
+    if (socket.writableLength === 0) {
+      this.start(res, socket)
+      return
+    }
     socket.write(EMPTY, (err) => {
       if (err == null && !this.destroyed && !socket.destroyed) this.start(res, socket)
     })
