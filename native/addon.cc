@@ -4,7 +4,9 @@
 //
 // JS API (plugin/native.ts wraps it):
 //   open()                         -> { ok, code, sendZc, send }
-//   start(fd, uint8array, zc, slice, depth, cb) -> id; cb(errCode|null, zcBytes, copyBytes, fallbacks)
+//   start(fd, uint8array, zc, slice, depth, done, released) -> id
+//     done(errCode|null, zcBytes, copyBytes, fallbacks): every result is in; the socket is free
+//     released(notifications, copied): every CQE is in; the body is no longer referenced
 //   abort(id), progress(id) -> bytes | -1, stats() -> {...}, setPinBudget(bytes)
 #include <napi.h>
 #include <uv.h>
@@ -42,6 +44,7 @@ struct Binding {
   struct Pending {
     Napi::Reference<Napi::Uint8Array> body;  // keeps the pages alive until released
     Napi::FunctionReference callback;        // called once, when the op finished
+    Napi::FunctionReference released;        // called once, when the op is released
   };
   std::unordered_map<uint32_t, Pending> pending;
   Binding** owner = nullptr;  // the addon's pointer to us, cleared at teardown
@@ -57,7 +60,7 @@ struct Binding {
 
   void OnReadable() {
     std::vector<Ring::Finished> finished;
-    std::vector<uint32_t> released;
+    std::vector<Ring::Released> released;
     ring->Reap(&finished, &released);
     Napi::Env e(env);
     Napi::HandleScope scope(e);
@@ -68,16 +71,29 @@ struct Binding {
       it->second.callback.Reset();
       Napi::Value err = f.result.error == 0 ? e.Null()
                                             : Napi::String::New(e, ErrnoName(f.result.error));
-      try {
-        cb.MakeCallback(e.Global(), {err, Napi::Number::New(e, static_cast<double>(f.result.zcBytes)),
-                                     Napi::Number::New(e, static_cast<double>(f.result.copyBytes)),
-                                     Napi::Number::New(e, f.result.fallbacks)});
-      } catch (const Napi::Error& error) {
-        napi_fatal_exception(env, error.Value());
-      }
+      Call(cb, {err, Napi::Number::New(e, static_cast<double>(f.result.zcBytes)),
+                Napi::Number::New(e, static_cast<double>(f.result.copyBytes)),
+                Napi::Number::New(e, f.result.fallbacks)});
     }
-    for (uint32_t id : released) pending.erase(id);
+    for (const Ring::Released& r : released) {
+      auto it = pending.find(r.id);
+      if (it == pending.end()) continue;
+      Napi::FunctionReference cb = std::move(it->second.released);
+      pending.erase(it);  // drops the body
+      if (cb.IsEmpty()) continue;
+      Call(cb.Value(), {Napi::Number::New(e, r.notifications), Napi::Number::New(e, r.copied)});
+    }
     if (ring != nullptr) UpdateRef();
+  }
+
+  // MakeCallback runs the microtasks and nextTicks the callback queued, as Node's own I/O
+  // callbacks do. The plugin's callbacks do not throw; if one did, it is an uncaught exception.
+  void Call(Napi::Function fn, const std::initializer_list<napi_value>& args) {
+    try {
+      fn.MakeCallback(Napi::Env(env).Global(), args);
+    } catch (const Napi::Error& error) {
+      napi_fatal_exception(env, error.Value());
+    }
   }
 
   static void OnPoll(uv_poll_t* handle, int /*status*/, int /*events*/) {
@@ -88,7 +104,7 @@ struct Binding {
   static void OnCleanup(napi_async_cleanup_hook_handle handle, void* arg) {
     Binding* b = static_cast<Binding*>(arg);
     b->hook = handle;
-    std::vector<uint32_t> released;
+    std::vector<Ring::Released> released;
     b->ring->Drain(kTeardownDrainMs, &released);
     b->pending.clear();  // the environment is going away: no callbacks, drop the references
     uv_poll_stop(&b->poll);
@@ -176,8 +192,8 @@ class Addon : public Napi::Addon<Addon> {
     Ring* ring = RequireRing(env);
     if (info.Length() < 6 || !info[0].IsNumber() || !info[1].IsTypedArray() ||
         info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[3].IsNumber() ||
-        !info[4].IsNumber() || !info[5].IsFunction()) {
-      throw Napi::TypeError::New(env, "start(fd, Uint8Array, zc, slice, depth, callback)");
+        !info[4].IsNumber() || !info[5].IsFunction() || !(info[6].IsUndefined() || info[6].IsFunction())) {
+      throw Napi::TypeError::New(env, "start(fd, Uint8Array, zc, slice, depth, done[, released])");
     }
     int fd = info[0].As<Napi::Number>().Int32Value();
     Napi::Uint8Array body = info[1].As<Napi::Uint8Array>();
@@ -189,6 +205,7 @@ class Addon : public Napi::Addon<Addon> {
     Binding::Pending& p = binding_->pending[static_cast<uint32_t>(id)];
     p.body = Napi::Persistent(body);
     p.callback = Napi::Persistent(info[5].As<Napi::Function>());
+    if (info[6].IsFunction()) p.released = Napi::Persistent(info[6].As<Napi::Function>());
     binding_->UpdateRef();
     return Napi::Number::New(env, static_cast<double>(id));
   }

@@ -13,12 +13,15 @@
 #include "ring.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>  // struct tcp_info with tcpi_bytes_acked (glibc's copy predates it)
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cerrno>
 #include <memory>
 
@@ -49,6 +52,8 @@ struct Op {
   bool finished = false;
   int error = 0;
   int stalls = 0;  // chains in a row that made no progress
+  uint32_t notifications = 0;
+  uint32_t copied = 0;
   OpResult result;
 };
 
@@ -64,6 +69,9 @@ constexpr int kSendFlags = MSG_WAITALL | MSG_NOSIGNAL;
 constexpr int kMaxStalls = 8;
 constexpr unsigned kEntries = 256;
 constexpr unsigned kCqEntries = 4096;  // room for a notification per slice in flight
+// A copying send pins nothing, so an op in SEND mode goes in requests this large: fewer
+// CQEs and wake-ups. The kernel interleaves sockets by writability, so this starves nobody.
+constexpr uint32_t kCopySlice = 64u << 20;
 
 }  // namespace
 
@@ -138,7 +146,7 @@ void Ring::SubmitChain(Op* op) {
   for (uint32_t n = 0; n < op->depth && off < op->length; n++) {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) break;
-    uint32_t len = static_cast<uint32_t>(std::min<size_t>(op->slice, op->length - off));
+    uint32_t len = static_cast<uint32_t>(std::min<size_t>(op->zc ? op->slice : kCopySlice, op->length - off));
     bool zc = op->zc && !op->copyNext;
     op->copyNext = false;
     if (zc && pinned_ + len > pinBudget_) {
@@ -204,14 +212,24 @@ void Ring::Abort(uint32_t id) {
 
 int64_t Ring::Progress(uint32_t id) const {
   auto it = ops_.find(id);
-  return it == ops_.end() ? -1 : static_cast<int64_t>(it->second->acked);
+  if (it == ops_.end()) return -1;
+  const Op* op = it->second;
+  // The bytes TCP saw acknowledged move on while a request is still in flight; `acked`
+  // moves only when a whole slice completes. Either counts as progress.
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (op->fd >= 0 && getsockopt(op->fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+      len >= offsetof(tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked) {
+    return static_cast<int64_t>(info.tcpi_bytes_acked);
+  }
+  return static_cast<int64_t>(op->acked);
 }
 
 Ring::Stats Ring::GetStats() const {
   return Stats{notifications_, copied_, sends_, pinned_, ops_.size(), strays_};
 }
 
-void Ring::Reap(std::vector<Finished>* finished, std::vector<uint32_t>* released) {
+void Ring::Reap(std::vector<Finished>* finished, std::vector<Released>* released) {
   uint64_t count;
   if (read(efd_, &count, sizeof count) < 0) {
     // EAGAIN: nothing signalled; the CQ is read regardless.
@@ -265,7 +283,11 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance) {
   if (cqe->flags & IORING_CQE_F_NOTIF) {
     // Only now are the slice's pages no longer read by the kernel.
     notifications_++;
-    if (cqe->res & static_cast<int32_t>(IORING_NOTIF_USAGE_ZC_COPIED)) copied_++;
+    op->notifications++;
+    if (cqe->res & static_cast<int32_t>(IORING_NOTIF_USAGE_ZC_COPIED)) {
+      copied_++;
+      op->copied++;
+    }
     pinned_ -= s.len;
     sends_--;
     op->cqesOwed--;
@@ -359,14 +381,14 @@ void Ring::Finish(Op* op, std::vector<Finished>* finished) {
   finished->push_back(Finished{op->id, op->result});
 }
 
-void Ring::MaybeRelease(Op* op, std::vector<uint32_t>* released) {
+void Ring::MaybeRelease(Op* op, std::vector<Released>* released) {
   if (!op->finished || op->cqesOwed != 0) return;
-  released->push_back(op->id);
+  released->push_back(Released{op->id, op->notifications, op->copied});
   ops_.erase(op->id);
   delete op;
 }
 
-void Ring::Drain(unsigned timeoutMs, std::vector<uint32_t>* released) {
+void Ring::Drain(unsigned timeoutMs, std::vector<Released>* released) {
   for (auto& entry : ops_) {
     Op* op = entry.second;
     if (op->finished) continue;

@@ -40,6 +40,11 @@ class Ring {
     uint32_t id;
     OpResult result;
   };
+  struct Released {
+    uint32_t id;
+    uint32_t notifications;  // the op's SEND_ZC notifications
+    uint32_t copied;         // ... of which the kernel reported it copied the data
+  };
   struct Stats {
     uint64_t notifications;  // notification CQEs reaped
     uint64_t copied;         // ... of which the kernel reported it copied the data
@@ -71,9 +76,9 @@ class Ring {
   int64_t Progress(uint32_t id) const;
   // Reaps every CQE that is ready. Appends the ops that finished (their callback is due) and
   // the ops whose every CQE arrived (their memory may be released), in that order.
-  void Reap(std::vector<Finished>* finished, std::vector<uint32_t>* released);
+  void Reap(std::vector<Finished>* finished, std::vector<Released>* released);
   // Environment teardown: aborts every op and waits up to `timeoutMs` for every CQE owed.
-  void Drain(unsigned timeoutMs, std::vector<uint32_t>* released);
+  void Drain(unsigned timeoutMs, std::vector<Released>* released);
 
   bool Idle() const { return ops_.empty(); }
   Stats GetStats() const;
@@ -86,7 +91,7 @@ class Ring {
   void OnResult(Op* op, const Slice& s, int res);
   void Advance(Op* op, std::vector<Finished>* finished);
   void Finish(Op* op, std::vector<Finished>* finished);
-  void MaybeRelease(Op* op, std::vector<uint32_t>* released);
+  void MaybeRelease(Op* op, std::vector<Released>* released);
 
   io_uring ring_{};
   bool initialized_ = false;

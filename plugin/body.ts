@@ -13,7 +13,7 @@ import type { FastifyReply } from 'fastify'
 import type { Binding } from './native'
 import { FALLBACK_EOPNOTSUPP } from './native'
 import type { Counters } from './stats'
-import { checkAtPipe, socketFd } from './route'
+import { checkAtPipe, markSocket, sendZcFor, socketFd, type RouteSettings } from './route'
 import { FST_ZERO_COPY_SEND_FAILED } from './errors'
 
 export interface SendSettings {
@@ -22,14 +22,18 @@ export interface SendSettings {
   sliceSize: number
   depth: number
   counters: Counters
+  route: RouteSettings
 }
 
 /** errno names that mean the client went away: logged at info by Fastify, not an error. */
 const PEER_GONE = new Set(['EPIPE', 'ECONNRESET', 'ENOTCONN', 'ECONNABORTED', 'ESHUTDOWN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN', 'ECANCELED'])
 
-/** Set on a socket that refused SEND_ZC (EOPNOTSUPP), so its next bodies start with SEND. */
-const kCopyOnly = Symbol('fastify-zero-copy.copyOnly')
 const EMPTY = Buffer.alloc(0)
+
+/** Every notification of the body is in: did the kernel copy anyway (local delivery)? */
+function onReleased (socket: Socket, notifications: number, copied: number): void {
+  if (notifications > 0 && copied * 10 >= notifications * 9) markSocket(socket, 'copied')
+}
 
 export class NativeBody extends Readable {
   private op = 0
@@ -81,10 +85,13 @@ export class NativeBody extends Readable {
   }
 
   private start (res: ServerResponse, socket: Socket): void {
-    const { binding, zc, sliceSize, depth } = this.settings
+    const { binding, sliceSize, depth, counters } = this.settings
+    const zc = this.settings.zc && sendZcFor(socket, this.settings.route)
+    if (this.settings.zc && !zc) counters.fallback('kernel-copies')
     try {
-      this.op = binding.start(socketFd(socket), this.body, zc && (socket as unknown as Record<symbol, boolean>)[kCopyOnly] !== true,
-        sliceSize, depth, (error, zcBytes, copyBytes, fallbacks) => this.onDone(res, socket, error, zcBytes, copyBytes, fallbacks))
+      this.op = binding.start(socketFd(socket), this.body, zc, sliceSize, depth,
+        (error, zcBytes, copyBytes, fallbacks) => this.onDone(res, socket, zc, error, zcBytes, copyBytes, fallbacks),
+        zc ? (notifications, copied) => onReleased(socket, notifications, copied) : undefined)
     } catch (err) {
       // The ring could not take it (EMFILE on dup, a broken ring): Node still can.
       this.settings.counters.stream(`start-${String((err as NodeJS.ErrnoException).code ?? 'error').toLowerCase()}`, this.body.length)
@@ -95,11 +102,11 @@ export class NativeBody extends Readable {
     this.watchIdle(socket)
   }
 
-  private onDone (res: ServerResponse, socket: Socket, error: string | null, zcBytes: number, copyBytes: number, fallbacks: number): void {
+  private onDone (res: ServerResponse, socket: Socket, zc: boolean, error: string | null, zcBytes: number, copyBytes: number, fallbacks: number): void {
     this.running = false
     this.unwatchIdle()
-    this.settings.counters.native(zcBytes, copyBytes, fallbacks)
-    if ((fallbacks & FALLBACK_EOPNOTSUPP) !== 0) (socket as unknown as Record<symbol, boolean>)[kCopyOnly] = true
+    this.settings.counters.native(zc, zcBytes, copyBytes, fallbacks)
+    if ((fallbacks & FALLBACK_EOPNOTSUPP) !== 0) markSocket(socket, 'eopnotsupp')
     if (this.onAborted !== null) {
       const aborted = this.onAborted
       this.onAborted = null

@@ -7,7 +7,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { FastifyZeroCopyOptions, ZeroCopyCapabilities, ZeroCopyDecorator } from '../types/index'
 import { FST_ZERO_COPY_INVALID_BODY, FST_ZERO_COPY_INVALID_OPTION, FST_ZERO_COPY_MODE_UNAVAILABLE } from './errors'
 import { defaultPinBudget, probe, type Probe } from './native'
-import { chooseRoute } from './route'
+import { chooseRoute, type RouteSettings } from './route'
 import { Counters } from './stats'
 import { NativeBody, type SendSettings } from './body'
 
@@ -21,6 +21,7 @@ const DEFAULTS = {
 }
 
 const MODES = ['auto', 'send_zc', 'send', 'stream'] as const
+const WHEN_COPIED = ['stream', 'send', 'keep'] as const
 
 function integer (name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
@@ -35,8 +36,13 @@ function readOptions (opts: FastifyZeroCopyOptions) {
   if (!MODES.includes(mode)) {
     throw new FST_ZERO_COPY_INVALID_OPTION('mode', `expected one of ${MODES.join(', ')}, received ${String(mode)}`)
   }
+  const whenCopied = opts.whenCopied ?? 'stream'
+  if (!WHEN_COPIED.includes(whenCopied)) {
+    throw new FST_ZERO_COPY_INVALID_OPTION('whenCopied', `expected one of ${WHEN_COPIED.join(', ')}, received ${String(whenCopied)}`)
+  }
   return {
     mode,
+    whenCopied,
     threshold: integer('threshold', opts.threshold, DEFAULTS.threshold, 0, Number.MAX_SAFE_INTEGER),
     sliceSize: integer('sliceSize', opts.sliceSize, DEFAULTS.sliceSize, 4 * KiB, 64 * MiB),
     depth: integer('depth', opts.depth, DEFAULTS.depth, 1, 64),
@@ -79,13 +85,14 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
   if (binding !== null) binding.setPinBudget(options.pinBudget ?? defaultPinBudget())
 
   const counters = new Counters(machine.binding)
-  const route = {
+  const route: RouteSettings = {
     threshold: options.threshold,
-    unavailable: binding === null ? (options.mode === 'stream' ? 'mode-stream' : 'native-unavailable') : null
+    unavailable: binding === null ? (options.mode === 'stream' ? 'mode-stream' : 'native-unavailable') : null,
+    whenCopied: options.whenCopied
   }
   const send: SendSettings | null = binding === null
     ? null
-    : { binding, zc: capabilities.mode === 'send_zc', sliceSize: options.sliceSize, depth: options.depth, counters }
+    : { binding, zc: capabilities.mode === 'send_zc', sliceSize: options.sliceSize, depth: options.depth, counters, route }
 
   const decorator: ZeroCopyDecorator = { capabilities, stats: () => counters.snapshot() }
   fastify.decorate('zeroCopy', decorator)

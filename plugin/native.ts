@@ -15,7 +15,8 @@ export type DoneCallback = (error: string | null, zcBytes: number, copyBytes: nu
 
 export interface Binding {
   open(): { ok: boolean, code: string | null, sendZc: boolean, send: boolean }
-  start(fd: number, body: Uint8Array, zc: boolean, slice: number, depth: number, done: DoneCallback): number
+  start(fd: number, body: Uint8Array, zc: boolean, slice: number, depth: number, done: DoneCallback,
+    released?: (notifications: number, copied: number) => void): number
   abort(id: number): void
   progress(id: number): number
   stats(): RingStats

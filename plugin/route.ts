@@ -9,6 +9,29 @@ export interface RouteSettings {
   threshold: number
   /** Why large bodies cannot go native in this registration (mode 'stream', no ring), or null. */
   unavailable: string | null
+  /** What a socket whose SEND_ZC notifications said "copied" uses for its later bodies. */
+  whenCopied: 'stream' | 'send' | 'keep'
+}
+
+// What the kernel taught us about a connection, kept on its socket.
+const kKernelCopies = Symbol('fastify-zero-copy.kernelCopies')
+const kNoSendZc = Symbol('fastify-zero-copy.noSendZc')
+type Marked = net.Socket & { [kKernelCopies]?: true, [kNoSendZc]?: true }
+
+/**
+ * `copied`: the kernel reported it copied (nearly) every SEND_ZC slice of a body on this
+ * socket (local delivery: loopback, veth), so pinning buys nothing there.
+ * `eopnotsupp`: the socket refused SEND_ZC.
+ */
+export function markSocket (socket: net.Socket, what: 'copied' | 'eopnotsupp'): void {
+  if (what === 'copied') (socket as Marked)[kKernelCopies] = true
+  else (socket as Marked)[kNoSendZc] = true
+}
+
+/** Whether a body on this socket should go by SEND_ZC (else by the ring's copying SEND). */
+export function sendZcFor (socket: net.Socket, settings: RouteSettings): boolean {
+  const marked = socket as Marked
+  return marked[kNoSendZc] !== true && !(settings.whenCopied === 'send' && marked[kKernelCopies] === true)
 }
 
 interface HandleWithFd { fd?: number }
@@ -30,6 +53,7 @@ export function chooseRoute (reply: FastifyReply, length: number, settings: Rout
   if ((socket as net.Socket & { encrypted?: boolean }).encrypted === true) return 'tls'
   if (req.method === 'HEAD') return 'head'
   if (socketFd(socket) < 0) return 'no-fd'
+  if (settings.whenCopied === 'stream' && (socket as Marked)[kKernelCopies] === true) return 'kernel-copies'
   return null
 }
 

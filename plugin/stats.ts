@@ -20,9 +20,12 @@ export class Counters {
     this.bytes.stream += length
   }
 
-  /** A body the ring carried (in part, when the client went away). */
-  native (zcBytes: number, copyBytes: number, fallbacks: number): void {
-    if (zcBytes > 0) this.responses.sendZc++
+  /**
+   * A body the ring carried (in part, when the client went away). It counts under the mode it
+   * was started in, unless not one of its bytes went by SEND_ZC while others went by copy.
+   */
+  native (zc: boolean, zcBytes: number, copyBytes: number, fallbacks: number): void {
+    if (zcBytes > 0 || (zc && copyBytes === 0)) this.responses.sendZc++
     else this.responses.send++
     this.bytes.sendZc += zcBytes
     this.bytes.send += copyBytes

@@ -8,6 +8,7 @@ const { KiB, MiB, sha256, startServer, request, eventually, inFlightIsZero } = r
 test('100 responses on one keep-alive connection arrive exact', async (t) => {
   const bodies = [crypto.randomBytes(256 * KiB), crypto.randomBytes(MiB + 17), crypto.randomBytes(4 * KiB)]
   const { app, port } = await startServer(t, {
+    options: { whenCopied: 'keep' }, // SEND_ZC for every large body, though loopback copies
     setup (app) { app.get('/:i', (req, reply) => reply.sendZeroCopy(bodies[Number(req.params.i)])) }
   })
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
@@ -78,3 +79,26 @@ test('one Buffer served to 50 concurrent clients, exact; afterwards nothing is i
   t.ok(await eventually(() => inFlightIsZero(app)), 'inFlight returns to zero')
   t.same(app.zeroCopy.stats().inFlight, { sends: 0, pinnedBytes: 0 })
 })
+
+for (const [whenCopied, path] of [['stream', 'stream'], ['send', 'send']]) {
+  test(`whenCopied "${whenCopied}": once the kernel reported copying on a connection, its later bodies use ${path}`, async (t) => {
+    const body = crypto.randomBytes(2 * MiB)
+    const { app, port } = await startServer(t, {
+      options: whenCopied === 'stream' ? {} : { whenCopied }, // 'stream' is the default
+      setup (app) { app.get('/', (req, reply) => reply.sendZeroCopy(body)) }
+    })
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    t.teardown(() => agent.destroy())
+    t.equal((await request(port, '/', { agent })).sha, sha256(body))
+    // Every notification of the first body reaped: loopback reports that the kernel copied.
+    t.ok(await eventually(() => inFlightIsZero(app) && app.zeroCopy.stats().responses.sendZc === 1))
+    const { notifications } = app.zeroCopy.stats()
+    t.ok(notifications.total > 0 && notifications.copied === notifications.total, 'loopback: every notification says copied')
+    for (let i = 0; i < 3; i++) t.equal((await request(port, '/', { agent })).sha, sha256(body), 'later bodies exact')
+    t.ok(await eventually(() => app.zeroCopy.stats().responses[path] === 3), `the three later bodies went by ${path}`)
+    t.equal(app.zeroCopy.stats().responses.sendZc, 1)
+    t.equal(app.zeroCopy.stats().fallbacks['kernel-copies'], 3)
+    t.equal((await request(port, '/')).sha, sha256(body), 'a new connection starts with SEND_ZC again')
+    t.ok(await eventually(() => app.zeroCopy.stats().responses.sendZc === 2))
+  })
+}

@@ -23,6 +23,7 @@ test('onSend hooks run and their headers arrive; onResponse fires once per reque
   const body = crypto.randomBytes(2 * MiB)
   const responses = []
   const { app, port } = await startServer(t, {
+    options: { whenCopied: 'keep' }, // every body on the keep-alive connection through SEND_ZC
     setup (app) {
       app.addHook('onSend', async (req, reply, payload) => {
         reply.header('x-on-send', 'ran')

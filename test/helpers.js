@@ -24,8 +24,11 @@ async function startServer (t, { options, fastify, setup } = {}) {
   return { app, port: app.server.address().port }
 }
 
-/** GET (or another method) over node:http; resolves with status, headers, length and SHA-256. */
-function request (port, path, { agent, method = 'GET', headers } = {}) {
+/**
+ * GET (or another method) over node:http; resolves with status, headers, length and SHA-256.
+ * A new connection per request unless an agent is given.
+ */
+function request (port, path, { agent = false, method = 'GET', headers } = {}) {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, path, method, agent, headers }, (res) => {
       const hash = crypto.createHash('sha256')

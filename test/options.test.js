@@ -12,7 +12,8 @@ const bad = [
   [{ sliceSize: 2 ** 40 }, 'sliceSize'],
   [{ depth: 0 }, 'depth'],
   [{ depth: 1000 }, 'depth'],
-  [{ pinBudget: -5 }, 'pinBudget']
+  [{ pinBudget: -5 }, 'pinBudget'],
+  [{ whenCopied: 'never' }, 'whenCopied']
 ]
 
 for (const [options, name] of bad) {

@@ -32,6 +32,13 @@ declare namespace fastifyZeroCopy {
     threshold?: number
     /** Default `auto`. A forced native mode that the machine cannot do fails registration. */
     mode?: ZeroCopyMode
+    /**
+     * What later bodies on a connection use once the kernel reported that it copied the
+     * SEND_ZC data of one of its bodies anyway (local delivery: loopback, veth), where
+     * pinning costs CPU and saves nothing: `stream` (default) Fastify's ordinary path,
+     * `send` the ring's copying SEND, `keep` SEND_ZC regardless.
+     */
+    whenCopied?: 'stream' | 'send' | 'keep'
     /** Bytes per io_uring send request. Default 262144. */
     sliceSize?: number
     /** Linked send requests in flight per response. Default 4. */

@@ -4,10 +4,11 @@ import fastifyZeroCopy, { type ZeroCopyCapabilities, type ZeroCopyStats, type Fa
 
 const app = Fastify()
 app.register(fastifyZeroCopy)
-app.register(fastifyZeroCopy, { threshold: 16384, mode: 'send_zc', sliceSize: 262144, depth: 4, pinBudget: 1 << 22 })
+app.register(fastifyZeroCopy, { threshold: 16384, mode: 'send_zc', whenCopied: 'send', sliceSize: 262144, depth: 4, pinBudget: 1 << 22 })
 
 expect(app.register).type.not.toBeCallableWith(fastifyZeroCopy, { mode: 'fast' })
 expect(app.register).type.not.toBeCallableWith(fastifyZeroCopy, { threshold: '16k' })
+expect(app.register).type.not.toBeCallableWith(fastifyZeroCopy, { whenCopied: 'never' })
 
 expect(app.zeroCopy.capabilities).type.toBe<ZeroCopyCapabilities>()
 expect(app.zeroCopy.capabilities.mode).type.toBe<'send_zc' | 'send' | 'stream'>()
