@@ -637,7 +637,7 @@ function serverSpecs (opts, size) {
     }
     return specs
   }
-  const kinds = opts.servers ?? ['fastify-send', 'zc-send_zc', 'zc-send', 'zc-stream']
+  const kinds = opts.servers ?? ['fastify-send', 'zc-auto', 'zc-send_zc', 'zc-send', 'zc-stream']
   const specs = kinds.filter(k => k !== 'nginx').map(kind => ({ kind }))
   if (opts.nginx && (opts.servers === undefined || opts.servers.includes('nginx'))) specs.push({ kind: 'nginx' })
   return specs

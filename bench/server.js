@@ -4,7 +4,8 @@
 //   node bench/server.js KIND SIZE [--slice N] [--depth N] [--threshold N] [--port N]
 //   BENCH_KIND=zc-send_zc BENCH_SIZE=1m node bench/server.js
 //
-// KIND: zc-send_zc | zc-send | zc-stream   the plugin in that mode, GET /body -> reply.sendZeroCopy(buf)
+// KIND: zc-auto                           the plugin with its defaults (mode auto, whenCopied stream)
+//       zc-send_zc | zc-send | zc-stream   the plugin in that mode, every body by it (whenCopied keep)
 //       fastify-send                        no plugin, GET /body -> reply.send(buf)
 // SIZE: bytes ("262144", "256k", "4m"). The body is bench/body.js's deterministic buffer,
 //       built once at start.
@@ -14,7 +15,7 @@
 // same JSON on stdout as "STATS <json>". SIGTERM/SIGINT close the server and exit.
 const { makeBody, parseSize } = require('./body')
 
-const KINDS = ['zc-send_zc', 'zc-send', 'zc-stream', 'fastify-send']
+const KINDS = ['zc-auto', 'zc-send_zc', 'zc-send', 'zc-stream', 'fastify-send']
 
 function parseArgs (argv, env) {
   const opts = {
@@ -79,7 +80,8 @@ async function main () {
   if (zc) {
     // BENCH_PLUGIN: the package root to load (bench/run.js passes its release snapshot).
     const plugin = require(process.env.BENCH_PLUGIN || '..')
-    const options = { mode: args.kind.slice(3) }
+    const mode = args.kind.slice(3)
+    const options = mode === 'auto' ? {} : { mode, whenCopied: 'keep' }
     if (args.slice !== undefined) options.sliceSize = args.slice
     if (args.depth !== undefined) options.depth = args.depth
     if (args.threshold !== undefined) options.threshold = args.threshold

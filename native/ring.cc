@@ -191,8 +191,10 @@ void Ring::Abort(uint32_t id) {
   Op* op = it->second;
   if (op->finished || op->aborting) return;
   op->aborting = true;
-  // The response is broken: reset the connection rather than finish it, so queued data is
-  // dropped and its pages are released without waiting for a client that may never read.
+  // The response is broken and the connection must go: reset it rather than finish it, so
+  // queued data is dropped and its pages are released without waiting for a client that may
+  // never read; shut it down, so a send blocked on a full socket returns (EPIPE) even if the
+  // cancel finds it running or not yet submitted.
   linger hard{1, 0};
   setsockopt(op->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
@@ -205,9 +207,8 @@ void Ring::Abort(uint32_t id) {
     io_uring_sqe_set_data64(sqe, (static_cast<uint64_t>(op->id) << 1) | kCancelBit);
     op->cqesOwed++;
     Flush();
-  } else {
-    shutdown(op->fd, SHUT_RDWR);  // fails every send in flight on this socket
   }
+  shutdown(op->fd, SHUT_RDWR);
 }
 
 int64_t Ring::Progress(uint32_t id) const {
@@ -268,9 +269,8 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance) {
     }
     Op* op = it->second;
     op->cqesOwed--;
-    // >= 0 or -ENOENT: cancelled, or nothing left to cancel. -EALREADY: a send is running and
-    // cannot be cancelled; shutting the socket down makes it return.
-    if (cqe->res == -EALREADY && op->fd >= 0) shutdown(op->fd, SHUT_RDWR);
+    // >= 0: cancelled; -ENOENT: nothing left to cancel; -EALREADY: running, and the
+    // shutdown in Abort makes it return. Nothing more to decide.
     return;
   }
   auto it = slices_.find(data >> 1);
@@ -390,10 +390,7 @@ void Ring::MaybeRelease(Op* op, std::vector<Released>* released) {
 
 void Ring::Drain(unsigned timeoutMs, std::vector<Released>* released) {
   for (auto& entry : ops_) {
-    Op* op = entry.second;
-    if (op->finished) continue;
-    Abort(op->id);
-    if (op->fd >= 0) shutdown(op->fd, SHUT_RDWR);
+    if (!entry.second->finished) Abort(entry.first);
   }
   timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
