@@ -43,7 +43,7 @@ export function socketFd (socket: net.Socket | null | undefined): number {
 }
 
 export function chooseRoute (reply: FastifyReply, length: number, settings: RouteSettings): string | null {
-  if (length < settings.threshold) return 'below-threshold'
+  if (length < settings.threshold || length === 0) return 'below-threshold'
   if (settings.unavailable !== null) return settings.unavailable
   const req = reply.request.raw
   if ('_lightMyRequest' in req) return 'inject'
