@@ -47,7 +47,6 @@ struct Op {
   uint32_t resultsOwed = 0;  // result CQEs owed by the chain in flight
   uint32_t cqesOwed = 0;     // every CQE owed: results, notifications, cancels
   bool zc = false;           // slices go by SEND_ZC (false: SEND)
-  bool copyNext = false;     // the next slice goes by SEND (pinning was just refused)
   bool aborting = false;
   bool finished = false;
   int error = 0;
@@ -77,10 +76,18 @@ constexpr uint32_t kCopySlice = 64u << 20;
 
 int Ring::Create(Ring** out) {
   std::unique_ptr<Ring> r(new Ring());
-  io_uring_params p{};
-  p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
-  p.cq_entries = kCqEntries;
-  int ret = io_uring_queue_init_params(kEntries, &r->ring_, &p);
+  // Measured on 6.18: the rings themselves count against RLIMIT_MEMLOCK for users without
+  // CAP_IPC_LOCK (256 + 4096 entries need 84 KiB). Under a tight limit, smaller rings still
+  // serve: CQEs past the CQ wait in the kernel (IORING_FEAT_NODROP) until reaped.
+  static const unsigned kSizes[][2] = {{kEntries, kCqEntries}, {128, 1024}, {64, 256}, {32, 64}};
+  int ret = -ENOMEM;
+  for (const auto& size : kSizes) {
+    io_uring_params p{};
+    p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+    p.cq_entries = size[1];
+    ret = io_uring_queue_init_params(size[0], &r->ring_, &p);
+    if (ret != -ENOMEM) break;
+  }
   if (ret < 0) return ret;
   r->initialized_ = true;
   // IORING_REGISTER_PROBE, not uname: distributions backport and containers lie.
@@ -112,7 +119,8 @@ Ring::~Ring() {
 int64_t Ring::Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_t slice,
                     uint32_t depth) {
   if (broken_ != 0) return -broken_;
-  if (length == 0 || slice == 0 || depth == 0 || depth > kEntries / 2) return -EINVAL;
+  if (length == 0 || slice == 0 || depth == 0) return -EINVAL;
+  depth = std::min(depth, ring_.sq.ring_entries / 2);  // a small ring (tight memlock) holds fewer
   if (zc ? !sendZc_ : !send_) return -EOPNOTSUPP;
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) return -errno;
@@ -147,8 +155,7 @@ void Ring::SubmitChain(Op* op) {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (sqe == nullptr) break;
     uint32_t len = static_cast<uint32_t>(std::min<size_t>(op->zc ? op->slice : kCopySlice, op->length - off));
-    bool zc = op->zc && !op->copyNext;
-    op->copyNext = false;
+    bool zc = op->zc;
     if (zc && pinned_ + len > pinBudget_) {
       // Pinning more would pass the budget (RLIMIT_MEMLOCK for unprivileged users): copy.
       zc = false;
@@ -335,7 +342,9 @@ void Ring::OnResult(Op* op, const Slice& s, int res) {
     case ENOMEM:
     case ENOBUFS:
       if (!s.zc) break;
-      op->copyNext = true;  // pinning refused (RLIMIT_MEMLOCK): this slice again, by copy
+      // Pinning refused (RLIMIT_MEMLOCK, which is per user: other processes and threads of the
+      // user count too). A refused link fails the rest of its chain, so the op goes on by copy.
+      op->zc = false;
       op->result.fallbacks |= kFallbackEnomem;
       return;
     case EINTR:

@@ -23,23 +23,36 @@ const DEFAULTS = {
 const MODES = ['auto', 'send_zc', 'send', 'stream'] as const
 const WHEN_COPIED = ['stream', 'send', 'keep'] as const
 
+/** A value as an error message can show it, whatever it is (String() throws for some). */
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value)
+  if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return String(value)
+  try {
+    return Object.prototype.toString.call(value)
+  } catch {
+    return typeof value // a revoked Proxy
+  }
+}
+
 function integer (name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    throw new FST_ZERO_COPY_INVALID_OPTION(name, `expected an integer from ${min} to ${max}, received ${String(value)}`)
+    throw new FST_ZERO_COPY_INVALID_OPTION(name, `expected an integer from ${min} to ${max}, received ${describe(value)}`)
   }
   return value
 }
 
+function oneOf<T extends string> (name: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback
+  if (!allowed.includes(value as T)) {
+    throw new FST_ZERO_COPY_INVALID_OPTION(name, `expected one of ${allowed.join(', ')}, received ${describe(value)}`)
+  }
+  return value as T
+}
+
 function readOptions (opts: FastifyZeroCopyOptions) {
-  const mode = opts.mode ?? 'auto'
-  if (!MODES.includes(mode)) {
-    throw new FST_ZERO_COPY_INVALID_OPTION('mode', `expected one of ${MODES.join(', ')}, received ${String(mode)}`)
-  }
-  const whenCopied = opts.whenCopied ?? 'stream'
-  if (!WHEN_COPIED.includes(whenCopied)) {
-    throw new FST_ZERO_COPY_INVALID_OPTION('whenCopied', `expected one of ${WHEN_COPIED.join(', ')}, received ${String(whenCopied)}`)
-  }
+  const mode = oneOf('mode', opts.mode, MODES, 'auto')
+  const whenCopied = oneOf('whenCopied', opts.whenCopied, WHEN_COPIED, 'stream')
   return {
     mode,
     whenCopied,
@@ -70,11 +83,21 @@ function resolveMode (requested: FastifyZeroCopyOptions['mode'], machine: Probe)
   }
 }
 
+/**
+ * A Buffer over exactly the body's bytes (no copy). Built anew even from a Buffer, so what
+ * reaches the addon is a genuine Uint8Array whatever the caller passed (a Proxy passes
+ * Buffer.isBuffer); anything that is not a usable view is FST_ZERO_COPY_INVALID_BODY.
+ */
 function asBuffer (body: unknown): Buffer {
-  if (Buffer.isBuffer(body)) return body
-  if (ArrayBuffer.isView(body)) return Buffer.from(body.buffer, body.byteOffset, body.byteLength)
-  const what = body === null ? 'null' : typeof body === 'object' ? (body.constructor?.name ?? 'object') : typeof body
-  throw new FST_ZERO_COPY_INVALID_BODY(what)
+  try {
+    if (ArrayBuffer.isView(body)) {
+      const view = Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+      if (view.byteLength === body.byteLength) return view
+    }
+  } catch {
+    // a revoked Proxy, a detached buffer: not a body
+  }
+  throw new FST_ZERO_COPY_INVALID_BODY(describe(body))
 }
 
 async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyOptions): Promise<void> {

@@ -64,7 +64,7 @@ function describeRingError (code: string | null): string {
     case 'EPERM':
       return 'io_uring_setup failed with EPERM: io_uring is disabled by the kernel.io_uring_disabled sysctl or a security policy'
     case 'ENOMEM':
-      return 'io_uring_setup failed with ENOMEM: not enough memory for the ring (RLIMIT_MEMLOCK on kernels before 5.12)'
+      return 'io_uring_setup failed with ENOMEM: even the smallest ring did not fit; unprivileged users\' rings count against RLIMIT_MEMLOCK (raise ulimit -l)'
     default:
       return `io_uring_setup failed with ${code ?? 'an unknown error'}`
   }

@@ -140,3 +140,262 @@ function compileFixture (t, name) {
 
 module.exports.spawnServer = spawnServer
 module.exports.compileFixture = compileFixture
+
+// ---------------------------------------------------------------------------------------
+// Reliability tests: child-process fixtures watched from outside, streaming clients that
+// check every byte against the expected body, and /proc readings.
+
+const { seeded, tagged, ownerAt } = require('./fixtures/bodies')
+
+/**
+ * Starts a fixture script (test/fixtures/<name>.js) with config in env ZC_FIXTURE, through
+ * `wrap` (a command prefix), with `nodeArgs`. Resolves with the READY/FAILED line's fields and
+ * { child, stderr(), line(word), exited }: `line` waits for a later line starting with `word`,
+ * `exited` resolves with { code, signal } (the child is SIGKILLed at teardown if still there).
+ */
+function spawnFixture (t, name, config, { wrap = [], nodeArgs = [] } = {}) {
+  const { spawn } = require('node:child_process')
+  const path = require('node:path')
+  const script = path.join(__dirname, 'fixtures', `${name}.js`)
+  const argv = [...wrap, process.execPath, ...nodeArgs, script]
+  const child = spawn(argv[0], argv.slice(1), {
+    env: { ...process.env, ZC_FIXTURE: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  if (t) t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let out = ''
+  let err = ''
+  const waiters = []
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  child.stderr.on('data', (d) => { err += d })
+  child.stdout.on('data', (d) => {
+    out += d
+    for (const w of waiters.splice(0)) {
+      const m = new RegExp(`^${w.word} (.*)$`, 'm').exec(out)
+      if (m) w.resolve(JSON.parse(m[1]))
+      else waiters.push(w)
+    }
+  })
+  const line = (word) => new Promise((resolve, reject) => {
+    const m = new RegExp(`^${word} (.*)$`, 'm').exec(out)
+    if (m) return resolve(JSON.parse(m[1]))
+    waiters.push({ word, resolve })
+    exited.then(({ code, signal }) => reject(new Error(`fixture ended (${code ?? signal}) before ${word}: ${err}`)))
+  })
+  const handle = { child, exited, line, stderr: () => err, stdout: () => out }
+  return Promise.race([line('READY'), line('FAILED').then((v) => ({ failed: v }))])
+    .then((v) => v.failed ? { ...handle, state: 'FAILED', ...v.failed } : { ...handle, state: 'READY', ...v })
+}
+
+/** GET and parse JSON, on a connection of its own. */
+function getJson (port, path) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let text = ''
+      res.on('data', (d) => { text += d })
+      res.on('end', () => { try { resolve(JSON.parse(text)) } catch (err) { reject(err) } })
+      res.on('error', reject)
+    }).on('error', reject)
+  })
+}
+
+/** Open fds of another process (or this one). */
+function procFds (pid = process.pid) {
+  return fs.readdirSync(`/proc/${pid}/fd`).length
+}
+
+/** Resident set size of a process, in bytes. */
+function procRss (pid = process.pid) {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) * 1024 : NaN
+}
+
+/**
+ * GET `path` and check the body as it arrives against `expected` (a Buffer), chunk by chunk,
+ * with no concatenation: resolves with { status, headers, length, sha, exact, firstBad, vanished }.
+ * `exact`: every byte equals expected at its offset (and, when not vanished, all of it came);
+ * `firstBad`: the offset of the first wrong byte, or -1; `badBytes`: the 16-byte block there.
+ * `vanishAt`: after that many body bytes the client goes away (`reset`: with RST, else FIN),
+ * and calls `onVanish()` right after. `agent` as for http.request (default: a connection of its own).
+ * `cutOk`: a body the server cuts short resolves (with `cut: true`) instead of rejecting.
+ * `onHeaders()` is called when the response's head arrived.
+ */
+function fetchChecked (port, path, expected, { agent = false, vanishAt = -1, reset = false, onVanish, onSocket, onHeaders, cutOk = false } = {}) {
+  return new Promise((resolve, reject) => {
+    let settled = false
+    const settle = (fn, v) => { if (!settled) { settled = true; fn(v) } }
+    const req = http.request({ host: '127.0.0.1', port, path, agent }, (res) => {
+      if (onHeaders) onHeaders()
+      const hash = crypto.createHash('sha256')
+      let length = 0
+      let firstBad = -1
+      let badBytes = null
+      const result = (vanished, cut = false) => ({
+        cut,
+        badBytes,
+        status: res.statusCode,
+        headers: res.headers,
+        length,
+        sha: hash.digest('hex'),
+        firstBad,
+        vanished,
+        exact: firstBad < 0 && (vanished ? length <= expected.length : length === expected.length)
+      })
+      res.on('data', (chunk) => {
+        if (settled) return
+        if (firstBad < 0) {
+          const want = expected.subarray(length, length + chunk.length)
+          if (want.length !== chunk.length || !want.equals(chunk)) {
+            for (let i = 0; i < chunk.length; i++) {
+              if (length + i >= expected.length || chunk[i] !== expected[length + i]) { firstBad = length + i; break }
+            }
+            // The 16-byte block around the first wrong byte, for a diagnosis (bodies.ownerAt).
+            const from = Math.max(0, firstBad - (firstBad % 16) - length)
+            badBytes = Buffer.from(chunk.subarray(from, from + 16))
+          }
+        }
+        hash.update(chunk)
+        length += chunk.length
+        if (vanishAt >= 0 && length >= vanishAt) {
+          const socket = res.socket
+          if (reset && socket && !socket.destroyed) socket.resetAndDestroy()
+          else req.destroy()
+          settle(resolve, result(true))
+          if (onVanish) onVanish()
+        }
+      })
+      res.on('end', () => { if (!settled) settle(resolve, result(false)) })
+      const cut = (err) => {
+        if (settled) return
+        if (cutOk) settle(resolve, result(false, true))
+        else settle(reject, err)
+      }
+      res.on('error', cut)
+      res.on('aborted', () => cut(new Error(`${path}: the server cut the body at ${length}`)))
+    })
+    if (onSocket) req.on('socket', onSocket)
+    req.on('error', (err) => {
+      // A parse error is never a cut: bytes that are not an HTTP response reached this client.
+      if (cutOk && !String(err.code).startsWith('HPE_')) settle(resolve, { cut: true, status: 0, length: 0, firstBad: -1, exact: false, error: err.code })
+      else settle(reject, err)
+    })
+    req.end()
+  })
+}
+
+/**
+ * A client reading one response on a raw socket at `rate` bytes/s (0: as fast as it can; it
+ * can be changed later with setRate, or paused with setRate(-1)). Resolves `done` with
+ * { head, bodyLength, sha, exact, complete, closedAt, endedAt } when the server closes the connection or `closeAfterBody`.
+ */
+function rateReader (port, path, expected, { rate = 0, closeAfterBody = true } = {}) {
+  const socket = net.connect(port, '127.0.0.1')
+  let headText = null
+  let head = Buffer.alloc(0)
+  const hash = crypto.createHash('sha256')
+  let bodyLength = 0
+  let firstBad = -1
+  let contentLength = -1
+  let budgetStart = 0
+  let budgetBytes = 0
+  let timer = null
+  let completedAt = 0
+  const state = { socket, received: () => bodyLength }
+  const schedule = () => {
+    if (timer) { clearTimeout(timer); timer = null }
+    if (rate < 0) { socket.pause(); return }
+    if (rate === 0) { socket.resume(); return }
+    const dueMs = budgetStart + (budgetBytes / rate) * 1000 - Date.now()
+    if (dueMs <= 0) { socket.resume(); return }
+    socket.pause()
+    timer = setTimeout(() => { timer = null; socket.resume() }, dueMs)
+  }
+  state.setRate = (r) => {
+    rate = r
+    budgetStart = Date.now()
+    budgetBytes = 0
+    schedule()
+  }
+  state.done = new Promise((resolve) => {
+    const finish = () => {
+      if (timer) clearTimeout(timer)
+      resolve({
+        head: headText,
+        contentLength,
+        bodyLength,
+        sha: hash.digest('hex'),
+        firstBad,
+        complete: contentLength >= 0 && bodyLength === contentLength,
+        exact: firstBad < 0 && bodyLength === expected.length,
+        completedAt,
+        closedAt: Date.now()
+      })
+    }
+    socket.on('close', finish)
+  })
+  socket.on('connect', () => {
+    budgetStart = Date.now()
+    socket.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`)
+  })
+  socket.on('data', (chunk) => {
+    budgetBytes += chunk.length
+    if (headText === null) {
+      head = Buffer.concat([head, chunk])
+      const at = head.indexOf('\r\n\r\n')
+      if (at < 0) return
+      headText = head.subarray(0, at).toString('latin1')
+      const m = /\r\ncontent-length:\s*(\d+)/i.exec(headText)
+      contentLength = m ? Number(m[1]) : -1
+      chunk = head.subarray(at + 4)
+      head = null
+    }
+    if (firstBad < 0 && chunk.length > 0) {
+      const want = expected.subarray(bodyLength, bodyLength + chunk.length)
+      if (want.length !== chunk.length || !want.equals(chunk)) {
+        for (let i = 0; i < chunk.length; i++) {
+          if (bodyLength + i >= expected.length || chunk[i] !== expected[bodyLength + i]) { firstBad = bodyLength + i; break }
+        }
+      }
+    }
+    hash.update(chunk)
+    bodyLength += chunk.length
+    if (contentLength >= 0 && bodyLength >= contentLength && completedAt === 0) {
+      completedAt = Date.now()
+      if (closeAfterBody) socket.end()
+    }
+    schedule()
+  })
+  socket.on('error', () => {})
+  return state
+}
+
+function sleep (ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+Object.assign(module.exports, { spawnFixture, getJson, procFds, procRss, fetchChecked, rateReader, sleep, seeded, tagged, ownerAt })
+
+/** Resolves with `value` after `ms`, without keeping the process alive (for Promise.race). */
+function after (ms, value) {
+  return new Promise((resolve) => setTimeout(resolve, ms, value).unref())
+}
+
+module.exports.after = after
+
+/**
+ * A process's fd count once it held still for half a second: the server side of a finished
+ * request is closed a moment after the client saw its end.
+ */
+async function steadyFds (pid = process.pid) {
+  let last = -1
+  let same = 0
+  for (let i = 0; i < 100 && same < 5; i++) {
+    const now = procFds(pid)
+    same = now === last ? same + 1 : 0
+    last = now
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return last
+}
+
+module.exports.steadyFds = steadyFds
