@@ -94,6 +94,11 @@ test('installed with no compiler on PATH, the prebuilt addon serves through SEND
   const { tarball } = packOnce()
   const { project, env } = install(t, dir, tarball, bin)
   t.notOk(fs.existsSync(path.join(project, 'node_modules', 'fastify-zero-copy', 'build')), 'nothing was compiled')
+  const prebuilt = path.join(project, 'node_modules', 'fastify-zero-copy', 'prebuilds', `${process.platform}-${process.arch}`)
+  for (const file of fs.readdirSync(prebuilt)) {
+    const libs = execFileSync('ldd', [path.join(prebuilt, file)], { encoding: 'utf8' })
+    t.notMatch(libs, /liburing/, `${file} needs no liburing at run time (linked statically)`)
+  }
   const result = runServer(t, project, env)
   t.equal(result.capabilities.mode, 'send_zc')
   t.equal(result.exact, true, '8 MiB body exact')
