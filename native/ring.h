@@ -14,7 +14,7 @@ namespace zerocopy {
 // Why a body did not go entirely through SEND_ZC (bits of OpResult::fallbacks).
 enum : uint32_t {
   kFallbackEopnotsupp = 1,  // the socket refused SEND_ZC: the op went on with SEND
-  kFallbackEnomem = 2,      // pinning was refused (RLIMIT_MEMLOCK): slices went by copy
+  kFallbackEnomem = 2,      // pinning was refused (RLIMIT_MEMLOCK): the rest went by copy
   kFallbackPinBudget = 4,   // the process's pin budget was full: slices went by copy
 };
 
