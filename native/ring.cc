@@ -56,7 +56,6 @@ struct Op {
   OpResult result;
 };
 
-
 namespace {
 
 // user_data is a key, never an address: (slice key << 1) for a send, (op id << 1) | 1 for a
@@ -253,20 +252,21 @@ void Ring::Reap(std::vector<Finished>* finished, std::vector<Released>* released
     }
     if (seen == 0) break;
     std::vector<Op*> advance;
-    for (unsigned i = 0; i < seen; i++) Complete(batch[i], &advance);
+    std::vector<uint32_t> touched;  // ops that got a CQE: only they can have become releasable
+    for (unsigned i = 0; i < seen; i++) Complete(batch[i], &advance, &touched);
     io_uring_cq_advance(&ring_, seen);
     // Only after the CQ is advanced: a chain may submit, and complete inline.
     for (Op* op : advance) Advance(op, finished);
-    std::vector<Op*> candidates;
-    for (auto& entry : ops_) {
-      if (entry.second->finished && entry.second->cqesOwed == 0) candidates.push_back(entry.second);
+    // By id, not pointer: an op touched twice is released (deleted) at the first.
+    for (uint32_t id : touched) {
+      auto it = ops_.find(id);
+      if (it != ops_.end()) MaybeRelease(it->second, released);
     }
-    for (Op* op : candidates) MaybeRelease(op, released);
   }
   Flush();  // SQEs left by an earlier EAGAIN/EBUSY
 }
 
-void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance) {
+void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vector<uint32_t>* touched) {
   uint64_t data = io_uring_cqe_get_data64(cqe);
   if (data & kCancelBit) {
     auto it = ops_.find(static_cast<uint32_t>(data >> 1));
@@ -276,6 +276,7 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance) {
     }
     Op* op = it->second;
     op->cqesOwed--;
+    touched->push_back(op->id);
     // >= 0: cancelled; -ENOENT: nothing left to cancel; -EALREADY: running, and the
     // shutdown in Abort makes it return. Nothing more to decide.
     return;
@@ -287,6 +288,7 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance) {
   }
   Slice& s = it->second;
   Op* op = s.op;
+  touched->push_back(op->id);
   if (cqe->flags & IORING_CQE_F_NOTIF) {
     // Only now are the slice's pages no longer read by the kernel.
     notifications_++;

@@ -87,7 +87,7 @@ class Ring {
   Ring() = default;
   void SubmitChain(Op* op);
   void Flush();
-  void Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance);
+  void Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vector<uint32_t>* touched);
   void OnResult(Op* op, const Slice& s, int res);
   void Advance(Op* op, std::vector<Finished>* finished);
   void Finish(Op* op, std::vector<Finished>* finished);
