@@ -3,10 +3,12 @@
 // ring signals (no extra thread), torn down at environment exit after reaping every CQE owed.
 //
 // JS API (plugin/native.ts wraps it):
-//   open()                         -> { ok, code, sendZc, send }
+//   open()                         -> { ok, code, sendZc, send, splice }
 //   start(fd, uint8array, zc, slice, depth, done, released) -> id
 //     done(errCode|null, zcBytes, copyBytes, fallbacks): every result is in; the socket is free
 //     released(notifications, copied): every CQE is in; the body is no longer referenced
+//   startFile(fd, fileFd, offset, length, chunk, done, released) -> id
+//     the same callbacks; done's fifth argument is the bytes spliced from the file
 //   abort(id), progress(id) -> bytes | -1, stats() -> {...}, setPinBudget(bytes)
 #include <napi.h>
 #include <uv.h>
@@ -42,7 +44,7 @@ struct Binding {
   uv_poll_t poll{};
   napi_async_cleanup_hook_handle hook = nullptr;
   struct Pending {
-    Napi::Reference<Napi::Uint8Array> body;  // keeps the pages alive until released
+    Napi::Reference<Napi::Uint8Array> body;  // keeps the pages alive until released (empty for a file)
     Napi::FunctionReference callback;        // called once, when the op finished
     Napi::FunctionReference released;        // called once, when the op is released
   };
@@ -73,7 +75,8 @@ struct Binding {
                                             : Napi::String::New(e, ErrnoName(f.result.error));
       Call(cb, {err, Napi::Number::New(e, static_cast<double>(f.result.zcBytes)),
                 Napi::Number::New(e, static_cast<double>(f.result.copyBytes)),
-                Napi::Number::New(e, f.result.fallbacks)});
+                Napi::Number::New(e, f.result.fallbacks),
+                Napi::Number::New(e, static_cast<double>(f.result.spliceBytes))});
     }
     for (const Ring::Released& r : released) {
       auto it = pending.find(r.id);
@@ -125,6 +128,7 @@ class Addon : public Napi::Addon<Addon> {
     DefineAddon(exports, {
                              InstanceMethod("open", &Addon::Open),
                              InstanceMethod("start", &Addon::Start),
+                             InstanceMethod("startFile", &Addon::StartFile),
                              InstanceMethod("abort", &Addon::Abort),
                              InstanceMethod("progress", &Addon::Progress),
                              InstanceMethod("stats", &Addon::Stats),
@@ -145,6 +149,7 @@ class Addon : public Napi::Addon<Addon> {
     out.Set("code", openError_ == 0 ? env.Null() : Napi::String::New(env, ErrnoName(openError_)));
     out.Set("sendZc", Napi::Boolean::New(env, binding_ != nullptr && binding_->ring->SupportsSendZc()));
     out.Set("send", Napi::Boolean::New(env, binding_ != nullptr && binding_->ring->SupportsSend()));
+    out.Set("splice", Napi::Boolean::New(env, binding_ != nullptr && binding_->ring->SupportsSplice()));
     return out;
   }
 
@@ -202,12 +207,37 @@ class Addon : public Napi::Addon<Addon> {
     uint32_t depth = info[4].As<Napi::Number>().Uint32Value();
     int64_t id = ring->Start(fd, body.Data(), body.ByteLength(), zc, slice, depth);
     if (id < 0) throw ErrnoError(env, static_cast<int>(-id), "io_uring send");
-    Binding::Pending& p = binding_->pending[static_cast<uint32_t>(id)];
+    Binding::Pending& p = Track(info, id);
     p.body = Napi::Persistent(body);
+    return Napi::Number::New(env, static_cast<double>(id));
+  }
+
+  Napi::Value StartFile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Ring* ring = RequireRing(env);
+    bool ok = info.Length() >= 6 && info[5].IsFunction() && (info[6].IsUndefined() || info[6].IsFunction());
+    for (size_t i = 0; ok && i < 5; i++) ok = info[i].IsNumber();
+    if (!ok) throw Napi::TypeError::New(env, "startFile(fd, fileFd, offset, length, chunk, done[, released])");
+    double offset = info[2].As<Napi::Number>().DoubleValue();
+    double length = info[3].As<Napi::Number>().DoubleValue();
+    if (!(offset >= 0 && length >= 0 && offset + length <= 9007199254740991.0)) {
+      throw Napi::RangeError::New(env, "startFile: offset and length must be safe non-negative integers");
+    }
+    int64_t id = ring->StartFile(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
+                                 static_cast<uint64_t>(offset), static_cast<uint64_t>(length),
+                                 info[4].As<Napi::Number>().Uint32Value());
+    if (id < 0) throw ErrnoError(env, static_cast<int>(-id), "io_uring splice");
+    Track(info, id);
+    return Napi::Number::New(env, static_cast<double>(id));
+  }
+
+  // Keeps an op's callbacks until it finished and was released.
+  Binding::Pending& Track(const Napi::CallbackInfo& info, int64_t id) {
+    Binding::Pending& p = binding_->pending[static_cast<uint32_t>(id)];
     p.callback = Napi::Persistent(info[5].As<Napi::Function>());
     if (info[6].IsFunction()) p.released = Napi::Persistent(info[6].As<Napi::Function>());
     binding_->UpdateRef();
-    return Napi::Number::New(env, static_cast<double>(id));
+    return p;
   }
 
   Napi::Value Abort(const Napi::CallbackInfo& info) {

@@ -10,13 +10,21 @@
 //   submitted -> result CQE without F_MORE                      -> done
 //   submitted -> result CQE with F_MORE -> notification CQE     -> done
 // An op is released (its body may be freed) when it finished and no CQE of it is owed.
+//
+// A file op (StartFile) moves the file in rounds instead: SPLICE file -> pipe, then SPLICE
+// pipe -> socket, hard-linked so the drain runs whatever the fill returned, preceded by a
+// POLL_ADD (POLLOUT) when the previous drain found the socket full. The pipe holds references
+// to page-cache pages, so no byte of the file is copied on the sending side (what sendfile
+// does). The kernel runs both splices on io_uring's worker threads, never inline.
 #include "ring.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <linux/tcp.h>  // struct tcp_info with tcpi_bytes_acked (glibc's copy predates it)
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,9 +62,30 @@ struct Op {
   uint32_t notifications = 0;
   uint32_t copied = 0;
   OpResult result;
+  // A file op: its own duplicate of the file, its pipe, and where the transfer stands.
+  // `acked` counts bytes that reached the socket, `filled` bytes that reached the pipe.
+  int file = -1;
+  int pipeRead = -1;
+  int pipeWrite = -1;
+  uint32_t pipeSize = 0;
+  uint64_t fileOffset = 0;  // where the body starts in the file
+  size_t filled = 0;
+  size_t chainFilled = 0;   // filled when the round in flight was submitted
+  size_t roundPipe = 0;     // bytes in the pipe when the round in flight was submitted
+  int roundFill = 0;        // the round's fill result (0 when it had no fill)
+  int roundDrain = 0;       // the round's drain result
+  bool pollFirst = false;   // the last drain found the socket full: wait for POLLOUT first
+  bool IsFile() const { return file >= 0; }
 };
 
 namespace {
+
+void CloseFds(Op* op) {
+  for (int* fd : {&op->fd, &op->file, &op->pipeRead, &op->pipeWrite}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
+}
 
 // user_data is a key, never an address: (slice key << 1) for a send, (op id << 1) | 1 for a
 // cancel. A CQE whose key is no longer known is counted and dropped, never dereferenced.
@@ -94,6 +123,8 @@ int Ring::Create(Ring** out) {
   if (probe != nullptr) {
     r->sendZc_ = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
     r->send_ = io_uring_opcode_supported(probe, IORING_OP_SEND);
+    r->splice_ = io_uring_opcode_supported(probe, IORING_OP_SPLICE) &&
+                 io_uring_opcode_supported(probe, IORING_OP_POLL_ADD);
     io_uring_free_probe(probe);
   }
   r->efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -108,7 +139,7 @@ Ring::~Ring() {
   // Ops still here only if Drain timed out: the kernel holds its own page references, so
   // nothing it reads is freed under it; the bytes of a dead connection may be stale.
   for (auto& entry : ops_) {
-    if (entry.second->fd >= 0) close(entry.second->fd);
+    CloseFds(entry.second);
     delete entry.second;
   }
   if (initialized_) io_uring_queue_exit(&ring_);
@@ -123,11 +154,7 @@ int64_t Ring::Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_
   if (zc ? !sendZc_ : !send_) return -EOPNOTSUPP;
   int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (own < 0) return -errno;
-  Op* op = new Op();
-  do {
-    op->id = nextId_++;
-  } while (op->id == 0 || ops_.count(op->id) != 0);
-  op->fd = own;
+  Op* op = NewOp(own);
   op->data = data;
   op->length = length;
   op->slice = slice;
@@ -145,6 +172,103 @@ int64_t Ring::Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_
   return op->id;
 }
 
+Op* Ring::NewOp(int own) {
+  Op* op = new Op();
+  do {
+    op->id = nextId_++;
+  } while (op->id == 0 || ops_.count(op->id) != 0);
+  op->fd = own;
+  return op;
+}
+
+int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk) {
+  if (broken_ != 0) return -broken_;
+  if (length == 0 || chunk == 0 || offset > static_cast<uint64_t>(INT64_MAX) - length) return -EINVAL;
+  if (!splice_) return -EOPNOTSUPP;
+  struct stat st;
+  if (fstat(file, &st) < 0) return -errno;
+  if (!S_ISREG(st.st_mode)) return -EINVAL;  // a pipe or socket would be consumed, not read
+  Op* op = NewOp(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  int err = 0;
+  int pipes[2] = {-1, -1};
+  if (op->fd < 0) {
+    err = errno;
+  } else if ((op->file = fcntl(file, F_DUPFD_CLOEXEC, 0)) < 0) {
+    err = errno;
+  } else if (pipe2(pipes, O_CLOEXEC | O_NONBLOCK) < 0) {
+    err = errno;
+  }
+  if (err != 0) {
+    CloseFds(op);
+    delete op;
+    return -err;
+  }
+  op->pipeRead = pipes[0];
+  op->pipeWrite = pipes[1];
+  // The pipe holds one round: page references, not copies. Past fs.pipe-max-size or the
+  // user's fs.pipe-user-pages-soft the kernel refuses to grow it; the op goes on with what
+  // the pipe has (smaller rounds).
+  fcntl(op->pipeWrite, F_SETPIPE_SZ, static_cast<int>(std::min<uint32_t>(chunk, INT32_MAX)));
+  int size = fcntl(op->pipeWrite, F_GETPIPE_SZ);
+  op->pipeSize = size > 0 ? static_cast<uint32_t>(size) : 4096;
+  op->fileOffset = offset;
+  op->length = length;
+  ops_.emplace(op->id, op);
+  SubmitRound(op);
+  if (op->resultsOwed == 0) {
+    ops_.erase(op->id);
+    CloseFds(op);
+    delete op;
+    return -(broken_ != 0 ? broken_ : EBUSY);
+  }
+  return op->id;
+}
+
+uint64_t Ring::Key(Op* op, uint32_t len, Kind kind) {
+  uint64_t key = nextSlice_++;
+  slices_.emplace(key, Slice{op, len, kind});
+  op->resultsOwed++;
+  op->cqesOwed++;
+  sends_++;
+  return key << 1;
+}
+
+void Ring::SubmitRound(Op* op) {
+  constexpr unsigned kRoundSqes = 3;
+  if (io_uring_sq_space_left(&ring_) < kRoundSqes) Flush();
+  if (io_uring_sq_space_left(&ring_) < kRoundSqes) return;  // the caller fails the op
+  size_t inPipe = op->filled - op->acked;
+  size_t want = std::min<size_t>(op->pipeSize - std::min<size_t>(inPipe, op->pipeSize), op->length - op->filled);
+  op->chainStart = op->acked;
+  op->chainFilled = op->filled;
+  op->roundPipe = inPipe;
+  op->roundFill = 0;
+  op->roundDrain = 0;
+  io_uring_sqe* sqe;
+  // Hard links: each request runs whatever the one before it returned, so a fill that the
+  // full pipe cut short (EAGAIN) still lets the drain empty it.
+  if (op->pollFirst) {
+    sqe = io_uring_get_sqe(&ring_);
+    io_uring_prep_poll_add(sqe, op->fd, POLLOUT);
+    io_uring_sqe_set_data64(sqe, Key(op, 0, Kind::kPoll));
+    sqe->flags |= IOSQE_IO_HARDLINK;
+  }
+  if (want > 0) {
+    sqe = io_uring_get_sqe(&ring_);
+    io_uring_prep_splice(sqe, op->file, static_cast<int64_t>(op->fileOffset + op->filled), op->pipeWrite, -1,
+                         static_cast<unsigned>(want), SPLICE_F_NONBLOCK);
+    io_uring_sqe_set_data64(sqe, Key(op, static_cast<uint32_t>(want), Kind::kFill));
+    sqe->flags |= IOSQE_IO_HARDLINK;
+  }
+  // SPLICE_F_MORE (MSG_MORE) while more of the body follows: full segments, as TCP_CORK would.
+  unsigned flags = SPLICE_F_NONBLOCK | (op->filled + want < op->length ? SPLICE_F_MORE : 0);
+  size_t drain = std::min<size_t>(inPipe + want, UINT32_MAX);
+  sqe = io_uring_get_sqe(&ring_);
+  io_uring_prep_splice(sqe, op->pipeRead, -1, op->fd, -1, static_cast<unsigned>(drain), flags);
+  io_uring_sqe_set_data64(sqe, Key(op, static_cast<uint32_t>(drain), Kind::kDrain));
+  Flush();
+}
+
 void Ring::SubmitChain(Op* op) {
   if (io_uring_sq_space_left(&ring_) < op->depth) Flush();
   size_t off = op->acked;
@@ -160,8 +284,7 @@ void Ring::SubmitChain(Op* op) {
       zc = false;
       op->result.fallbacks |= kFallbackPinBudget;
     }
-    uint64_t key = nextSlice_++;
-    slices_.emplace(key, Slice{op, len, zc});
+    uint64_t key = Key(op, len, zc ? Kind::kSendZc : Kind::kSend) >> 1;
     if (zc) {
       io_uring_prep_send_zc(sqe, op->fd, op->data + off, len, kSendFlags,
                             reportUsage_ ? IORING_SEND_ZC_REPORT_USAGE : 0);
@@ -173,9 +296,6 @@ void Ring::SubmitChain(Op* op) {
     sqe->flags |= IOSQE_IO_LINK;
     last = sqe;
     off += len;
-    op->resultsOwed++;
-    op->cqesOwed++;
-    sends_++;
   }
   if (last != nullptr) last->flags &= ~IOSQE_IO_LINK;
   Flush();
@@ -208,6 +328,8 @@ void Ring::Abort(uint32_t id) {
     Flush();
     sqe = io_uring_get_sqe(&ring_);
   }
+  // A file op's fill is cancelled too if it is waiting; one already reading finishes by itself.
+  // Its drain is hard-linked behind it and fails with EPIPE once the socket is shut down.
   if (sqe != nullptr) {
     io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, (static_cast<uint64_t>(op->id) << 1) | kCancelBit);
@@ -306,9 +428,13 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vec
   // The result. F_MORE, not res, says whether a notification follows: an errored SEND_ZC
   // may still post one, and one without F_MORE owes none (a late one is a stray, above).
   op->resultsOwed--;
-  OnResult(op, s, cqe->res);
+  if (s.kind == Kind::kSendZc || s.kind == Kind::kSend) {
+    OnResult(op, s, cqe->res);
+  } else {
+    OnFileResult(op, s, cqe->res);
+  }
   if (!(cqe->flags & IORING_CQE_F_MORE)) {
-    if (s.zc) pinned_ -= s.len;
+    if (s.zc()) pinned_ -= s.len;
     sends_--;
     op->cqesOwed--;
     slices_.erase(it);
@@ -322,7 +448,7 @@ void Ring::OnResult(Op* op, const Slice& s, int res) {
     // A short count fails the link (MSG_WAITALL): the rest of the chain comes back
     // -ECANCELED and is sent again from op->acked.
     op->acked += static_cast<size_t>(res);
-    (s.zc ? op->result.zcBytes : op->result.copyBytes) += static_cast<uint64_t>(res);
+    (s.zc() ? op->result.zcBytes : op->result.copyBytes) += static_cast<uint64_t>(res);
     return;
   }
   int err = -res;
@@ -333,7 +459,7 @@ void Ring::OnResult(Op* op, const Slice& s, int res) {
       return;
     case EOPNOTSUPP:
     case EINVAL:
-      if (!s.zc) break;
+      if (!s.zc()) break;
       if (err == EINVAL && reportUsage_) {
         reportUsage_ = false;  // a kernel before 6.2 rejects the flag: resend without it
         return;
@@ -343,7 +469,7 @@ void Ring::OnResult(Op* op, const Slice& s, int res) {
       return;
     case ENOMEM:
     case ENOBUFS:
-      if (!s.zc) break;
+      if (!s.zc()) break;
       // Pinning refused (RLIMIT_MEMLOCK, which is per user: other processes and threads of the
       // user count too). A refused link fails the rest of its chain, so the op goes on by copy.
       op->zc = false;
@@ -360,11 +486,64 @@ void Ring::OnResult(Op* op, const Slice& s, int res) {
   if (op->error == 0) op->error = err;
 }
 
+// Every errno of a file op's requests gets a decision here.
+void Ring::OnFileResult(Op* op, const Slice& s, int res) {
+  if (res == -ECANCELED) {
+    if (op->aborting && op->error == 0) op->error = ECANCELED;
+    return;
+  }
+  switch (s.kind) {
+    case Kind::kPoll:
+      return;  // writable, or an error the drain behind it will meet and report
+    case Kind::kFill:
+      op->roundFill = res;
+      if (res > 0) {
+        op->filled += static_cast<size_t>(res);
+      } else if (res == 0) {
+        // End of file before the length announced in Content-Length: the file was truncated
+        // during the transfer. The response cannot be completed.
+        if (op->error == 0) op->error = ENODATA;
+      } else if (res != -EAGAIN && res != -EINTR && op->error == 0) {
+        op->error = -res;  // EIO and the like: the file cannot be read
+      }
+      return;
+    case Kind::kDrain:
+      op->roundDrain = res;
+      if (res > 0) {
+        op->acked += static_cast<size_t>(res);
+        op->result.spliceBytes += static_cast<uint64_t>(res);
+      } else if (res < 0 && res != -EAGAIN && res != -EINTR && op->error == 0) {
+        op->error = -res;  // EPIPE, ECONNRESET (the client went away), or unexpected
+      }
+      return;
+    default:
+      return;
+  }
+}
+
 void Ring::Advance(Op* op, std::vector<Finished>* finished) {
   if (op->finished) return;
   if (op->aborting && op->error == 0) op->error = ECANCELED;
   if (op->error != 0 || op->acked >= op->length) {
     Finish(op, finished);
+    return;
+  }
+  if (op->IsFile()) {
+    // The socket was full if the drain took less than the pipe held (or nothing: EAGAIN).
+    size_t held = op->roundPipe + static_cast<size_t>(std::max(op->roundFill, 0));
+    op->pollFirst = op->roundDrain < 0 || static_cast<size_t>(op->roundDrain) < held;
+    bool moved = op->acked != op->chainStart || op->filled != op->chainFilled;
+    if (!moved && ++op->stalls > kMaxStalls) {
+      op->error = EIO;
+      Finish(op, finished);
+      return;
+    }
+    if (moved) op->stalls = 0;
+    SubmitRound(op);
+    if (op->resultsOwed == 0) {
+      op->error = broken_ != 0 ? broken_ : EBUSY;
+      Finish(op, finished);
+    }
     return;
   }
   if (op->acked == op->chainStart) {
@@ -385,8 +564,7 @@ void Ring::Advance(Op* op, std::vector<Finished>* finished) {
 
 void Ring::Finish(Op* op, std::vector<Finished>* finished) {
   // Every result is in, so no request of this op uses the descriptor; notifications do not.
-  close(op->fd);
-  op->fd = -1;
+  CloseFds(op);
   op->finished = true;
   op->result.error = op->error;
   finished->push_back(Finished{op->id, op->result});

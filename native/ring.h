@@ -22,16 +22,27 @@ struct OpResult {
   int error = 0;           // 0, or the errno that ended the op (ECANCELED when aborted)
   uint64_t zcBytes = 0;    // bytes the kernel accepted through SEND_ZC
   uint64_t copyBytes = 0;  // bytes the kernel accepted through SEND
+  uint64_t spliceBytes = 0;  // bytes of a file the kernel spliced into the socket
   uint32_t fallbacks = 0;  // kFallback* bits
 };
 
 struct Op;
 
-// One send request: a slice of an op's body.
+// What a request does.
+enum class Kind : uint8_t {
+  kSendZc,  // SEND_ZC of a slice of a buffer: a result, then (F_MORE) a notification
+  kSend,    // SEND of a slice of a buffer
+  kFill,    // SPLICE from the file into the op's pipe
+  kDrain,   // SPLICE from the op's pipe into the socket
+  kPoll,    // POLL_ADD for POLLOUT on the socket, before a drain that found it full
+};
+
+// One request of an op, with a CQE owed.
 struct Slice {
   Op* op;
   uint32_t len;
-  bool zc;
+  Kind kind;
+  bool zc() const { return kind == Kind::kSendZc; }
 };
 
 class Ring {
@@ -63,6 +74,7 @@ class Ring {
 
   bool SupportsSendZc() const { return sendZc_; }
   bool SupportsSend() const { return send_; }
+  bool SupportsSplice() const { return splice_; }
   int EventFd() const { return efd_; }
   void SetPinBudget(uint64_t bytes) { pinBudget_ = bytes; }
 
@@ -70,6 +82,10 @@ class Ring {
   // at most `depth` linked slices in flight. Returns the op's id (> 0) or -errno.
   // The caller keeps `data` alive until Reap reports the op released.
   int64_t Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_t slice, uint32_t depth);
+  // Starts sending `length` bytes of the regular file `file` from `offset` on a duplicate of
+  // the socket `fd`: page cache -> pipe -> socket with IORING_OP_SPLICE, `chunk` bytes per
+  // round (the pipe's size). The op holds its own duplicate of `file`. Returns the id or -errno.
+  int64_t StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk);
   // Cancels an op's requests; it finishes once every result CQE has arrived.
   void Abort(uint32_t id);
   // Bytes the kernel accepted so far, or -1 for an unknown op.
@@ -85,10 +101,14 @@ class Ring {
 
  private:
   Ring() = default;
+  Op* NewOp(int own);
   void SubmitChain(Op* op);
+  void SubmitRound(Op* op);
+  uint64_t Key(Op* op, uint32_t len, Kind kind);
   void Flush();
   void Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vector<uint32_t>* touched);
   void OnResult(Op* op, const Slice& s, int res);
+  void OnFileResult(Op* op, const Slice& s, int res);
   void Advance(Op* op, std::vector<Finished>* finished);
   void Finish(Op* op, std::vector<Finished>* finished);
   void MaybeRelease(Op* op, std::vector<Released>* released);
@@ -98,6 +118,7 @@ class Ring {
   int efd_ = -1;
   bool sendZc_ = false;
   bool send_ = false;
+  bool splice_ = false;
   bool reportUsage_ = true;  // cleared if the kernel rejects IORING_SEND_ZC_REPORT_USAGE (< 6.2)
   int broken_ = 0;           // errno of a failed io_uring_enter that left SQEs we cannot retract
   uint64_t pinBudget_ = 0;

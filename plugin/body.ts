@@ -6,6 +6,9 @@
 // connection's socket once Node's write queue is empty, and res.end() follows the last byte,
 // so onResponse, logging, reply.sent and keep-alive behave. Anything else (an onSend hook
 // that wrapped the body, trailers, a status without a body) reads it as a plain stream.
+//
+// BufferBody sends a Buffer (SEND_ZC or SEND); FileBody splices a file (file.ts decides
+// which part, and closes what it opened).
 import { Readable } from 'node:stream'
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
@@ -14,13 +17,16 @@ import type { Binding } from './native'
 import { FALLBACK_EOPNOTSUPP } from './native'
 import type { Counters } from './stats'
 import { checkAtPipe, markSocket, sendZcFor, socketFd, type RouteSettings } from './route'
-import { FST_ZERO_COPY_SEND_FAILED } from './errors'
+import { FST_ZERO_COPY_FILE_CHANGED, FST_ZERO_COPY_SEND_FAILED } from './errors'
+import type { OpenFile } from './file'
 
 export interface SendSettings {
   binding: Binding
   zc: boolean
   sliceSize: number
   depth: number
+  /** Bytes per splice round of a file (the pipe's size). */
+  fileChunk: number
   counters: Counters
   route: RouteSettings
 }
@@ -35,31 +41,35 @@ function onReleased (socket: Socket, notifications: number, copied: number): voi
   if (notifications > 0 && copied * 10 >= notifications * 9) markSocket(socket, 'copied')
 }
 
-export class NativeBody extends Readable {
+/** A body the ring may send; read as a plain stream, it gives the same bytes through Node. */
+abstract class RingBody extends Readable {
   private op = 0
   private running = false
   private onAborted: (() => void) | null = null
   private idle: { timer: NodeJS.Timeout, socket: Socket, ms: number } | null = null
 
   constructor (
-    private readonly settings: SendSettings,
-    private readonly body: Buffer,
-    private readonly reply: FastifyReply
+    protected readonly settings: SendSettings | null,
+    protected readonly reply: FastifyReply,
+    readonly length: number
   ) {
     super()
   }
 
-  // The ordinary path: whoever reads this stream gets the whole body as one chunk.
-  _read (): void {
-    this.push(this.body)
-    this.push(null)
+  /** Starts the native op; returns its id or throws (errno code). */
+  protected abstract startOp (fd: number, socket: Socket, done: (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number, spliceBytes: number) => void): number
+  /** Counts what the ring carried. */
+  protected abstract count (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number, spliceBytes: number): void
+  /** The error an errno that is not the client's leaving becomes. */
+  protected failure (error: string): Error {
+    return new FST_ZERO_COPY_SEND_FAILED(error)
   }
 
   pipe<T extends NodeJS.WritableStream> (dest: T, options?: { end?: boolean }): T {
     const res = this.reply.raw
-    const reason = checkAtPipe(res, dest, options, this.body.length)
-    if (reason !== null) {
-      this.settings.counters.stream(reason, this.body.length)
+    const reason = this.settings === null ? null : checkAtPipe(res, dest, options, this.length)
+    if (this.settings === null || reason !== null) {
+      if (reason !== null) this.settings?.counters.stream(reason, this.length)
       return super.pipe(dest, options)
     }
     // A pipelined response gets its socket when the responses before it finished.
@@ -85,47 +95,41 @@ export class NativeBody extends Readable {
   }
 
   private start (res: ServerResponse, socket: Socket): void {
-    const { binding, sliceSize, depth, counters } = this.settings
-    const zc = this.settings.zc && sendZcFor(socket, this.settings.route)
-    if (this.settings.zc && !zc) counters.fallback('kernel-copies')
     try {
-      this.op = binding.start(socketFd(socket), this.body, zc, sliceSize, depth,
-        (error, zcBytes, copyBytes, fallbacks) => this.onDone(res, socket, zc, error, zcBytes, copyBytes, fallbacks),
-        zc ? (notifications, copied) => onReleased(socket, notifications, copied) : undefined)
+      this.op = this.startOp(socketFd(socket), socket, (error, zcBytes, copyBytes, fallbacks, spliceBytes) => {
+        this.count(error, zcBytes, copyBytes, fallbacks, spliceBytes)
+        this.onDone(res, error)
+      })
     } catch (err) {
-      // The ring could not take it (EMFILE on dup, a broken ring): Node still can.
-      this.settings.counters.stream(`start-${String((err as NodeJS.ErrnoException).code ?? 'error').toLowerCase()}`, this.body.length)
-      this.finish(res, this.body)
+      // The ring could not take it (EMFILE on dup, a broken ring): Node still can, through
+      // this stream's own reads (the headers are out already).
+      this.settings?.counters.stream(`start-${String((err as NodeJS.ErrnoException).code ?? 'error').toLowerCase()}`, this.length)
+      super.pipe(res)
       return
     }
     this.running = true
     this.watchIdle(socket)
   }
 
-  private onDone (res: ServerResponse, socket: Socket, zc: boolean, error: string | null, zcBytes: number, copyBytes: number, fallbacks: number): void {
+  private onDone (res: ServerResponse, error: string | null): void {
     this.running = false
     this.unwatchIdle()
-    this.settings.counters.native(zc, zcBytes, copyBytes, fallbacks)
-    if ((fallbacks & FALLBACK_EOPNOTSUPP) !== 0) markSocket(socket, 'eopnotsupp')
     if (this.onAborted !== null) {
       const aborted = this.onAborted
       this.onAborted = null
       aborted()
     } else if (error === null) {
-      this.finish(res, null)
+      this.finish(res)
     } else if (PEER_GONE.has(error)) {
       res.destroy() // Fastify logs "stream closed prematurely" at info and destroys this body
     } else {
-      this.destroy(new FST_ZERO_COPY_SEND_FAILED(error)) // logged once by Fastify; connection closed
+      this.destroy(this.failure(error)) // logged once by Fastify; connection closed
     }
   }
 
-  /** Ends this stream, then the response (with `tail` written by Node, if any). */
-  private finish (res: ServerResponse, tail: Buffer | null): void {
-    this.once('end', () => {
-      if (tail === null) res.end()
-      else res.end(tail)
-    })
+  /** Ends this stream, then the response. */
+  private finish (res: ServerResponse): void {
+    this.once('end', () => res.end())
     this.push(null)
     this.resume()
   }
@@ -138,7 +142,7 @@ export class NativeBody extends Readable {
     // The response was destroyed mid-body (client gone, server closing): cancel, and finish
     // only once every result CQE arrived, so nothing is still sending on the socket.
     this.onAborted = () => callback(err)
-    this.settings.binding.abort(this.op)
+    this.settings?.binding.abort(this.op)
   }
 
   /**
@@ -150,8 +154,9 @@ export class NativeBody extends Readable {
     if (ms <= 0) return
     socket.setTimeout(0)
     let last = -1
+    const binding = this.settings?.binding
     const timer = setInterval(() => {
-      const now = this.settings.binding.progress(this.op)
+      const now = binding?.progress(this.op) ?? -1
       if (now !== last) {
         last = now
         return
@@ -168,5 +173,88 @@ export class NativeBody extends Readable {
     clearInterval(this.idle.timer)
     this.idle.socket.setTimeout(this.idle.ms)
     this.idle = null
+  }
+}
+
+/** A Buffer's bytes, by SEND_ZC or SEND. */
+export class BufferBody extends RingBody {
+  private zc = false
+
+  constructor (settings: SendSettings, private readonly body: Buffer, reply: FastifyReply) {
+    super(settings, reply, body.length)
+  }
+
+  // The ordinary path: whoever reads this stream gets the whole body as one chunk.
+  _read (): void {
+    this.push(this.body)
+    this.push(null)
+  }
+
+  protected startOp (fd: number, socket: Socket, done: Parameters<RingBody['startOp']>[2]): number {
+    const settings = this.settings as SendSettings
+    this.zc = settings.zc && sendZcFor(socket, settings.route)
+    if (settings.zc && !this.zc) settings.counters.fallback('kernel-copies')
+    return settings.binding.start(fd, this.body, this.zc, settings.sliceSize, settings.depth,
+      (error, zcBytes, copyBytes, fallbacks) => {
+        if ((fallbacks & FALLBACK_EOPNOTSUPP) !== 0) markSocket(socket, 'eopnotsupp')
+        done(error, zcBytes, copyBytes, fallbacks, 0)
+      },
+      this.zc ? (notifications, copied) => onReleased(socket, notifications, copied) : undefined)
+  }
+
+  protected count (_error: string | null, zcBytes: number, copyBytes: number, fallbacks: number): void {
+    this.settings?.counters.native(this.zc, zcBytes, copyBytes, fallbacks)
+  }
+}
+
+/** Bytes per read when a file goes through Node. */
+const READ_CHUNK = 256 * 1024
+
+/**
+ * `length` bytes of a file from `offset`: spliced by the ring (page cache -> pipe -> socket),
+ * or, on the ordinary path (`settings` null, or an onSend hook wrapped the body), read
+ * through Node. A file that ends early (truncated during the transfer) is an error either way:
+ * the Content-Length sent can no longer be honoured, so the connection is closed.
+ */
+export class FileBody extends RingBody {
+  private position: number
+  private readonly end: number
+
+  constructor (settings: SendSettings | null, private readonly file: OpenFile, offset: number, length: number, reply: FastifyReply) {
+    super(settings, reply, length)
+    this.position = offset
+    this.end = offset + length
+  }
+
+  _read (): void {
+    const size = Math.min(READ_CHUNK, this.end - this.position)
+    if (size <= 0) {
+      this.push(null)
+      return
+    }
+    const buffer = Buffer.allocUnsafe(size)
+    this.file.read(buffer, this.position).then((bytesRead) => {
+      if (this.destroyed) return
+      if (bytesRead === 0) {
+        this.destroy(new FST_ZERO_COPY_FILE_CHANGED(`the file ended ${this.end - this.position} bytes early`))
+        return
+      }
+      this.position += bytesRead
+      this.push(bytesRead === size ? buffer : buffer.subarray(0, bytesRead))
+    }, (err: Error) => this.destroy(err))
+  }
+
+  protected startOp (fd: number, _socket: Socket, done: Parameters<RingBody['startOp']>[2]): number {
+    const settings = this.settings as SendSettings
+    return settings.binding.startFile(fd, this.file.fd, this.position, this.length, settings.fileChunk, done)
+  }
+
+  protected count (_error: string | null, _zcBytes: number, _copyBytes: number, _fallbacks: number, spliceBytes: number): void {
+    this.settings?.counters.spliced(spliceBytes)
+  }
+
+  protected failure (error: string): Error {
+    if (error === 'ENODATA') return new FST_ZERO_COPY_FILE_CHANGED('the file was truncated during the transfer')
+    return super.failure(error)
   }
 }

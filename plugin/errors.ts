@@ -15,7 +15,7 @@ export const FST_ZERO_COPY_MODE_UNAVAILABLE = createError(
 
 export const FST_ZERO_COPY_INVALID_BODY = createError(
   'FST_ZERO_COPY_INVALID_BODY',
-  'reply.sendZeroCopy() expects a Buffer, TypedArray or DataView, received %s',
+  'reply.sendZeroCopy() expects a Buffer, TypedArray, DataView, { path }, { fd } or FileHandle, received %s',
   500,
   TypeError
 )
@@ -23,5 +23,47 @@ export const FST_ZERO_COPY_INVALID_BODY = createError(
 export const FST_ZERO_COPY_SEND_FAILED = createError(
   'FST_ZERO_COPY_SEND_FAILED',
   'fastify-zero-copy: the native send failed after the headers went out (%s)',
+  500
+)
+
+export const FST_ZERO_COPY_FILE_NOT_FOUND = createError(
+  'FST_ZERO_COPY_FILE_NOT_FOUND',
+  'fastify-zero-copy: file not found: %s',
+  404
+)
+
+export const FST_ZERO_COPY_FILE_FORBIDDEN = createError(
+  'FST_ZERO_COPY_FILE_FORBIDDEN',
+  'fastify-zero-copy: permission denied: %s',
+  403
+)
+
+export const FST_ZERO_COPY_NOT_A_FILE = createError(
+  'FST_ZERO_COPY_NOT_A_FILE',
+  'fastify-zero-copy: not a regular file (a directory, device, FIFO or socket): %s',
+  404
+)
+
+export const FST_ZERO_COPY_FILE_OPEN_FAILED = createError(
+  'FST_ZERO_COPY_FILE_OPEN_FAILED',
+  'fastify-zero-copy: the file could not be opened: %s (%s)',
+  500
+)
+
+export const FST_ZERO_COPY_PRECONDITION_FAILED = createError(
+  'FST_ZERO_COPY_PRECONDITION_FAILED',
+  'Precondition Failed',
+  412
+)
+
+export const FST_ZERO_COPY_RANGE_NOT_SATISFIABLE = createError(
+  'FST_ZERO_COPY_RANGE_NOT_SATISFIABLE',
+  'Range Not Satisfiable',
+  416
+)
+
+export const FST_ZERO_COPY_FILE_CHANGED = createError(
+  'FST_ZERO_COPY_FILE_CHANGED',
+  'fastify-zero-copy: the file changed during the transfer (%s); the connection is closed',
   500
 )

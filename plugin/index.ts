@@ -2,14 +2,19 @@
 // path wherever the native one cannot serve. Reads like a table of contents: options,
 // capabilities, decorators.
 import os from 'node:os'
+import { Readable } from 'node:stream'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
-import type { FastifyZeroCopyOptions, ZeroCopyCapabilities, ZeroCopyDecorator } from '../types/index'
+import type { FastifyZeroCopyOptions, ZeroCopyCapabilities, ZeroCopyDecorator, ZeroCopyFileOptions } from '../types/index'
 import { FST_ZERO_COPY_INVALID_BODY, FST_ZERO_COPY_INVALID_OPTION, FST_ZERO_COPY_MODE_UNAVAILABLE } from './errors'
 import { defaultPinBudget, probe, type Probe } from './native'
 import { chooseRoute, type RouteSettings } from './route'
 import { Counters } from './stats'
-import { NativeBody, type SendSettings } from './body'
+import { BufferBody, FileBody, type SendSettings } from './body'
+import {
+  FILE_HTTP_DEFAULTS, decide, entity, isFileBody, notModified, openFile, readFileHttpOptions, setFileHeaders,
+  type FileHttpOptions, type OpenFile
+} from './file'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -17,7 +22,8 @@ const MiB = 1024 * KiB
 const DEFAULTS = {
   threshold: 16 * KiB,
   sliceSize: 256 * KiB,
-  depth: 4
+  depth: 4,
+  fileChunk: MiB
 }
 
 const MODES = ['auto', 'send_zc', 'send', 'stream'] as const
@@ -59,6 +65,8 @@ function readOptions (opts: FastifyZeroCopyOptions) {
     threshold: integer('threshold', opts.threshold, DEFAULTS.threshold, 0, Number.MAX_SAFE_INTEGER),
     sliceSize: integer('sliceSize', opts.sliceSize, DEFAULTS.sliceSize, 4 * KiB, 64 * MiB),
     depth: integer('depth', opts.depth, DEFAULTS.depth, 1, 64),
+    fileChunk: integer('fileChunk', opts.fileChunk, DEFAULTS.fileChunk, 4 * KiB, 64 * MiB),
+    http: readFileHttpOptions(opts as Record<string, unknown>, FILE_HTTP_DEFAULTS),
     pinBudget: opts.pinBudget === undefined ? undefined : integer('pinBudget', opts.pinBudget, 0, 0, Number.MAX_SAFE_INTEGER)
   }
 }
@@ -111,25 +119,81 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
   const route: RouteSettings = {
     threshold: options.threshold,
     unavailable: binding === null ? (options.mode === 'stream' ? 'mode-stream' : 'native-unavailable') : null,
-    whenCopied: options.whenCopied
+    whenCopied: options.whenCopied,
+    splice: binding !== null && machine.splice
   }
   const send: SendSettings | null = binding === null
     ? null
-    : { binding, zc: capabilities.mode === 'send_zc', sliceSize: options.sliceSize, depth: options.depth, counters, route }
+    : { binding, zc: capabilities.mode === 'send_zc', sliceSize: options.sliceSize, depth: options.depth, fileChunk: options.fileChunk, counters, route }
+
+  /** The file's response, once it is open: headers, conditionals, range, then the body. */
+  function respondWithFile (reply: FastifyReply, file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): void {
+    if (reply.sent || reply.raw.destroyed) {
+      file.close() // the client went away while the file was opening
+      return
+    }
+    setFileHeaders(reply, file, stat, http)
+    const decision = decide(reply, entity(part, stat.size), http)
+    if ('error' in decision) {
+      file.close()
+      reply.send(decision.error)
+      return
+    }
+    if (decision.status === 304) {
+      file.close()
+      notModified(reply)
+      reply.send()
+      return
+    }
+    if (decision.status === 206) reply.code(206)
+    reply.header('content-length', String(decision.length))
+    if (isHead(reply) || decision.length === 0) {
+      if (decision.length > 0) counters.stream('head', 0)
+      file.close()
+      // An empty stream, not undefined: Fastify then keeps the Content-Length set above
+      // (for HEAD, its own head route would otherwise replace it with 0).
+      reply.send(Readable.from([]))
+      return
+    }
+    const reason = chooseRoute(reply, decision.length, route, 'file')
+    if (reason !== null || send === null) counters.stream(reason ?? 'native-unavailable', decision.length)
+    const body = new FileBody(reason === null ? send : null, file, decision.offset, decision.length, reply)
+    body.once('close', () => file.close())
+    reply.send(body)
+  }
+
+  function sendFile (reply: FastifyReply, body: unknown, part: ZeroCopyFileOptions): FastifyReply {
+    // Options are checked now, so a mistake throws in the handler like any other.
+    const http = readFileHttpOptions(part as Record<string, unknown>, options.http)
+    entity(part, 0)
+    openFile(body).then(({ file, stat }) => {
+      // Whatever happens next, a file the plugin opened is closed when the response is.
+      reply.raw.once('close', () => file.close())
+      respondWithFile(reply, file, stat, part, http)
+    }, (err: Error) => {
+      if (!reply.sent) reply.send(err)
+    })
+    return reply
+  }
 
   const decorator: ZeroCopyDecorator = { capabilities, stats: () => counters.snapshot() }
   fastify.decorate('zeroCopy', decorator)
-  fastify.decorateReply('sendZeroCopy', function sendZeroCopy (this: FastifyReply, body: unknown): FastifyReply {
+  fastify.decorateReply('sendZeroCopy', function sendZeroCopy (this: FastifyReply, body: unknown, part?: ZeroCopyFileOptions): FastifyReply {
+    if (isFileBody(body)) return sendFile(this, body, part ?? {})
     const buffer = asBuffer(body)
     if (!this.hasHeader('content-type')) this.header('content-type', 'application/octet-stream')
-    const reason = chooseRoute(this, buffer.length, route)
+    const reason = chooseRoute(this, buffer.length, route, 'buffer')
     if (reason !== null || send === null) {
       counters.stream(reason ?? 'native-unavailable', this.request.method === 'HEAD' ? 0 : buffer.length)
       return this.send(buffer)
     }
     this.header('content-length', String(buffer.length))
-    return this.send(new NativeBody(send, buffer, this))
+    return this.send(new BufferBody(send, buffer, this))
   })
+}
+
+function isHead (reply: FastifyReply): boolean {
+  return reply.request.method === 'HEAD'
 }
 
 const plugin = fp(fastifyZeroCopy, { fastify: '5.x', name: 'fastify-zero-copy' }) as ReturnType<typeof fp> & {

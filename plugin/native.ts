@@ -11,12 +11,13 @@ export interface RingStats {
   ops: number
 }
 
-export type DoneCallback = (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number) => void
+export type DoneCallback = (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number, spliceBytes: number) => void
 
 export interface Binding {
-  open(): { ok: boolean, code: string | null, sendZc: boolean, send: boolean }
+  open(): { ok: boolean, code: string | null, sendZc: boolean, send: boolean, splice: boolean }
   start(fd: number, body: Uint8Array, zc: boolean, slice: number, depth: number, done: DoneCallback,
     released?: (notifications: number, copied: number) => void): number
+  startFile(fd: number, fileFd: number, offset: number, length: number, chunk: number, done: DoneCallback): number
   abort(id: number): void
   progress(id: number): number
   stats(): RingStats
@@ -34,6 +35,7 @@ export interface Probe {
   ioUring: boolean
   sendZc: boolean
   send: boolean
+  splice: boolean
   reason: string | null
 }
 
@@ -79,12 +81,12 @@ export function probe (): Probe {
   if (probed !== undefined) return probed
   const { binding, reason } = loaded
   if (binding === null) {
-    probed = { binding: null, native: false, ioUring: false, sendZc: false, send: false, reason }
+    probed = { binding: null, native: false, ioUring: false, sendZc: false, send: false, splice: false, reason }
     return probed
   }
   const ring = binding.open()
   if (!ring.ok) {
-    probed = { binding: null, native: true, ioUring: false, sendZc: false, send: false, reason: describeRingError(ring.code) }
+    probed = { binding: null, native: true, ioUring: false, sendZc: false, send: false, splice: false, reason: describeRingError(ring.code) }
     return probed
   }
   probed = {
@@ -93,6 +95,7 @@ export function probe (): Probe {
     ioUring: true,
     sendZc: ring.sendZc,
     send: ring.send,
+    splice: ring.splice,
     reason: ring.sendZc ? null : 'the kernel does not support IORING_OP_SEND_ZC (Linux 6.0 or later)'
   }
   return probed

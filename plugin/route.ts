@@ -11,6 +11,8 @@ export interface RouteSettings {
   unavailable: string | null
   /** What a socket whose SEND_ZC notifications said "copied" uses for its later bodies. */
   whenCopied: 'stream' | 'send' | 'keep'
+  /** The ring can splice (IORING_OP_SPLICE and POLL_ADD): files may go native. */
+  splice: boolean
 }
 
 // What the kernel taught us about a connection, kept on its socket.
@@ -42,9 +44,10 @@ export function socketFd (socket: net.Socket | null | undefined): number {
   return handle != null && typeof handle.fd === 'number' && handle.fd >= 0 ? handle.fd : -1
 }
 
-export function chooseRoute (reply: FastifyReply, length: number, settings: RouteSettings): string | null {
+export function chooseRoute (reply: FastifyReply, length: number, settings: RouteSettings, kind: 'buffer' | 'file'): string | null {
   if (length < settings.threshold || length === 0) return 'below-threshold'
   if (settings.unavailable !== null) return settings.unavailable
+  if (kind === 'file' && !settings.splice) return 'no-splice'
   const req = reply.request.raw
   if ('_lightMyRequest' in req) return 'inject'
   if (req.httpVersionMajor === 2) return 'http2'
@@ -53,7 +56,8 @@ export function chooseRoute (reply: FastifyReply, length: number, settings: Rout
   if ((socket as net.Socket & { encrypted?: boolean }).encrypted === true) return 'tls'
   if (req.method === 'HEAD') return 'head'
   if (socketFd(socket) < 0) return 'no-fd'
-  if (settings.whenCopied === 'stream' && (socket as Marked)[kKernelCopies] === true) return 'kernel-copies'
+  // Splicing a file copies nothing on the sending side, wherever the bytes are delivered.
+  if (kind === 'buffer' && settings.whenCopied === 'stream' && (socket as Marked)[kKernelCopies] === true) return 'kernel-copies'
   return null
 }
 

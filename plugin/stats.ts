@@ -3,8 +3,8 @@ import { FALLBACK_ENOMEM, FALLBACK_EOPNOTSUPP, FALLBACK_PIN_BUDGET, type Binding
 
 /** One counter for each figure of app.zeroCopy.stats(). */
 export class Counters {
-  readonly responses = { sendZc: 0, send: 0, stream: 0 }
-  readonly bytes = { sendZc: 0, send: 0, stream: 0 }
+  readonly responses = { sendZc: 0, send: 0, splice: 0, stream: 0 }
+  readonly bytes = { sendZc: 0, send: 0, splice: 0, stream: 0 }
   readonly fallbacks: { [reason: string]: number } = Object.create(null)
 
   constructor (private readonly binding: Binding | null) {}
@@ -32,6 +32,12 @@ export class Counters {
     if ((fallbacks & FALLBACK_EOPNOTSUPP) !== 0) this.fallback('eopnotsupp')
     if ((fallbacks & FALLBACK_ENOMEM) !== 0) this.fallback('enomem')
     if ((fallbacks & FALLBACK_PIN_BUDGET) !== 0) this.fallback('pin-budget')
+  }
+
+  /** A file body the ring spliced (in part, when the client went away or the file shrank). */
+  spliced (bytes: number): void {
+    this.responses.splice++
+    this.bytes.splice += bytes
   }
 
   snapshot (): ZeroCopyStats {

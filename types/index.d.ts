@@ -12,6 +12,14 @@ declare module 'fastify' {
      * reads it in place.
      */
     sendZeroCopy(body: fastifyZeroCopy.ZeroCopyBody): FastifyReply
+    /**
+     * Sends a regular file (or the part `start`..`end` of it) with the headers and
+     * conditional/range semantics of @fastify/send. Large files are spliced from the page
+     * cache into the socket by io_uring. Asynchronous: `return reply.sendZeroCopy(...)` from
+     * an async handler. A `{ path }` is opened and closed by the plugin; a FileHandle or
+     * `{ fd }` stays the caller's and must stay open until the response finished.
+     */
+    sendZeroCopy(file: fastifyZeroCopy.ZeroCopyFile, options?: fastifyZeroCopy.ZeroCopyFileOptions): FastifyReply
   }
   interface FastifyInstance {
     zeroCopy: fastifyZeroCopy.ZeroCopyDecorator
@@ -24,10 +32,38 @@ declare namespace fastifyZeroCopy {
   /** A Buffer, or any TypedArray or DataView (its bytes are sent, not copied). */
   export type ZeroCopyBody = Buffer | NodeJS.ArrayBufferView
 
+  /** A file: a path the plugin opens (and closes), or an open file the caller keeps. */
+  export type ZeroCopyFile = { path: string } | { fd: number } | import('node:fs/promises').FileHandle
+
+  /** HTTP behaviour of file responses (plugin-wide defaults, or per call). */
+  export interface ZeroCopyFileHttpOptions {
+    /** `Accept-Ranges: bytes` and Range requests (206, 416). Default true. */
+    acceptRanges?: boolean
+    /** `Cache-Control: public, max-age=<maxAge/1000>`. Default true. */
+    cacheControl?: boolean
+    /** Milliseconds, for Cache-Control. Default 0. */
+    maxAge?: number
+    /** Adds `, immutable` to Cache-Control. Default false. */
+    immutable?: boolean
+    /** A weak ETag from size and mtime. Default true. */
+    etag?: boolean
+    /** `Last-Modified` from mtime. Default true. */
+    lastModified?: boolean
+    /** Content-Type from the path's extension (charset=utf-8 for text types). Default true. */
+    contentType?: boolean
+  }
+
+  export interface ZeroCopyFileOptions extends ZeroCopyFileHttpOptions {
+    /** First byte of the file to serve (Range requests are relative to start..end). Default 0. */
+    start?: number
+    /** Last byte of the file to serve, inclusive. Default: the end of the file. */
+    end?: number
+  }
+
   /** `auto` picks `send_zc`, then `send`, then `stream`, by what the machine supports. */
   export type ZeroCopyMode = 'auto' | 'send_zc' | 'send' | 'stream'
 
-  export interface FastifyZeroCopyOptions {
+  export interface FastifyZeroCopyOptions extends ZeroCopyFileHttpOptions {
     /** Bodies smaller than this many bytes take the ordinary path. Default 16384. */
     threshold?: number
     /** Default `auto`. A forced native mode that the machine cannot do fails registration. */
@@ -49,6 +85,8 @@ declare namespace fastifyZeroCopy {
      * CAP_IPC_LOCK or an unlimited RLIMIT_MEMLOCK.
      */
     pinBudget?: number
+    /** Bytes a file moves per splice round (the size of its pipe). Default 1048576. */
+    fileChunk?: number
   }
 
   export interface ZeroCopyCapabilities {
@@ -70,9 +108,9 @@ declare namespace fastifyZeroCopy {
 
   export interface ZeroCopyStats {
     /** Bodies by the path that carried them (`stream`: Fastify's ordinary path). */
-    responses: { sendZc: number, send: number, stream: number }
+    responses: { sendZc: number, send: number, splice: number, stream: number }
     /** Bytes by the path that carried them. */
-    bytes: { sendZc: number, send: number, stream: number }
+    bytes: { sendZc: number, send: number, splice: number, stream: number }
     /** SEND_ZC notifications reaped, and how many reported that the kernel copied. */
     notifications: { total: number, copied: number }
     /** Send requests whose completion is still owed, and the bytes they keep pinned. */

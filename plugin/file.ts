@@ -1,0 +1,284 @@
+// File bodies: what to open, which headers and status a request gets (the semantics of
+// @fastify/send for a single file), and who closes what. The bytes themselves go through
+// FileBody (body.ts): spliced by the ring, or read through Node on the ordinary path.
+import { fstat, read, promises as fsp, constants as fsc, type Stats } from 'node:fs'
+import type { FastifyReply } from 'fastify'
+import mime from 'mime'
+import fresh from 'fresh'
+import parseRange from 'range-parser'
+import type { ZeroCopyFileOptions } from '../types/index'
+import {
+  FST_ZERO_COPY_FILE_FORBIDDEN,
+  FST_ZERO_COPY_FILE_NOT_FOUND,
+  FST_ZERO_COPY_FILE_OPEN_FAILED,
+  FST_ZERO_COPY_INVALID_BODY,
+  FST_ZERO_COPY_INVALID_OPTION,
+  FST_ZERO_COPY_NOT_A_FILE,
+  FST_ZERO_COPY_PRECONDITION_FAILED,
+  FST_ZERO_COPY_RANGE_NOT_SATISFIABLE
+} from './errors'
+
+/** HTTP behaviour of file responses: plugin-wide defaults, overridden per call. */
+export interface FileHttpOptions {
+  acceptRanges: boolean
+  cacheControl: boolean
+  maxAge: number
+  immutable: boolean
+  etag: boolean
+  lastModified: boolean
+  contentType: boolean
+}
+
+export const FILE_HTTP_DEFAULTS: FileHttpOptions = {
+  acceptRanges: true,
+  cacheControl: true,
+  maxAge: 0,
+  immutable: false,
+  etag: true,
+  lastModified: true,
+  contentType: true
+}
+
+const BOOLEAN_OPTIONS = ['acceptRanges', 'cacheControl', 'immutable', 'etag', 'lastModified', 'contentType'] as const
+
+/** Reads the HTTP options of `opts` over `base`; a bad value is FST_ZERO_COPY_INVALID_OPTION. */
+export function readFileHttpOptions (opts: Partial<Record<keyof FileHttpOptions, unknown>>, base: FileHttpOptions): FileHttpOptions {
+  const out = { ...base }
+  for (const name of BOOLEAN_OPTIONS) {
+    const value = opts[name]
+    if (value === undefined) continue
+    if (typeof value !== 'boolean') throw new FST_ZERO_COPY_INVALID_OPTION(name, `expected a boolean, received ${typeof value}`)
+    out[name] = value
+  }
+  if (opts.maxAge !== undefined) {
+    const value = opts.maxAge
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+      throw new FST_ZERO_COPY_INVALID_OPTION('maxAge', 'expected a non-negative integer of milliseconds')
+    }
+    out.maxAge = value
+  }
+  return out
+}
+
+/**
+ * An open file and who closes it. The plugin closes what it opened (a `{ path }`) exactly
+ * once, whatever happens; a FileHandle or fd the caller passed stays the caller's.
+ */
+export class OpenFile {
+  private closed = false
+
+  constructor (
+    readonly fd: number,
+    readonly path: string | null,
+    private readonly handle: fsp.FileHandle | null,
+    readonly owned: boolean
+  ) {}
+
+  /** Reads into `buffer` at `position`; through the handle when there is one, so a close waits for it. */
+  async read (buffer: Buffer, position: number): Promise<number> {
+    if (this.handle !== null) return (await this.handle.read(buffer, 0, buffer.length, position)).bytesRead
+    return await new Promise((resolve, reject) => {
+      read(this.fd, buffer, 0, buffer.length, position, (err, bytesRead) => err === null ? resolve(bytesRead) : reject(err))
+    })
+  }
+
+  close (): void {
+    if (this.closed || !this.owned || this.handle === null) return
+    this.closed = true
+    this.handle.close().catch(() => {}) // EBADF cannot happen: nobody else has this handle
+  }
+}
+
+interface FileHandleLike { fd: number, stat: unknown, close: unknown }
+
+function isFileHandle (body: object): body is fsp.FileHandle {
+  const h = body as FileHandleLike
+  return typeof h.fd === 'number' && typeof h.stat === 'function' && typeof h.close === 'function'
+}
+
+/** Whether sendZeroCopy was given a file: `{ path }`, `{ fd }` or a FileHandle. */
+export function isFileBody (body: unknown): boolean {
+  if (body === null || typeof body !== 'object' || ArrayBuffer.isView(body)) return false
+  try {
+    return typeof (body as { path?: unknown }).path === 'string' ||
+      typeof (body as { fd?: unknown }).fd === 'number' ||
+      isFileHandle(body)
+  } catch {
+    return false // a revoked Proxy
+  }
+}
+
+function openError (err: NodeJS.ErrnoException, what: string): Error {
+  switch (err.code) {
+    case 'ENOENT':
+    case 'ENOTDIR':
+    case 'ENAMETOOLONG':
+    case 'ELOOP':
+      return new FST_ZERO_COPY_FILE_NOT_FOUND(what)
+    case 'EACCES':
+    case 'EPERM':
+      return new FST_ZERO_COPY_FILE_FORBIDDEN(what)
+    case 'EISDIR':
+      return new FST_ZERO_COPY_NOT_A_FILE(what)
+    default:
+      return new FST_ZERO_COPY_FILE_OPEN_FAILED(what, err.code ?? err.message)
+  }
+}
+
+/** Opens (or adopts) the file and stats it. Throws a Fastify error with a status. */
+export async function openFile (body: unknown): Promise<{ file: OpenFile, stat: Stats }> {
+  let file: OpenFile
+  if (isFileHandle(body as object)) {
+    file = new OpenFile((body as fsp.FileHandle).fd, null, body as fsp.FileHandle, false)
+  } else if (typeof (body as { path?: unknown }).path === 'string') {
+    const path = (body as { path: string }).path
+    if (path.length === 0 || path.includes('\0')) throw new FST_ZERO_COPY_FILE_NOT_FOUND(JSON.stringify(path))
+    let handle: fsp.FileHandle
+    try {
+      // O_NONBLOCK: opening a FIFO must not block a thread of the pool until a writer comes.
+      // (It changes nothing for a regular file, which is all that is served.)
+      handle = await fsp.open(path, fsc.O_RDONLY | fsc.O_NONBLOCK)
+    } catch (err) {
+      throw openError(err as NodeJS.ErrnoException, JSON.stringify(path))
+    }
+    file = new OpenFile(handle.fd, path, handle, true)
+  } else {
+    const fd = (body as { fd: number }).fd
+    if (!Number.isInteger(fd) || fd < 0) throw new FST_ZERO_COPY_INVALID_BODY(`{ fd: ${fd} }`)
+    file = new OpenFile(fd, null, null, false)
+  }
+  let stat: Stats
+  try {
+    stat = await new Promise((resolve, reject) => fstat(file.fd, (err, s) => err === null ? resolve(s) : reject(err)))
+  } catch (err) {
+    file.close()
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EBADF' && !file.owned) throw new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that is not open (${file.fd})`)
+    throw openError(err as NodeJS.ErrnoException, file.path ?? `fd ${file.fd}`)
+  }
+  if (!stat.isFile()) {
+    file.close()
+    if (file.owned) throw new FST_ZERO_COPY_NOT_A_FILE(JSON.stringify(file.path))
+    throw new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that is not a regular file (${file.fd})`)
+  }
+  return { file, stat }
+}
+
+/** The part of the file the handler asked for, before any Range header: `start`..`end` inclusive. */
+export function entity (opts: ZeroCopyFileOptions, size: number): { offset: number, length: number } {
+  const start = bound('start', opts.start, 0)
+  const end = bound('end', opts.end, Number.MAX_SAFE_INTEGER)
+  const offset = Math.min(start, size)
+  const last = Math.min(end, size - 1)
+  return { offset, length: Math.max(0, last - offset + 1) }
+}
+
+function bound (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw new FST_ZERO_COPY_INVALID_OPTION(name, 'expected a non-negative integer (a byte offset, inclusive)')
+  }
+  return value
+}
+
+function isUtf8Type (type: string): boolean {
+  return type.startsWith('text/') || type.startsWith('application/json') || type.startsWith('application/javascript')
+}
+
+/** A header's value as one string ('' when absent). */
+function header (reply: FastifyReply, name: string): string {
+  const value = reply.getHeader(name)
+  return value === undefined ? '' : String(value)
+}
+
+/** Sets the file's headers that the handler did not set itself. */
+export function setFileHeaders (reply: FastifyReply, file: OpenFile, stat: Stats, http: FileHttpOptions): void {
+  const set = (name: string, value: string): void => {
+    if (!reply.hasHeader(name)) reply.header(name, value)
+  }
+  if (http.acceptRanges) set('accept-ranges', 'bytes')
+  if (http.cacheControl) set('cache-control', `public, max-age=${Math.floor(http.maxAge / 1000)}${http.immutable ? ', immutable' : ''}`)
+  if (http.lastModified) set('last-modified', stat.mtime.toUTCString())
+  if (http.etag) set('etag', `W/"${stat.size.toString(16)}-${stat.mtime.getTime().toString(16)}"`)
+  if (http.contentType && !reply.hasHeader('content-type')) {
+    let type = file.path === null ? 'application/octet-stream' : (mime.getType(file.path) ?? 'application/octet-stream')
+    if (isUtf8Type(type)) type += '; charset=utf-8'
+    reply.header('content-type', type)
+  }
+}
+
+function tokens (list: string): string[] {
+  return list.split(',').map((t) => t.trim()).filter((t) => t.length > 0)
+}
+
+/** If-Match / If-Unmodified-Since (RFC 9110 13.1.1, 13.1.4). */
+function preconditionFailed (req: NodeJS.Dict<string | string[]>, etag: string, lastModified: string): boolean {
+  const ifMatch = req['if-match']
+  if (typeof ifMatch === 'string' && ifMatch.trim() !== '*') {
+    // Strong comparison in the RFC; like @fastify/send, a weak validator matches its tag.
+    if (!tokens(ifMatch).some((t) => t === etag || 'W/' + t === etag)) return true
+  }
+  const since = req['if-unmodified-since']
+  if (typeof since === 'string' && ifMatch === undefined) {
+    const limit = Date.parse(since)
+    if (!Number.isNaN(limit)) {
+      const modified = Date.parse(lastModified)
+      if (Number.isNaN(modified) || modified > limit) return true
+    }
+  }
+  return false
+}
+
+/** If-Range: the range applies only to the representation the client has. */
+function rangeFresh (req: NodeJS.Dict<string | string[]>, etag: string, lastModified: string): boolean {
+  const ifRange = req['if-range']
+  if (typeof ifRange !== 'string') return true
+  if (ifRange.includes('"')) return etag !== '' && ifRange.includes(etag)
+  const at = Date.parse(ifRange)
+  const modified = Date.parse(lastModified)
+  return !Number.isNaN(at) && !Number.isNaN(modified) && modified <= at
+}
+
+export type Decision =
+  | { status: 200 | 206, offset: number, length: number }
+  | { status: 304 }
+  | { error: Error }
+
+/**
+ * What this request gets: the whole entity, one range of it (206), 304, or an error
+ * (412, 416) for Fastify's error handler. Evaluated on the headers as they will be sent,
+ * so an ETag or Last-Modified the handler set is the one compared.
+ */
+export function decide (reply: FastifyReply, whole: { offset: number, length: number }, http: FileHttpOptions): Decision {
+  const req = reply.request.headers
+  const etag = header(reply, 'etag')
+  const lastModified = header(reply, 'last-modified')
+  if (preconditionFailed(req, etag, lastModified)) return { error: new FST_ZERO_COPY_PRECONDITION_FAILED() }
+  const cacheable = reply.statusCode >= 200 && reply.statusCode < 300
+  const conditional = req['if-none-match'] !== undefined || req['if-modified-since'] !== undefined
+  if (cacheable && conditional && fresh(req, { etag, 'last-modified': lastModified })) return { status: 304 }
+  const range = req.range
+  if (http.acceptRanges && typeof range === 'string' && /^ *bytes=/.test(range) && rangeFresh(req, etag, lastModified)) {
+    const ranges = parseRange(whole.length, range, { combine: true })
+    if (ranges === -1) {
+      reply.header('content-range', `bytes */${whole.length}`)
+      return { error: new FST_ZERO_COPY_RANGE_NOT_SATISFIABLE() }
+    }
+    // -2 (malformed) is ignored, as RFC 9110 allows; several ranges get the whole entity
+    // with 200, as @fastify/send does (no multipart/byteranges).
+    if (ranges !== -2 && ranges.length === 1) {
+      const { start, end } = ranges[0]
+      reply.header('content-range', `bytes ${start}-${end}/${whole.length}`)
+      return { status: 206, offset: whole.offset + start, length: end - start + 1 }
+    }
+  }
+  return { status: 200, offset: whole.offset, length: whole.length }
+}
+
+/** A 304 carries none of the entity's content headers. */
+export function notModified (reply: FastifyReply): void {
+  for (const name of ['content-encoding', 'content-language', 'content-length', 'content-range', 'content-type']) {
+    reply.removeHeader(name)
+  }
+  reply.code(304)
+}
