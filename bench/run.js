@@ -1,15 +1,17 @@
 'use strict'
-// Benchmark of fastify-zero-copy against Fastify's reply.send(Buffer) (and nginx sendfile
-// as a file-serving reference), following /work/shared/BENCH.md: wrk as the load
+// Benchmark of fastify-zero-copy against its peers: Fastify's reply.send(Buffer) for buffer
+// bodies; nginx (sendfile on, tcp_nopush on) and @fastify/static for file bodies (nginx runs
+// in the buffer cases too, as a reference). Follows ../shared/BENCH.md: wrk as the load
 // generator, servers measured one after another in the same run, alternating A B A B,
 // median of the rounds, ratio to the peer, server CPU per GB from /proc, peak RSS, bytes
-// verified by SHA-256 before every measured run.
+// verified by SHA-256 before every measured run. Writes bench/results/<date>-<mode>.{json,md}
+// and one SVG chart per connection count.
 //
-//   node bench/run.js            full: 1K 16K 64K 256K 1M 16M 64M bodies x 1,4,64 connections, 3 x 5 s
-//   node bench/run.js --quick    1K 256K 4M bodies x 4 connections, 3 x 3 s
+//   node bench/run.js            full: 1K 16K 64K 256K 1M 16M 64M bodies, 1M 64M files x 1,4,64 connections, 3 x 4 s
+//   node bench/run.js --quick    1K 256K 4M bodies, 1M file x 4 connections, 4 servers, 3 x 2 s
 //   node bench/run.js --tune     zc-send_zc slice/depth grid at 256K 1M 4M x 4 connections, 3 x 3 s
 //
-// Overrides: --sizes 256k,4m  --conns 1,4  --rounds N  --duration S  --warmup S
+// Overrides: --sizes 256k,4m  --files 1m,64m (or --no-files)  --conns 1,4  --rounds N  --duration S  --warmup S
 //            --servers fastify-send,zc-send_zc,...  --no-nginx  --out DIR
 //            --rev REV (benchmark a git revision instead of the working tree)  --use-tree
 //            --quiet-wait S (before each run, wait up to S s for the machine to be idle; default 10)
@@ -50,6 +52,8 @@ function parseArgs (argv) {
       case '--rev': o.rev = value(); break
       case '--quiet-wait': o.quietWait = Number(value()); break
       case '--sizes': o.sizes = value().split(',').map(parseSize); break
+      case '--files': o.files = value().split(',').map(parseSize); break
+      case '--no-files': o.files = []; break
       case '--conns': o.conns = value().split(',').map(Number); break
       case '--rounds': o.rounds = Number(value()); break
       case '--duration': o.duration = Number(value()); break
@@ -64,19 +68,20 @@ function parseArgs (argv) {
     }
   }
   const presets = {
-    quick: { sizes: [1 * KiB, 256 * KiB, 4 * MiB], conns: [4], rounds: 3, duration: 3 },
-    full: { sizes: [1 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, 1 * MiB, 16 * MiB, 64 * MiB], conns: [1, 4, 64], rounds: 3, duration: 5 },
-    tune: { sizes: [256 * KiB, 1 * MiB, 4 * MiB], conns: [4], rounds: 3, duration: 3 }
+    quick: { sizes: [1 * KiB, 256 * KiB, 4 * MiB], files: [1 * MiB], conns: [4], rounds: 3, duration: 2, servers: ['fastify-send', 'zc-auto', 'zc-send_zc', 'nginx'] },
+    full: { sizes: [1 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, 1 * MiB, 16 * MiB, 64 * MiB], files: [1 * MiB, 64 * MiB], conns: [1, 4, 64], rounds: 3, duration: 4 },
+    tune: { sizes: [256 * KiB, 1 * MiB, 4 * MiB], files: [], conns: [4], rounds: 3, duration: 3 }
   }
   const p = presets[o.mode]
   return {
     mode: o.mode,
     sizes: o.sizes ?? p.sizes,
+    files: o.files ?? (o.sizes !== undefined ? [] : p.files),
     conns: o.conns ?? p.conns,
     rounds: o.rounds ?? p.rounds,
     duration: o.duration ?? p.duration,
     warmup: o.warmup ?? 1,
-    servers: o.servers,
+    servers: o.servers ?? p.servers,
     nginx: o.nginx && o.mode !== 'tune',
     useTree: o.useTree === true,
     rev: o.rev,
@@ -259,8 +264,9 @@ function tail (text, lines = 20) {
 
 let ctxBuild = { root: ROOT }
 
-async function startNode (spec, size) {
+async function startNode (spec, size, file) {
   const args = [path.join(__dirname, 'server.js'), spec.kind, String(size)]
+  if (file !== undefined) args.push('--file', file)
   if (spec.slice !== undefined) args.push('--slice', String(spec.slice))
   if (spec.depth !== undefined) args.push('--depth', String(spec.depth))
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_PLUGIN: ctxBuild.root } })
@@ -285,12 +291,9 @@ async function startNode (spec, size) {
   return srv
 }
 
-async function startNginx (nginxBin, size, body) {
+async function startNginx (nginxBin, size, file) {
   const prefix = fs.mkdtempSync(path.join(TMP, 'nginx-'))
   fs.chmodSync(prefix, 0o755)
-  const file = path.join(prefix, 'body.bin')
-  fs.writeFileSync(file, body)
-  fs.readFileSync(file) // warm the page cache (it is warm anyway: just written)
   for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(prefix, d))
   const port = await freePort()
   const conf = `# written by bench/run.js
@@ -585,19 +588,19 @@ function summarize (rounds) {
     non2xx: rounds.reduce((a, r) => a + r.non2xx, 0)
   }
   if (rounds[0]?.zc !== undefined) {
-    const tot = { sendZc: 0, send: 0, stream: 0 }
+    const tot = { sendZc: 0, send: 0, splice: 0, stream: 0 }
     const notif = { total: 0, copied: 0 }
     let serverErrors = 0
     const fallbacks = {}
     for (const r of rounds) {
-      for (const k of Object.keys(tot)) tot[k] += r.zc.bytes[k]
+      for (const k of Object.keys(tot)) tot[k] += r.zc.bytes[k] ?? 0
       notif.total += r.zc.notifications.total
       notif.copied += r.zc.notifications.copied
       serverErrors += r.zc.serverErrors
       for (const [k, v] of Object.entries(r.zc.fallbacks)) fallbacks[k] = (fallbacks[k] ?? 0) + v
     }
     const all = sum(tot)
-    s.share = all === 0 ? null : { sendZc: tot.sendZc / all, send: tot.send / all, stream: tot.stream / all }
+    s.share = all === 0 ? null : { sendZc: tot.sendZc / all, send: tot.send / all, splice: tot.splice / all, stream: tot.stream / all }
     s.notifications = notif
     s.copiedShare = notif.total === 0 ? null : notif.copied / notif.total
     s.serverErrors = serverErrors
@@ -606,23 +609,38 @@ function summarize (rounds) {
   return s
 }
 
+/** The peer each case is compared with: reply.send(buffer) for buffers, nginx for files. */
+function refKind (caseResult) {
+  return caseResult.source === 'file' ? 'nginx' : 'fastify-send'
+}
+
+function ratios (s, ref) {
+  if (ref === undefined || s.summary === undefined) return undefined
+  return {
+    gbps: s.summary.gbps / ref.gbps,
+    reqPerSec: s.summary.reqPerSec / ref.reqPerSec,
+    serverCpuPerGB: s.summary.serverCpuPerGB / ref.serverCpuPerGB,
+    peakRss: s.summary.peakRssMiB / ref.peakRssMiB
+  }
+}
+
 function addRatios (caseResult) {
-  const ref = caseResult.servers.find(s => s.kind === 'fastify-send')?.summary
+  const ref = caseResult.servers.find(s => s.kind === refKind(caseResult))?.summary
+  const staticRef = caseResult.servers.find(s => s.kind === 'fastify-static')?.summary
   for (const s of caseResult.servers) {
-    if (ref === undefined || s.summary === undefined) continue
-    s.ratio = {
-      gbps: s.summary.gbps / ref.gbps,
-      reqPerSec: s.summary.reqPerSec / ref.reqPerSec,
-      serverCpuPerGB: s.summary.serverCpuPerGB / ref.serverCpuPerGB,
-      peakRss: s.summary.peakRssMiB / ref.peakRssMiB
-    }
+    s.ratio = ratios(s, ref)
+    if (caseResult.source === 'file') s.ratioStatic = ratios(s, staticRef)
   }
 }
 
 // ---------------------------------------------------------------------------------------
 // Cases
 
-function serverSpecs (opts, size) {
+function serverSpecs (opts, size, source) {
+  if (source === 'file') {
+    const kinds = ['zc-file', 'fastify-static', 'nginx'].filter(k => k !== 'nginx' || opts.nginx)
+    return kinds.map(kind => ({ kind }))
+  }
   if (opts.mode === 'tune') {
     const specs = [{ kind: 'fastify-send' }]
     const seen = new Set()
@@ -643,18 +661,29 @@ function serverSpecs (opts, size) {
   return specs
 }
 
-async function runCase (ctx, size, conns) {
+/** The body as a file every server of the case serves (nginx, and the file kinds), page cache warm. */
+function bodyFile (size, body) {
+  const file = path.join(TMP, `body-${size}.bin`)
+  if (!fs.existsSync(file) || fs.statSync(file).size !== size) fs.writeFileSync(file, body)
+  fs.chmodSync(file, 0o644)
+  fs.readFileSync(file) // warm the page cache (it is warm anyway: just written or served before)
+  return file
+}
+
+async function runCase (ctx, size, conns, source) {
   const { opts } = ctx
   const body = makeBody(size)
   const expected = sha256(body)
-  const specs = serverSpecs(opts, size)
-  const result = { size, sizeLabel: formatSize(size), conns, sha256: expected, servers: specs.map(spec => ({ label: label(spec), kind: spec.kind, slice: spec.slice, depth: spec.depth, rounds: [] })) }
-  console.log(`\n## ${formatSize(size)} body, ${conns} connection(s): ${specs.map(label).join(' | ')}`)
+  const file = bodyFile(size, body)
+  const specs = serverSpecs(opts, size, source)
+  const sizeLabel = formatSize(size) + (source === 'file' ? ' file' : '')
+  const result = { size, sizeLabel, source, conns, sha256: expected, servers: specs.map(spec => ({ label: label(spec), kind: spec.kind, slice: spec.slice, depth: spec.depth, rounds: [] })) }
+  console.log(`\n## ${sizeLabel}, ${conns} connection(s): ${specs.map(label).join(' | ')}`)
   const servers = []
   try {
     // Every server of the case is started fresh now and killed at the end; idle ones use no CPU.
     for (const spec of specs) {
-      servers.push(spec.kind === 'nginx' ? await startNginx(ctx.tools.nginx, size, body) : await startNode(spec, size))
+      servers.push(spec.kind === 'nginx' ? await startNginx(ctx.tools.nginx, size, file) : await startNode(spec, size, source === 'file' ? file : undefined))
     }
     for (const srv of servers) {
       await verify(srv, size, expected)
@@ -666,7 +695,7 @@ async function runCase (ctx, size, conns) {
         result.servers[i].rounds.push(r)
         console.log(`  round ${round + 1} ${servers[i].label.padEnd(34)} ${r.gbps.toFixed(3)} GB/s  ${r.reqPerSec.toFixed(0).padStart(7)} req/s  ` +
           `${r.serverCpuPerGB.toFixed(3)} CPU s/GB  ${(r.peakRssKiB / 1024).toFixed(0)} MiB` +
-          (r.zc ? `  zc ${(100 * r.zc.bytes.sendZc / Math.max(1, sum(r.zc.bytes))).toFixed(0)}% copied ${r.zc.notifications.copied}/${r.zc.notifications.total}` : '') +
+          (r.zc ? `  zc ${(100 * r.zc.bytes.sendZc / Math.max(1, sum(r.zc.bytes))).toFixed(0)}% splice ${(100 * (r.zc.bytes.splice ?? 0) / Math.max(1, sum(r.zc.bytes))).toFixed(0)}% copied ${r.zc.notifications.copied}/${r.zc.notifications.total}` : '') +
           `  other ${(100 * r.otherCpuShare).toFixed(0)}%`)
       }
     }
@@ -710,24 +739,25 @@ function markdown (report) {
   lines.push(`${m.date}; kernel ${m.kernel}; ${m.cpuModel}, ${m.cores} cores; Node ${m.node}; ${m.wrk}; git ${m.git}; plugin: ${report.plugin.source}${report.plugin.sanitized ? ' (SANITIZER BUILD)' : ', release build'}`, '')
   lines.push(`wrk -t1 -cC -d${report.settings.duration}s, ${report.settings.rounds} rounds alternating the servers (after a ${report.settings.warmup} s wrk warm-up each), median of the rounds. ` +
     'GB = 1e9 bytes, counted as completed requests x body size. CPU s/GB: server utime+stime per GB sent; client: wrk\'s. ' +
-    '"x send": ratio to fastify-send in the same case (GB/s: higher is better; CPU s/GB: lower is better). ' +
-    'RSS: peak (VmHWM, reset before each round) of the server. zc/send/stream: share of the body bytes the plugin sent with SEND_ZC, ring SEND, Fastify\'s path. ' +
+    '"x ref": ratio to the peer in the same case: fastify-send (reply.send(buffer)) for buffers, nginx sendfile for files ' +
+    '(GB/s: higher is better; CPU s/GB: lower is better); "x static": ratio to @fastify/static for files. ' +
+    'RSS: peak (VmHWM, reset before each round) of the server. zc/send/splice/stream: share of the body bytes the plugin sent with SEND_ZC, ring SEND, ring SPLICE (files), Fastify\'s path. ' +
     'copied: share of SEND_ZC notifications that reported the kernel copied (always 100% on loopback). ' +
     'Every measured run was preceded by one GET /body checked against the body\'s SHA-256. ' +
     'other CPU: the largest share of the machine (all cores) busy in a round outside the server and wrk: other processes, a noise indicator.' +
-    (report.settings.nginx ? ' nginx serves the same bytes from a file (page cache warm: written and read just before).' : ''), '')
-  lines.push('| body | conns | server | GB/s | min-max | x send | req/s | CPU s/GB | x send | client CPU s/GB | RSS MiB | p99 ms | zc/send/stream | copied | errors | other CPU |')
-  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    ' nginx, @fastify/static and the plugin\'s file route serve the same bytes from one file (page cache warm: written and read just before).', '')
+  lines.push('| body | conns | server | GB/s | min-max | x ref | x static | req/s | CPU s/GB | x ref | client CPU s/GB | RSS MiB | p99 ms | zc/send/splice/stream | copied | errors | other CPU |')
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
   for (const c of report.cases) {
     if (c.aborted !== undefined) {
-      lines.push(`| ${c.sizeLabel} | ${c.conns} | **ABORTED** | ${c.aborted.split('\n')[0].replace(/\|/g, '/')} |||||||||||| |`)
+      lines.push(`| ${c.sizeLabel} | ${c.conns} | **ABORTED** | ${c.aborted.split('\n')[0].replace(/\|/g, '/')} ||||||||||||| |`)
       continue
     }
     for (const s of c.servers) {
       const u = s.summary
-      const share = u.share === undefined ? '' : u.share === null ? '-' : `${pct(u.share.sendZc)}/${pct(u.share.send)}/${pct(u.share.stream)}`
+      const share = u.share === undefined ? '' : u.share === null ? '-' : `${pct(u.share.sendZc)}/${pct(u.share.send)}/${pct(u.share.splice)}/${pct(u.share.stream)}`
       const errors = u.socketErrors + u.non2xx + (u.serverErrors ?? 0)
-      lines.push(`| ${c.sizeLabel} | ${c.conns} | ${s.label} | ${fmt(u.gbps, 3)} | ${fmt(u.gbpsMin, 3)}-${fmt(u.gbpsMax, 3)} | ${fmt(s.ratio?.gbps)} | ` +
+      lines.push(`| ${c.sizeLabel} | ${c.conns} | ${s.label} | ${fmt(u.gbps, 3)} | ${fmt(u.gbpsMin, 3)}-${fmt(u.gbpsMax, 3)} | ${fmt(s.ratio?.gbps)} | ${fmt(s.ratioStatic?.gbps)} | ` +
         `${fmt(u.reqPerSec, 0)} | ${fmt(u.serverCpuPerGB, 3)} | ${fmt(s.ratio?.serverCpuPerGB)} | ${fmt(u.clientCpuPerGB, 3)} | ${fmt(u.peakRssMiB, 0)} | ${fmt(u.latencyP99ms, 1)} | ` +
         `${share} | ${u.copiedShare === undefined ? '' : pct(u.copiedShare)} | ${errors} | ${pct(u.otherCpuShareMax)} |`)
     }
@@ -737,6 +767,86 @@ function markdown (report) {
     for (const o of report.observations) lines.push(`- ${o.replace(/\n/g, ' ')}`)
   }
   return lines.join('\n') + '\n'
+}
+
+// ---------------------------------------------------------------------------------------
+// Chart: one SVG per connection count, throughput (left) and server CPU per GB (right)
+// against body size on a log scale, one line per server; file servers dashed.
+
+const COLORS = { 'fastify-send': '#555555', 'zc-auto': '#d62728', 'zc-send_zc': '#ff7f0e', 'zc-send': '#bcbd22', 'zc-stream': '#8c564b', nginx: '#1f77b4', 'zc-file': '#2ca02c', 'fastify-static': '#9467bd' }
+
+function escapeXml (s) {
+  return String(s).replace(/[<>&"]/g, ch => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[ch])
+}
+
+function charts (report) {
+  const out = []
+  for (const conns of report.settings.conns) {
+    const cases = report.cases.filter(c => c.conns === conns && c.aborted === undefined)
+    if (cases.length === 0) continue
+    // series key: source + label (nginx appears in both: its buffer line and its file line)
+    const series = new Map()
+    for (const c of cases) {
+      for (const s of c.servers) {
+        if (s.summary === undefined) continue
+        const key = `${s.label}${c.source === 'file' ? ' (file)' : ''}`
+        if (!series.has(key)) series.set(key, { key, kind: s.kind, file: c.source === 'file', points: [] })
+        series.get(key).points.push({ size: c.size, gbps: s.summary.gbps, cpu: s.summary.serverCpuPerGB })
+      }
+    }
+    const sizes = cases.map(c => c.size)
+    const xMin = Math.log2(Math.min(...sizes))
+    const xMax = Math.log2(Math.max(...sizes))
+    const all = [...series.values()].flatMap(s => s.points)
+    const W = 460
+    const H = 300
+    const M = { l: 56, r: 12, t: 30, b: 44 }
+    const panel = (x0, title, pick, yMax) => {
+      const px = v => x0 + M.l + (xMax === xMin ? 0.5 : (Math.log2(v) - xMin) / (xMax - xMin)) * (W - M.l - M.r)
+      const py = v => M.t + (1 - v / yMax) * (H - M.t - M.b)
+      const parts = [`<text x="${x0 + W / 2}" y="18" text-anchor="middle" font-weight="bold">${escapeXml(title)}</text>`]
+      for (let i = 0; i <= 5; i++) {
+        const v = (yMax * i) / 5
+        parts.push(`<line x1="${x0 + M.l}" x2="${x0 + W - M.r}" y1="${py(v)}" y2="${py(v)}" stroke="#ddd"/>`,
+          `<text x="${x0 + M.l - 6}" y="${py(v) + 4}" text-anchor="end">${v.toFixed(v < 1 ? 2 : 1)}</text>`)
+      }
+      for (const size of [...new Set(sizes)].sort((a, b) => a - b)) {
+        parts.push(`<line x1="${px(size)}" x2="${px(size)}" y1="${M.t}" y2="${H - M.b}" stroke="#eee"/>`,
+          `<text x="${px(size)}" y="${H - M.b + 16}" text-anchor="middle">${escapeXml(formatSize(size).replace(' ', ''))}</text>`)
+      }
+      parts.push(`<text x="${x0 + W / 2}" y="${H - 8}" text-anchor="middle">body size</text>`)
+      for (const s of series.values()) {
+        const pts = s.points.filter(p => Number.isFinite(pick(p))).sort((a, b) => a.size - b.size)
+        const color = COLORS[s.kind] ?? '#000'
+        const dash = s.file ? ' stroke-dasharray="6 3"' : ''
+        parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2"${dash} points="${pts.map(p => `${px(p.size).toFixed(1)},${py(pick(p)).toFixed(1)}`).join(' ')}"/>`)
+        for (const p of pts) parts.push(`<circle cx="${px(p.size).toFixed(1)}" cy="${py(pick(p)).toFixed(1)}" r="${s.file ? 4 : 3}" fill="${s.file ? '#fff' : color}" stroke="${color}" stroke-width="1.5"/>`)
+      }
+      return parts.join('\n')
+    }
+    const gbMax = Math.ceil(Math.max(...all.map(p => p.gbps)) * 1.1 * 2) / 2
+    const cpus = all.map(p => p.cpu).filter(Number.isFinite).sort((a, b) => a - b)
+    // CPU per GB explodes at tiny bodies (per-request cost): clip at the 80th percentile.
+    const cpuMax = Math.ceil(cpus[Math.floor(cpus.length * 0.8)] * 1.2 * 10) / 10 || 1
+    const legend = [...series.values()].map((s, i) => {
+      const y = H + 18 + Math.floor(i / 3) * 18
+      const x = 20 + (i % 3) * 300
+      const color = COLORS[s.kind] ?? '#000'
+      return `<line x1="${x}" x2="${x + 26}" y1="${y - 4}" y2="${y - 4}" stroke="${color}" stroke-width="2"${s.file ? ' stroke-dasharray="6 3"' : ''}/><text x="${x + 32}" y="${y}">${escapeXml(s.key)}</text>`
+    })
+    const height = H + 24 + Math.ceil(series.size / 3) * 18
+    const m = report.machine
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${2 * W}" height="${height + 20}" font-family="sans-serif" font-size="11">
+<rect width="100%" height="100%" fill="#fff"/>
+${panel(0, `GB/s, ${conns} connection${conns === 1 ? '' : 's'} (higher is better)`, p => p.gbps, gbMax)}
+${panel(W, `server CPU s per GB (lower is better; clipped at ${cpuMax})`, p => Math.min(p.cpu, cpuMax), cpuMax)}
+${legend.join('\n')}
+<text x="20" y="${height + 12}" fill="#666">${escapeXml(`${m.date.slice(0, 10)}, kernel ${m.kernel}, ${m.cpuModel}, ${m.cores} cores; wrk -t1 -c${conns}, median of ${report.settings.rounds} x ${report.settings.duration} s; loopback`)}</text>
+</svg>
+`
+    out.push([conns, svg])
+  }
+  return out
 }
 
 function machineInfo (tools) {
@@ -786,7 +896,7 @@ async function main () {
     mode: opts.mode,
     machine,
     plugin: { source: build.source, commit: build.commit ?? null, sanitized: build.sanitized, uncommittedDiff: build.diff ?? null },
-    settings: { sizes: opts.sizes, conns: opts.conns, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, nginx: opts.nginx, quietWait: opts.quietWait, wrk: 'wrk -t1 -cC -dDs --latency --timeout 30s' },
+    settings: { sizes: opts.sizes, files: opts.files, conns: opts.conns, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, nginx: opts.nginx, quietWait: opts.quietWait, wrk: 'wrk -t1 -cC -dDs --latency --timeout 30s' },
     cases: [],
     observations: ctx.observations
   }
@@ -794,13 +904,16 @@ async function main () {
   const save = () => {
     fs.writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + '\n')
     fs.writeFileSync(`${base}.md`, markdown(report))
+    for (const [conns, svg] of charts(report)) fs.writeFileSync(`${base}-c${conns}.svg`, svg)
   }
-  console.log(`# ${opts.mode}: ${opts.sizes.map(formatSize).join(', ')} x ${opts.conns.join(',')} connections, ${opts.rounds} rounds of ${opts.duration} s; results -> ${path.relative(process.cwd(), base)}.{json,md}`)
+  console.log(`# ${opts.mode}: ${opts.sizes.map(formatSize).join(', ')} buffers, ${opts.files.map(formatSize).join(', ')} files x ${opts.conns.join(',')} connections, ${opts.rounds} rounds of ${opts.duration} s; results -> ${path.relative(process.cwd(), base)}.{json,md}`)
   const t0 = Date.now()
-  for (const size of opts.sizes) {
-    for (const conns of opts.conns) {
-      report.cases.push(await runCase(ctx, size, conns))
-      save() // partial results survive an interrupted run
+  for (const [source, sizes] of [['buffer', opts.sizes], ['file', opts.files]]) {
+    for (const size of sizes) {
+      for (const conns of opts.conns) {
+        report.cases.push(await runCase(ctx, size, conns, source))
+        save() // partial results survive an interrupted run
+      }
     }
   }
   report.elapsedSeconds = Math.round((Date.now() - t0) / 1000)

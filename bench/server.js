@@ -7,15 +7,19 @@
 // KIND: zc-auto                           the plugin with its defaults (mode auto, whenCopied stream)
 //       zc-send_zc | zc-send | zc-stream   the plugin in that mode, every body by it (whenCopied keep)
 //       fastify-send                        no plugin, GET /body -> reply.send(buf)
+//       zc-file                             the plugin, GET /body -> reply.sendZeroCopy({ path: FILE })
+//       fastify-static                      @fastify/static, GET /body -> reply.sendFile(FILE)
 // SIZE: bytes ("262144", "256k", "4m"). The body is bench/body.js's deterministic buffer,
-//       built once at start.
+//       built once at start; the file kinds serve --file FILE instead (written by run.js).
 //
 // Prints "READY <port>" on stdout once listening. GET /__stats answers the plugin's stats
 // (null for fastify-send) plus the server's own error counters, as JSON; SIGUSR2 prints the
 // same JSON on stdout as "STATS <json>". SIGTERM/SIGINT close the server and exit.
 const { makeBody, parseSize } = require('./body')
 
-const KINDS = ['zc-auto', 'zc-send_zc', 'zc-send', 'zc-stream', 'fastify-send']
+const path = require('node:path')
+
+const KINDS = ['zc-auto', 'zc-send_zc', 'zc-send', 'zc-stream', 'fastify-send', 'zc-file', 'fastify-static']
 
 function parseArgs (argv, env) {
   const opts = {
@@ -24,12 +28,13 @@ function parseArgs (argv, env) {
     slice: env.BENCH_SLICE,
     depth: env.BENCH_DEPTH,
     threshold: env.BENCH_THRESHOLD,
-    port: env.BENCH_PORT ?? '0'
+    port: env.BENCH_PORT ?? '0',
+    file: env.BENCH_FILE
   }
   const positional = []
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
-    const m = /^--(slice|depth|threshold|port|kind|size)(?:=(.*))?$/.exec(a)
+    const m = /^--(slice|depth|threshold|port|kind|size|file)(?:=(.*))?$/.exec(a)
     if (m !== null) {
       const value = m[2] ?? argv[++i]
       if (value === undefined) throw new Error(`${a} needs a value`)
@@ -50,7 +55,8 @@ function parseArgs (argv, env) {
     slice: opts.slice === undefined ? undefined : parseSize(opts.slice),
     depth: opts.depth === undefined ? undefined : Number(opts.depth),
     threshold: opts.threshold === undefined ? undefined : parseSize(opts.threshold),
-    port: Number(opts.port)
+    port: Number(opts.port),
+    file: opts.file
   }
 }
 
@@ -62,7 +68,9 @@ async function main () {
     process.stderr.write(`server.js: ${err.message}\n`)
     process.exit(2)
   }
-  const body = makeBody(args.size)
+  const isFile = args.kind === 'zc-file' || args.kind === 'fastify-static'
+  if (isFile && args.file === undefined) throw new Error(`${args.kind} needs --file`)
+  const body = isFile ? null : makeBody(args.size)
   const fastify = require('fastify')({ logger: false })
   const server = { errors: 0, lastError: null, clientErrors: 0, lastClientError: null }
 
@@ -77,7 +85,17 @@ async function main () {
   })
 
   const zc = args.kind.startsWith('zc-')
-  if (zc) {
+  if (args.kind === 'zc-file') {
+    const options = process.env.BENCH_FILE_CHUNK === undefined ? {} : { fileChunk: parseSize(process.env.BENCH_FILE_CHUNK) }
+    if (args.depth !== undefined) options.depth = args.depth
+    await fastify.register(require(process.env.BENCH_PLUGIN || '..'), options)
+    const file = { path: path.resolve(args.file) }
+    fastify.get('/body', (request, reply) => reply.sendZeroCopy(file))
+  } else if (args.kind === 'fastify-static') {
+    await fastify.register(require('@fastify/static'), { root: path.dirname(path.resolve(args.file)), serve: false })
+    const name = path.basename(args.file)
+    fastify.get('/body', (request, reply) => reply.sendFile(name))
+  } else if (zc) {
     // BENCH_PLUGIN: the package root to load (bench/run.js passes its release snapshot).
     const plugin = require(process.env.BENCH_PLUGIN || '..')
     const mode = args.kind.slice(3)

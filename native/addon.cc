@@ -7,7 +7,7 @@
 //   start(fd, uint8array, zc, slice, depth, done, released) -> id
 //     done(errCode|null, zcBytes, copyBytes, fallbacks): every result is in; the socket is free
 //     released(notifications, copied): every CQE is in; the body is no longer referenced
-//   startFile(fd, fileFd, offset, length, chunk, done, released) -> id
+//   startFile(fd, fileFd, offset, length, chunk, done, released, depth) -> id
 //     the same callbacks; done's fifth argument is the bytes spliced from the file
 //   abort(id), progress(id) -> bytes | -1, stats() -> {...}, setPinBudget(bytes)
 #include <napi.h>
@@ -217,7 +217,8 @@ class Addon : public Napi::Addon<Addon> {
     Ring* ring = RequireRing(env);
     bool ok = info.Length() >= 6 && info[5].IsFunction() && (info[6].IsUndefined() || info[6].IsFunction());
     for (size_t i = 0; ok && i < 5; i++) ok = info[i].IsNumber();
-    if (!ok) throw Napi::TypeError::New(env, "startFile(fd, fileFd, offset, length, chunk, done[, released])");
+    ok = ok && (info[7].IsUndefined() || info[7].IsNumber());
+    if (!ok) throw Napi::TypeError::New(env, "startFile(fd, fileFd, offset, length, chunk, done[, released[, depth]])");
     double offset = info[2].As<Napi::Number>().DoubleValue();
     double length = info[3].As<Napi::Number>().DoubleValue();
     if (!(offset >= 0 && length >= 0 && offset + length <= 9007199254740991.0)) {
@@ -225,7 +226,8 @@ class Addon : public Napi::Addon<Addon> {
     }
     int64_t id = ring->StartFile(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
                                  static_cast<uint64_t>(offset), static_cast<uint64_t>(length),
-                                 info[4].As<Napi::Number>().Uint32Value());
+                                 info[4].As<Napi::Number>().Uint32Value(),
+                                 info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 1);
     if (id < 0) throw ErrnoError(env, static_cast<int>(-id), "io_uring splice");
     Track(info, id);
     return Napi::Number::New(env, static_cast<double>(id));

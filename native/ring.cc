@@ -11,11 +11,14 @@
 //   submitted -> result CQE with F_MORE -> notification CQE     -> done
 // An op is released (its body may be freed) when it finished and no CQE of it is owed.
 //
-// A file op (StartFile) moves the file in rounds instead: SPLICE file -> pipe, then SPLICE
-// pipe -> socket, hard-linked so the drain runs whatever the fill returned, preceded by a
-// POLL_ADD (POLLOUT) when the previous drain found the socket full. The pipe holds references
-// to page-cache pages, so no byte of the file is copied on the sending side (what sendfile
-// does). The kernel runs both splices on io_uring's worker threads, never inline.
+// A file op (StartFile) moves the file in rounds instead: one linked chain of up to `depth`
+// pairs SPLICE file -> pipe (a pipe's worth), SPLICE pipe -> socket (all of it), preceded
+// by a POLL_ADD (POLLOUT) when the last round found the socket full, and by a drain of what
+// the pipe still holds. A splice that moves less than asked fails the link (the kernel's
+// rule for splice), so every fill starts on an empty pipe at the offset planned for it, and
+// the round ends at the first short drain: the socket is full, the next round polls first.
+// The pipe holds references to page-cache pages, so no byte of the file is copied on the
+// sending side (what sendfile does). The kernel runs the splices on io_uring's workers.
 #include "ring.h"
 
 #include <fcntl.h>
@@ -71,10 +74,8 @@ struct Op {
   uint64_t fileOffset = 0;  // where the body starts in the file
   size_t filled = 0;
   size_t chainFilled = 0;   // filled when the round in flight was submitted
-  size_t roundPipe = 0;     // bytes in the pipe when the round in flight was submitted
-  int roundFill = 0;        // the round's fill result (0 when it had no fill)
-  int roundDrain = 0;       // the round's drain result
-  bool pollFirst = false;   // the last drain found the socket full: wait for POLLOUT first
+  bool socketFull = false;  // a drain of the round in flight moved less than asked
+  bool pollFirst = false;   // the last round found the socket full: wait for POLLOUT first
   bool IsFile() const { return file >= 0; }
 };
 
@@ -181,7 +182,7 @@ Op* Ring::NewOp(int own) {
   return op;
 }
 
-int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk) {
+int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth) {
   if (broken_ != 0) return -broken_;
   if (length == 0 || chunk == 0 || offset > static_cast<uint64_t>(INT64_MAX) - length) return -EINVAL;
   if (!splice_) return -EOPNOTSUPP;
@@ -213,6 +214,7 @@ int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint
   op->pipeSize = size > 0 ? static_cast<uint32_t>(size) : 4096;
   op->fileOffset = offset;
   op->length = length;
+  op->depth = std::max<uint32_t>(1, depth);
   ops_.emplace(op->id, op);
   SubmitRound(op);
   if (op->resultsOwed == 0) {
@@ -234,38 +236,49 @@ uint64_t Ring::Key(Op* op, uint32_t len, Kind kind) {
 }
 
 void Ring::SubmitRound(Op* op) {
-  constexpr unsigned kRoundSqes = 3;
-  if (io_uring_sq_space_left(&ring_) < kRoundSqes) Flush();
-  if (io_uring_sq_space_left(&ring_) < kRoundSqes) return;  // the caller fails the op
-  size_t inPipe = op->filled - op->acked;
-  size_t want = std::min<size_t>(op->pipeSize - std::min<size_t>(inPipe, op->pipeSize), op->length - op->filled);
+  uint32_t pairs = std::max<uint32_t>(1, std::min<uint32_t>(op->depth, (ring_.sq.ring_entries - 2) / 2));
+  unsigned need = 2 + 2 * pairs;
+  if (io_uring_sq_space_left(&ring_) < need) Flush();
+  if (io_uring_sq_space_left(&ring_) < need) return;  // the caller fails the op
   op->chainStart = op->acked;
   op->chainFilled = op->filled;
-  op->roundPipe = inPipe;
-  op->roundFill = 0;
-  op->roundDrain = 0;
-  io_uring_sqe* sqe;
-  // Hard links: each request runs whatever the one before it returned, so a fill that the
-  // full pipe cut short (EAGAIN) still lets the drain empty it.
+  op->socketFull = false;
+  io_uring_sqe* last = nullptr;
+  // Every request of the round, in order, linked to the next.
+  auto push = [&](uint32_t len, Kind kind, auto&& prep) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    prep(sqe);
+    io_uring_sqe_set_data64(sqe, Key(op, len, kind));
+    sqe->flags |= IOSQE_IO_LINK;
+    last = sqe;
+  };
+  auto drain = [&](size_t len, size_t after) {
+    // SPLICE_F_MORE (MSG_MORE) while more of the body follows: full segments, as TCP_CORK would.
+    unsigned flags = SPLICE_F_NONBLOCK | (after < op->length ? SPLICE_F_MORE : 0);
+    push(static_cast<uint32_t>(len), Kind::kDrain, [&](io_uring_sqe* sqe) {
+      io_uring_prep_splice(sqe, op->pipeRead, -1, op->fd, -1, static_cast<unsigned>(len), flags);
+    });
+  };
   if (op->pollFirst) {
-    sqe = io_uring_get_sqe(&ring_);
-    io_uring_prep_poll_add(sqe, op->fd, POLLOUT);
-    io_uring_sqe_set_data64(sqe, Key(op, 0, Kind::kPoll));
-    sqe->flags |= IOSQE_IO_HARDLINK;
+    push(0, Kind::kPoll, [&](io_uring_sqe* sqe) { io_uring_prep_poll_add(sqe, op->fd, POLLOUT); });
   }
-  if (want > 0) {
-    sqe = io_uring_get_sqe(&ring_);
-    io_uring_prep_splice(sqe, op->file, static_cast<int64_t>(op->fileOffset + op->filled), op->pipeWrite, -1,
-                         static_cast<unsigned>(want), SPLICE_F_NONBLOCK);
-    io_uring_sqe_set_data64(sqe, Key(op, static_cast<uint32_t>(want), Kind::kFill));
-    sqe->flags |= IOSQE_IO_HARDLINK;
+  size_t inPipe = op->filled - op->acked;
+  if (inPipe > 0) drain(inPipe, op->filled);  // what a short drain left: the pipe must be empty to fill
+  size_t planned = op->filled;
+  for (uint32_t n = 0; n < pairs && planned < op->length; n++) {
+    uint64_t at = op->fileOffset + planned;
+    // A fill that starts inside a page spends a pipe slot on a partial page: ask one page
+    // less, so an empty pipe always takes the whole fill.
+    size_t room = op->pipeSize - (at % 4096 != 0 && op->pipeSize > 4096 ? 4096 : 0);
+    size_t want = std::min<size_t>(room, op->length - planned);
+    push(static_cast<uint32_t>(want), Kind::kFill, [&](io_uring_sqe* sqe) {
+      io_uring_prep_splice(sqe, op->file, static_cast<int64_t>(at), op->pipeWrite, -1, static_cast<unsigned>(want),
+                           SPLICE_F_NONBLOCK);
+    });
+    planned += want;
+    drain(want, planned);
   }
-  // SPLICE_F_MORE (MSG_MORE) while more of the body follows: full segments, as TCP_CORK would.
-  unsigned flags = SPLICE_F_NONBLOCK | (op->filled + want < op->length ? SPLICE_F_MORE : 0);
-  size_t drain = std::min<size_t>(inPipe + want, UINT32_MAX);
-  sqe = io_uring_get_sqe(&ring_);
-  io_uring_prep_splice(sqe, op->pipeRead, -1, op->fd, -1, static_cast<unsigned>(drain), flags);
-  io_uring_sqe_set_data64(sqe, Key(op, static_cast<uint32_t>(drain), Kind::kDrain));
+  if (last != nullptr) last->flags &= ~IOSQE_IO_LINK;
   Flush();
 }
 
@@ -489,6 +502,7 @@ void Ring::OnResult(Op* op, const Slice& s, int res) {
 // Every errno of a file op's requests gets a decision here.
 void Ring::OnFileResult(Op* op, const Slice& s, int res) {
   if (res == -ECANCELED) {
+    // Ours (abort), or the rest of a chain after a short splice: planned again next round.
     if (op->aborting && op->error == 0) op->error = ECANCELED;
     return;
   }
@@ -496,7 +510,6 @@ void Ring::OnFileResult(Op* op, const Slice& s, int res) {
     case Kind::kPoll:
       return;  // writable, or an error the drain behind it will meet and report
     case Kind::kFill:
-      op->roundFill = res;
       if (res > 0) {
         op->filled += static_cast<size_t>(res);
       } else if (res == 0) {
@@ -508,7 +521,8 @@ void Ring::OnFileResult(Op* op, const Slice& s, int res) {
       }
       return;
     case Kind::kDrain:
-      op->roundDrain = res;
+      if (res >= 0 && static_cast<uint32_t>(res) < s.len) op->socketFull = true;
+      if (res == -EAGAIN) op->socketFull = true;
       if (res > 0) {
         op->acked += static_cast<size_t>(res);
         op->result.spliceBytes += static_cast<uint64_t>(res);
@@ -529,9 +543,7 @@ void Ring::Advance(Op* op, std::vector<Finished>* finished) {
     return;
   }
   if (op->IsFile()) {
-    // The socket was full if the drain took less than the pipe held (or nothing: EAGAIN).
-    size_t held = op->roundPipe + static_cast<size_t>(std::max(op->roundFill, 0));
-    op->pollFirst = op->roundDrain < 0 || static_cast<size_t>(op->roundDrain) < held;
+    op->pollFirst = op->socketFull;
     bool moved = op->acked != op->chainStart || op->filled != op->chainFilled;
     if (!moved && ++op->stalls > kMaxStalls) {
       op->error = EIO;

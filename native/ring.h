@@ -84,8 +84,9 @@ class Ring {
   int64_t Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_t slice, uint32_t depth);
   // Starts sending `length` bytes of the regular file `file` from `offset` on a duplicate of
   // the socket `fd`: page cache -> pipe -> socket with IORING_OP_SPLICE, `chunk` bytes per
-  // round (the pipe's size). The op holds its own duplicate of `file`. Returns the id or -errno.
-  int64_t StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk);
+  // splice (the pipe's size), up to `depth` fill/drain pairs per linked round. The op holds
+  // its own duplicate of `file`. Returns the id or -errno.
+  int64_t StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth);
   // Cancels an op's requests; it finishes once every result CQE has arrived.
   void Abort(uint32_t id);
   // Bytes the kernel accepted so far, or -1 for an unknown op.

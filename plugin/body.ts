@@ -246,7 +246,7 @@ export class FileBody extends RingBody {
 
   protected startOp (fd: number, _socket: Socket, done: Parameters<RingBody['startOp']>[2]): number {
     const settings = this.settings as SendSettings
-    return settings.binding.startFile(fd, this.file.fd, this.position, this.length, settings.fileChunk, done)
+    return settings.binding.startFile(fd, this.file.fd, this.position, this.length, settings.fileChunk, done, undefined, settings.depth)
   }
 
   protected count (_error: string | null, _zcBytes: number, _copyBytes: number, _fallbacks: number, spliceBytes: number): void {

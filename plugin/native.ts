@@ -17,7 +17,8 @@ export interface Binding {
   open(): { ok: boolean, code: string | null, sendZc: boolean, send: boolean, splice: boolean }
   start(fd: number, body: Uint8Array, zc: boolean, slice: number, depth: number, done: DoneCallback,
     released?: (notifications: number, copied: number) => void): number
-  startFile(fd: number, fileFd: number, offset: number, length: number, chunk: number, done: DoneCallback): number
+  startFile(fd: number, fileFd: number, offset: number, length: number, chunk: number, done: DoneCallback,
+    released: undefined, depth: number): number
   abort(id: number): void
   progress(id: number): number
   stats(): RingStats
