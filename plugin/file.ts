@@ -1,7 +1,7 @@
 // File bodies: what to open, which headers and status a request gets (the semantics of
 // @fastify/send for a single file), and who closes what. The bytes themselves go through
 // FileBody (body.ts): spliced by the ring, or read through Node on the ordinary path.
-import { fstat, read, promises as fsp, constants as fsc, type Stats } from 'node:fs'
+import { close, fstatSync, open, read, constants as fsc, type promises as fsp, type Stats } from 'node:fs'
 import type { FastifyReply } from 'fastify'
 import mime from 'mime'
 import fresh from 'fresh'
@@ -62,31 +62,37 @@ export function readFileHttpOptions (opts: Partial<Record<keyof FileHttpOptions,
 
 /**
  * An open file and who closes it. The plugin closes what it opened (a `{ path }`) exactly
- * once, whatever happens; a FileHandle or fd the caller passed stays the caller's.
+ * once, whatever happens, and never while one of its reads is in flight (the number could
+ * be reused by then); a FileHandle or fd the caller passed stays the caller's.
  */
 export class OpenFile {
-  private closed = false
+  private reads = 0
+  private closing = false
 
-  constructor (
-    readonly fd: number,
-    readonly path: string | null,
-    private readonly handle: fsp.FileHandle | null,
-    readonly owned: boolean
-  ) {}
+  constructor (readonly fd: number, readonly path: string | null, readonly owned: boolean) {}
 
-  /** Reads into `buffer` at `position`; through the handle when there is one, so a close waits for it. */
-  async read (buffer: Buffer, position: number): Promise<number> {
-    if (this.handle !== null) return (await this.handle.read(buffer, 0, buffer.length, position)).bytesRead
-    return await new Promise((resolve, reject) => {
-      read(this.fd, buffer, 0, buffer.length, position, (err, bytesRead) => err === null ? resolve(bytesRead) : reject(err))
+  /** Reads into `buffer` at `position`. */
+  read (buffer: Buffer, position: number): Promise<number> {
+    if (this.closing) return Promise.reject(Object.assign(new Error('the file was closed'), { code: 'EBADF' }))
+    this.reads++
+    return new Promise((resolve, reject) => {
+      read(this.fd, buffer, 0, buffer.length, position, (err, bytesRead) => {
+        if (--this.reads === 0 && this.closing) closeFd(this.fd)
+        if (err === null) resolve(bytesRead)
+        else reject(err)
+      })
     })
   }
 
   close (): void {
-    if (this.closed || !this.owned || this.handle === null) return
-    this.closed = true
-    this.handle.close().catch(() => {}) // EBADF cannot happen: nobody else has this handle
+    if (!this.owned || this.closing) return
+    this.closing = true
+    if (this.reads === 0) closeFd(this.fd)
   }
+}
+
+function closeFd (fd: number): void {
+  close(fd, () => {}) // EBADF cannot happen: nobody else has this descriptor
 }
 
 interface FileHandleLike { fd: number, stat: unknown, close: unknown }
@@ -126,30 +132,39 @@ function openError (err: NodeJS.ErrnoException, what: string): Error {
 }
 
 /** Opens (or adopts) the file and stats it. Throws a Fastify error with a status. */
+function openPath (path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    // O_NONBLOCK: opening a FIFO must not block a thread of the pool until a writer comes.
+    // (It changes nothing for a regular file, which is all that is served.)
+    open(path, fsc.O_RDONLY | fsc.O_NONBLOCK, (err, fd) => err === null ? resolve(fd) : reject(err))
+  })
+}
+
+/**
+ * Opens (or adopts) the file and stats it. Throws a Fastify error with a status. The fstat
+ * is synchronous: on an open descriptor it reads the inode the kernel holds, and it saves
+ * a second trip through the thread pool on every request.
+ */
 export async function openFile (body: unknown): Promise<{ file: OpenFile, stat: Stats }> {
   let file: OpenFile
   if (isFileHandle(body as object)) {
-    file = new OpenFile((body as fsp.FileHandle).fd, null, body as fsp.FileHandle, false)
+    file = new OpenFile((body as fsp.FileHandle).fd, null, false)
   } else if (typeof (body as { path?: unknown }).path === 'string') {
     const path = (body as { path: string }).path
     if (path.length === 0 || path.includes('\0')) throw new FST_ZERO_COPY_FILE_NOT_FOUND(JSON.stringify(path))
-    let handle: fsp.FileHandle
     try {
-      // O_NONBLOCK: opening a FIFO must not block a thread of the pool until a writer comes.
-      // (It changes nothing for a regular file, which is all that is served.)
-      handle = await fsp.open(path, fsc.O_RDONLY | fsc.O_NONBLOCK)
+      file = new OpenFile(await openPath(path), path, true)
     } catch (err) {
       throw openError(err as NodeJS.ErrnoException, JSON.stringify(path))
     }
-    file = new OpenFile(handle.fd, path, handle, true)
   } else {
     const fd = (body as { fd: number }).fd
     if (!Number.isInteger(fd) || fd < 0) throw new FST_ZERO_COPY_INVALID_BODY(`{ fd: ${fd} }`)
-    file = new OpenFile(fd, null, null, false)
+    file = new OpenFile(fd, null, false)
   }
   let stat: Stats
   try {
-    stat = await new Promise((resolve, reject) => fstat(file.fd, (err, s) => err === null ? resolve(s) : reject(err)))
+    stat = fstatSync(file.fd)
   } catch (err) {
     file.close()
     const code = (err as NodeJS.ErrnoException).code

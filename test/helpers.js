@@ -399,3 +399,147 @@ async function steadyFds (pid = process.pid) {
 }
 
 module.exports.steadyFds = steadyFds
+
+// ---------------------------------------------------------------------------------------
+// Large files and memory watched from outside (test/file-memory.test.js).
+
+/**
+ * Writes `size` bytes of AES-256-CTR keystream (no repeated block: a misplaced chunk shows)
+ * to `file`, mode 0644, in 8 MiB pieces; resolves with its SHA-256. The same bytes for the
+ * same `seed` in every process.
+ */
+async function writeSeededFile (file, size, seed = 'file') {
+  const key = crypto.createHash('sha256').update(`file:${seed}`).digest()
+  const cipher = crypto.createCipheriv('aes-256-ctr', key, Buffer.alloc(16))
+  const hash = crypto.createHash('sha256')
+  const zeros = Buffer.alloc(8 * MiB)
+  const handle = await fs.promises.open(file, 'w', 0o644)
+  try {
+    for (let done = 0; done < size;) {
+      const n = Math.min(zeros.length, size - done)
+      const piece = cipher.update(zeros.subarray(0, n))
+      hash.update(piece)
+      await handle.write(piece, 0, piece.length, done)
+      done += n
+    }
+  } finally {
+    await handle.close()
+  }
+  await fs.promises.chmod(file, 0o644) // whatever the umask
+  return hash.digest('hex')
+}
+
+/** Reads a file once from end to end (so it is in the page cache); resolves with its length. */
+async function readWhole (file) {
+  const handle = await fs.promises.open(file, 'r')
+  const buffer = Buffer.allocUnsafe(8 * MiB)
+  let total = 0
+  try {
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, total)
+      if (bytesRead === 0) return total
+      total += bytesRead
+    }
+  } finally {
+    await handle.close()
+  }
+}
+
+/** Peak RSS (VmHWM) of a process, in bytes. */
+function procHwm (pid = process.pid) {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) * 1024 : NaN
+}
+
+/** Resets a process's VmHWM to its current RSS (clear_refs 5); false where not allowed. */
+function resetPeakRss (pid) {
+  try {
+    fs.writeFileSync(`/proc/${pid}/clear_refs`, '5')
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Samples a process's RSS every `ms`; stop() ends it and returns { samples, peak, count }.
+ * The timer keeps going while other threads of this process work (the clients of
+ * parallelDownloads run in workers).
+ */
+function sampleRss (pid, ms = 50) {
+  const samples = []
+  const take = () => {
+    try {
+      samples.push({ at: Date.now(), rss: procRss(pid) })
+    } catch {
+      // the process is gone: stop() reports what was seen
+    }
+  }
+  take()
+  const timer = setInterval(take, ms)
+  return {
+    stop () {
+      clearInterval(timer)
+      take()
+      return { samples, count: samples.length, peak: Math.max(...samples.map((s) => s.rss)) }
+    }
+  }
+}
+
+const DOWNLOAD_WORKER = `
+const { parentPort, workerData } = require('node:worker_threads')
+const http = require('node:http')
+const crypto = require('node:crypto')
+const { port, path } = workerData
+parentPort.once('message', () => {
+  const started = Date.now()
+  let settled = false
+  const fail = (err) => { if (!settled) { settled = true; parentPort.postMessage({ error: String(err && err.message || err), started, ended: Date.now() }) } }
+  const req = http.request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    const firstByte = Date.now()
+    const hash = crypto.createHash('sha256')
+    let length = 0
+    res.on('data', (chunk) => { hash.update(chunk); length += chunk.length })
+    res.on('end', () => {
+      if (settled) return
+      settled = true
+      parentPort.postMessage({ status: res.statusCode, headers: res.headers, length, sha: hash.digest('hex'), started, firstByte, ended: Date.now() })
+    })
+    res.on('error', fail)
+    res.on('aborted', () => fail(new Error('the server cut the body at ' + length)))
+  })
+  req.on('error', fail)
+  req.end()
+})
+parentPort.postMessage('ready')
+`
+
+/**
+ * `count` clients, each in a worker thread of its own (so their SHA-256 work is spread over
+ * the cores and this thread stays free to sample), each GETting `path` on a connection of its
+ * own. All are started together once every worker is ready; `onStart()` is called right
+ * before. Resolves with one { status, headers, length, sha, started, firstByte, ended } (or
+ * { error }) per client.
+ */
+async function parallelDownloads (port, path, count, { onStart } = {}) {
+  const { Worker } = require('node:worker_threads')
+  const workers = Array.from({ length: count }, () => new Worker(DOWNLOAD_WORKER, { eval: true, workerData: { port, path } }))
+  try {
+    await Promise.all(workers.map((w) => new Promise((resolve, reject) => {
+      w.once('message', resolve)
+      w.once('error', reject)
+    })))
+    const results = workers.map((w) => new Promise((resolve) => {
+      w.once('message', resolve)
+      w.once('error', (err) => resolve({ error: String(err.message) }))
+      w.once('exit', (code) => resolve({ error: `worker exited with ${code}` }))
+    }))
+    if (onStart) onStart()
+    for (const w of workers) w.postMessage('go')
+    return await Promise.all(results)
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()))
+  }
+}
+
+Object.assign(module.exports, { writeSeededFile, readWhole, procHwm, resetPeakRss, sampleRss, parallelDownloads })
