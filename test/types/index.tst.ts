@@ -1,6 +1,6 @@
 import Fastify, { type FastifyReply } from 'fastify'
 import { expect } from 'tstyche'
-import fastifyZeroCopy, { type ZeroCopyCapabilities, type ZeroCopyStats, type FastifyZeroCopyOptions } from '../../types/index'
+import fastifyZeroCopy, { type ZeroCopyCapabilities, type ZeroCopyStats, type FastifyZeroCopyOptions, type ZeroCopyFileOptions } from '../../types/index'
 
 const app = Fastify()
 app.register(fastifyZeroCopy)
@@ -25,6 +25,22 @@ app.get('/', (req, reply) => {
   expect(reply.sendZeroCopy).type.not.toBeCallableWith({ some: 'object' })
   return reply.sendZeroCopy(Buffer.alloc(1))
 })
+
+app.get('/file', async (req, reply) => {
+  const handle = await import('node:fs/promises').then((fsp) => fsp.open('/etc/hostname'))
+  expect(reply.sendZeroCopy({ path: '/etc/hostname' })).type.toBe<FastifyReply>()
+  expect(reply.sendZeroCopy({ fd: 3 }, { start: 0, end: 9 })).type.toBe<FastifyReply>()
+  expect(reply.sendZeroCopy(handle, { etag: false, maxAge: 60000, immutable: true })).type.toBe<FastifyReply>()
+  expect(reply.sendZeroCopy).type.not.toBeCallableWith({ path: 42 })
+  expect(reply.sendZeroCopy).type.not.toBeCallableWith({ path: '/x' }, { start: '0' })
+  expect(reply.sendZeroCopy).type.not.toBeCallableWith(Buffer.alloc(1), { start: 0 })
+  const options: ZeroCopyFileOptions = { acceptRanges: false, cacheControl: false, lastModified: false, contentType: false }
+  return reply.sendZeroCopy({ path: '/etc/hostname' }, options)
+})
+
+app.register(fastifyZeroCopy, { fileChunk: 1 << 20, etag: false, maxAge: 1000 })
+expect(app.register).type.not.toBeCallableWith(fastifyZeroCopy, { etag: 'weak' })
+expect(app.zeroCopy.stats().bytes.splice).type.toBe<number>()
 
 import { fastifyZeroCopy as named } from '../../types/index'
 expect(named).type.toBe(fastifyZeroCopy)
