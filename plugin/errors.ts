@@ -28,25 +28,25 @@ export const FST_ZERO_COPY_SEND_FAILED = createError(
 
 export const FST_ZERO_COPY_FILE_NOT_FOUND = createError(
   'FST_ZERO_COPY_FILE_NOT_FOUND',
-  'fastify-zero-copy: file not found: %s',
+  'File not found',
   404
 )
 
 export const FST_ZERO_COPY_FILE_FORBIDDEN = createError(
   'FST_ZERO_COPY_FILE_FORBIDDEN',
-  'fastify-zero-copy: permission denied: %s',
+  'Permission denied',
   403
 )
 
 export const FST_ZERO_COPY_NOT_A_FILE = createError(
   'FST_ZERO_COPY_NOT_A_FILE',
-  'fastify-zero-copy: not a regular file (a directory, device, FIFO or socket): %s',
+  'Not a regular file',
   404
 )
 
 export const FST_ZERO_COPY_FILE_OPEN_FAILED = createError(
   'FST_ZERO_COPY_FILE_OPEN_FAILED',
-  'fastify-zero-copy: the file could not be opened: %s (%s)',
+  'fastify-zero-copy: the file could not be opened (%s)',
   500
 )
 

@@ -114,21 +114,30 @@ export function isFileBody (body: unknown): boolean {
   }
 }
 
-function openError (err: NodeJS.ErrnoException, what: string): Error {
+/**
+ * The error a client gets. Its message never names the path (Fastify sends 4xx messages to
+ * the client); the path is on `err.path`, which the request log shows.
+ */
+function openError (err: NodeJS.ErrnoException, path: string | null): Error {
+  let out: Error
   switch (err.code) {
     case 'ENOENT':
     case 'ENOTDIR':
     case 'ENAMETOOLONG':
     case 'ELOOP':
-      return new FST_ZERO_COPY_FILE_NOT_FOUND(what)
+      out = new FST_ZERO_COPY_FILE_NOT_FOUND()
+      break
     case 'EACCES':
     case 'EPERM':
-      return new FST_ZERO_COPY_FILE_FORBIDDEN(what)
+      out = new FST_ZERO_COPY_FILE_FORBIDDEN()
+      break
     case 'EISDIR':
-      return new FST_ZERO_COPY_NOT_A_FILE(what)
+      out = new FST_ZERO_COPY_NOT_A_FILE()
+      break
     default:
-      return new FST_ZERO_COPY_FILE_OPEN_FAILED(what, err.code ?? err.message)
+      out = new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code ?? err.message)
   }
+  return Object.assign(out, { path })
 }
 
 /** Opens (or adopts) the file and stats it. Throws a Fastify error with a status. */
@@ -151,11 +160,11 @@ export async function openFile (body: unknown): Promise<{ file: OpenFile, stat: 
     file = new OpenFile((body as fsp.FileHandle).fd, null, false)
   } else if (typeof (body as { path?: unknown }).path === 'string') {
     const path = (body as { path: string }).path
-    if (path.length === 0 || path.includes('\0')) throw new FST_ZERO_COPY_FILE_NOT_FOUND(JSON.stringify(path))
+    if (path.length === 0 || path.includes('\0')) throw openError(Object.assign(new Error('invalid path'), { code: 'ENOENT' }), path)
     try {
       file = new OpenFile(await openPath(path), path, true)
     } catch (err) {
-      throw openError(err as NodeJS.ErrnoException, JSON.stringify(path))
+      throw openError(err as NodeJS.ErrnoException, path)
     }
   } else {
     const fd = (body as { fd: number }).fd
@@ -169,11 +178,11 @@ export async function openFile (body: unknown): Promise<{ file: OpenFile, stat: 
     file.close()
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'EBADF' && !file.owned) throw new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that is not open (${file.fd})`)
-    throw openError(err as NodeJS.ErrnoException, file.path ?? `fd ${file.fd}`)
+    throw openError(err as NodeJS.ErrnoException, file.path)
   }
   if (!stat.isFile()) {
     file.close()
-    if (file.owned) throw new FST_ZERO_COPY_NOT_A_FILE(JSON.stringify(file.path))
+    if (file.owned) throw Object.assign(new FST_ZERO_COPY_NOT_A_FILE(), { path: file.path })
     throw new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that is not a regular file (${file.fd})`)
   }
   return { file, stat }
@@ -206,10 +215,13 @@ function header (reply: FastifyReply, name: string): string {
   return value === undefined ? '' : String(value)
 }
 
-/** Sets the file's headers that the handler did not set itself. */
-export function setFileHeaders (reply: FastifyReply, file: OpenFile, stat: Stats, http: FileHttpOptions): void {
+/** Sets the file's headers that the handler did not set itself; returns their names. */
+export function setFileHeaders (reply: FastifyReply, file: OpenFile, stat: Stats, http: FileHttpOptions): string[] {
+  const added: string[] = []
   const set = (name: string, value: string): void => {
-    if (!reply.hasHeader(name)) reply.header(name, value)
+    if (reply.hasHeader(name)) return
+    reply.header(name, value)
+    added.push(name)
   }
   if (http.acceptRanges) set('accept-ranges', 'bytes')
   if (http.cacheControl) set('cache-control', `public, max-age=${Math.floor(http.maxAge / 1000)}${http.immutable ? ', immutable' : ''}`)
@@ -218,8 +230,9 @@ export function setFileHeaders (reply: FastifyReply, file: OpenFile, stat: Stats
   if (http.contentType && !reply.hasHeader('content-type')) {
     let type = file.path === null ? 'application/octet-stream' : (mime.getType(file.path) ?? 'application/octet-stream')
     if (isUtf8Type(type)) type += '; charset=utf-8'
-    reply.header('content-type', type)
+    set('content-type', type)
   }
+  return added
 }
 
 function tokens (list: string): string[] {
@@ -266,15 +279,22 @@ export type Decision =
  */
 export function decide (reply: FastifyReply, whole: { offset: number, length: number }, http: FileHttpOptions): Decision {
   const req = reply.request.headers
+  // A status the handler chose (a custom 404 page) is sent as it is, whole: preconditions
+  // and ranges apply to 2xx responses only (RFC 9110 13.2.1, 14.2).
+  if (reply.statusCode < 200 || reply.statusCode > 299) return { status: 200, offset: whole.offset, length: whole.length }
   const etag = header(reply, 'etag')
   const lastModified = header(reply, 'last-modified')
   if (preconditionFailed(req, etag, lastModified)) return { error: new FST_ZERO_COPY_PRECONDITION_FAILED() }
-  const cacheable = reply.statusCode >= 200 && reply.statusCode < 300
   const conditional = req['if-none-match'] !== undefined || req['if-modified-since'] !== undefined
-  if (cacheable && conditional && fresh(req, { etag, 'last-modified': lastModified })) return { status: 304 }
+  if (conditional && fresh(req, { etag, 'last-modified': lastModified })) return { status: 304 }
   const range = req.range
   if (http.acceptRanges && typeof range === 'string' && /^ *bytes=/.test(range) && rangeFresh(req, etag, lastModified)) {
-    const ranges = parseRange(whole.length, range, { combine: true })
+    // A suffix longer than the entity means all of it (RFC 9110 14.1.3); range-parser
+    // calls that unsatisfiable.
+    const suffix = /^ *bytes= *-(\d+) *$/.exec(range)
+    const ranges = suffix !== null && Number(suffix[1]) > whole.length && whole.length > 0
+      ? [{ start: 0, end: whole.length - 1 }]
+      : parseRange(whole.length, range, { combine: true })
     if (ranges === -1) {
       reply.header('content-range', `bytes */${whole.length}`)
       return { error: new FST_ZERO_COPY_RANGE_NOT_SATISFIABLE() }

@@ -132,17 +132,20 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       file.close() // the client went away while the file was opening
       return
     }
-    setFileHeaders(reply, file, stat, http)
+    const added = setFileHeaders(reply, file, stat, http)
     const decision = decide(reply, entity(part, stat.size), http)
     if ('error' in decision) {
       file.close()
+      // A 412 or 416 is not the file: none of its validators or caching headers.
+      for (const name of added) reply.removeHeader(name)
       reply.send(decision.error)
       return
     }
     if (decision.status === 304) {
       file.close()
       notModified(reply)
-      reply.send()
+      // For HEAD, an empty stream keeps Fastify's head route from adding Content-Length: 0.
+      reply.send(isHead(reply) ? Readable.from([]) : undefined)
       return
     }
     if (decision.status === 206) reply.code(206)
