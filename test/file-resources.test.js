@@ -1,0 +1,562 @@
+'use strict'
+// File bodies on real sockets: who closes what ({ path } by the plugin; a FileHandle or { fd }
+// never), a 1 GiB file through the splice path, a file truncated mid-transfer, open errors
+// (404, 403 as an unprivileged user), 1,000 requests with aborts, and the native file path as
+// `nobody` under a low memlock limit. Bytes are checked against SHA-256 or byte by byte.
+const crypto = require('node:crypto')
+const fs = require('node:fs')
+const fsp = require('node:fs/promises')
+const http = require('node:http')
+const net = require('node:net')
+const os = require('node:os')
+const path = require('node:path')
+const { execFileSync } = require('node:child_process')
+const { Writable } = require('node:stream')
+const { test } = require('tap')
+const {
+  KiB, MiB, sha256, startServer, request, readPartOf, eventually, inFlightIsZero, spawnFixture,
+  getJson, procRss, steadyFds, fetchChecked, rateReader, sleep, seeded, after
+} = require('./helpers')
+
+const GiB = 1024 * MiB
+const ROOT = process.getuid() === 0
+
+/** A fresh directory in os.tmpdir(), removed at teardown. */
+function tempDir (t, mode = 0o700) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-files-'))
+  fs.chmodSync(dir, mode)
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** Writes seeded(seed, 0, size) to `file` in 8 MiB chunks; returns its SHA-256. */
+function writeSeeded (file, seed, size) {
+  const key = crypto.createHash('sha256').update(`${seed}:0`).digest()
+  const cipher = crypto.createCipheriv('aes-256-ctr', key, Buffer.alloc(16))
+  const zeros = Buffer.alloc(8 * MiB)
+  const hash = crypto.createHash('sha256')
+  const fd = fs.openSync(file, 'w', 0o644)
+  try {
+    for (let done = 0; done < size;) {
+      const chunk = cipher.update(zeros.subarray(0, Math.min(zeros.length, size - done)))
+      for (let off = 0; off < chunk.length;) off += fs.writeSync(fd, chunk, off)
+      hash.update(chunk)
+      done += chunk.length
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+  return hash.digest('hex')
+}
+
+/** SHA-256 of a file, streamed (this also brings it into the page cache). */
+async function hashFile (file) {
+  const hash = crypto.createHash('sha256')
+  for await (const chunk of fs.createReadStream(file, { highWaterMark: 8 * MiB })) hash.update(chunk)
+  return hash.digest('hex')
+}
+
+/** Targets of a process's open fds ('pipe:[n]', 'socket:[n]', paths). */
+function fdLinks (pid = process.pid) {
+  const out = []
+  for (const n of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try { out.push(fs.readlinkSync(`/proc/${pid}/fd/${n}`)) } catch {} // closed meanwhile
+  }
+  return out
+}
+const pipeCount = (pid) => fdLinks(pid).filter((l) => l.startsWith('pipe:')).length
+const fdsUnder = (dir, pid) => fdLinks(pid).filter((l) => l.startsWith(dir + '/')).length
+
+/**
+ * Fds the test keeps opening while responses run: they take the lowest free numbers, often
+ * ones the server just freed, so a second close of such a number (a file closed twice) would
+ * close a sentinel, and finish() would count it.
+ */
+function sentinels (t) {
+  const file = path.join(tempDir(t), 'sentinel')
+  fs.writeFileSync(file, 'sentinel')
+  const open = []
+  let lost = 0
+  const check = (fd) => {
+    let ok = false
+    try { ok = fs.readlinkSync(`/proc/self/fd/${fd}`) === file } catch {}
+    if (ok) fs.closeSync(fd)
+    else lost++
+  }
+  let timer = null
+  const add = (count = 1, keep = Infinity) => {
+    for (let k = 0; k < count; k++) open.push(fs.openSync(file, 'r'))
+    while (open.length > keep) check(open.shift())
+  }
+  return {
+    add,
+    /** One more sentinel every millisecond or so (the last 64 kept), while responses run. */
+    start () { timer = setInterval(() => add(1, 64), 1) },
+    stop () { clearInterval(timer) },
+    /** Checks and closes every sentinel; returns how many were closed behind the test's back. */
+    finish () {
+      clearInterval(timer)
+      while (open.length > 0) check(open.shift())
+      return lost
+    }
+  }
+}
+
+/** Fastify logger options that collect the JSON lines in `lines`. */
+function logCapture () {
+  const lines = []
+  const stream = new Writable({ write (chunk, enc, cb) { lines.push(JSON.parse(chunk)); cb() } })
+  return { lines, logger: { level: 'info', stream } }
+}
+
+/** A request whose (small) body is kept as text; fails after `ms` instead of hanging. */
+function fetchText (port, url, { method = 'GET', headers, ms = 5000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: url, method, headers, agent: false }, (res) => {
+      let text = ''
+      res.setEncoding('latin1')
+      res.on('data', (d) => { text += d })
+      res.on('end', () => {
+        let json = null
+        try { json = JSON.parse(text) } catch {}
+        resolve({ status: res.statusCode, headers: res.headers, text, json })
+      })
+      res.on('error', reject)
+    })
+    req.setTimeout(ms, () => req.destroy(new Error(`${url}: no response within ${ms} ms`)))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** Sends a GET on a raw socket and resets it at once: the server may still be opening the file. */
+function resetAtOnce (port, url) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write(`GET ${url} HTTP/1.1\r\nHost: x\r\n\r\n`, () => setImmediate(() => socket.resetAndDestroy()))
+    })
+    socket.on('error', () => {})
+    socket.on('close', resolve)
+  })
+}
+
+test('ownership: a FileHandle and an { fd } stay open and the caller\'s; a { path } is closed after every outcome', async (t) => {
+  const dir = tempDir(t)
+  const file = path.join(dir, 'big.bin')
+  const big = seeded('own', 0, 4 * MiB + 123)
+  fs.writeFileSync(file, big)
+  const smallFile = path.join(dir, 'small.txt')
+  const small = seeded('own', 1, 4 * KiB)
+  fs.writeFileSync(smallFile, small)
+  let handle = null
+  let fd = -1
+  const { app, port } = await startServer(t, {
+    setup (app) {
+      // ?end=N: only bytes 0..N (a small part goes by the ordinary path, through the caller's file)
+      const part = (q) => (q.end === undefined ? undefined : { end: Number(q.end) })
+      app.get('/handle', (req, reply) => reply.sendZeroCopy(handle, part(req.query)))
+      app.get('/fd', (req, reply) => reply.sendZeroCopy({ fd }, part(req.query)))
+      app.get('/path/:name', (req, reply) => reply.sendZeroCopy({ path: path.join(dir, req.params.name) }, part(req.query)))
+    }
+  })
+  t.equal((await request(port, '/path/big.bin')).sha, sha256(big), 'warm-up')
+  t.ok(await eventually(() => inFlightIsZero(app)))
+  const baseline = await steadyFds()
+  const pipes = pipeCount()
+  const ino = fs.statSync(file).ino
+
+  /** The caller's file is still open, on the same file, and reads right. */
+  async function stillTheCallers (what, kind) {
+    t.ok(await eventually(() => inFlightIsZero(app), 10000), `${what}: nothing in flight`)
+    await sleep(50) // the server side of the response has closed
+    const n = kind === 'handle' ? handle.fd : fd
+    t.ok(n >= 0, `${what}: the FileHandle was not closed (fd ${n})`)
+    let link = null
+    try { link = fs.readlinkSync(`/proc/self/fd/${n}`) } catch {}
+    t.equal(link, file, `${what}: fd ${n} is still open on the file`)
+    if (link !== file) return
+    const st = kind === 'handle' ? await handle.stat() : fs.fstatSync(fd)
+    t.equal(st.ino, ino, `${what}: stat works`)
+    const first = Buffer.alloc(64)
+    if (kind === 'handle') await handle.read(first, 0, 64, 0)
+    else fs.readSync(fd, first, 0, 64, 0)
+    t.same(first, big.subarray(0, 64), `${what}: still reads the file`)
+  }
+
+  for (const kind of ['handle', 'fd']) {
+    if (kind === 'handle') handle = await fsp.open(file, 'r')
+    else fd = fs.openSync(file, 'r')
+    const url = `/${kind}`
+    const spliced = app.zeroCopy.stats().responses.splice
+    const full = await request(port, url)
+    t.equal(full.sha, sha256(big), `${kind}: whole file exact`)
+    t.ok(await eventually(() => app.zeroCopy.stats().responses.splice === spliced + 1), `${kind}: spliced by the ring`)
+    await stillTheCallers(`${kind} after a spliced 200`, kind)
+
+    const part = await request(port, `${url}?end=4095`)
+    t.equal(part.sha, sha256(big.subarray(0, 4096)), `${kind}: a small part exact (ordinary path)`)
+    await stillTheCallers(`${kind} after an ordinary-path 200`, kind)
+
+    const head = await request(port, url, { method: 'HEAD' })
+    t.equal(head.status, 200)
+    t.equal(head.headers['content-length'], String(big.length))
+    await stillTheCallers(`${kind} after HEAD`, kind)
+
+    const range = await request(port, url, { headers: { range: 'bytes=1000-1049575' } })
+    t.equal(range.status, 206)
+    t.equal(range.sha, sha256(big.subarray(1000, 1049576)), `${kind}: 206 exact`)
+    await stillTheCallers(`${kind} after 206`, kind)
+
+    t.equal((await request(port, url, { headers: { range: `bytes=${big.length}-` } })).status, 416)
+    await stillTheCallers(`${kind} after 416`, kind)
+
+    t.equal((await request(port, url, { headers: { 'if-none-match': full.headers.etag } })).status, 304)
+    await stillTheCallers(`${kind} after 304`, kind)
+
+    const cut = await readPartOf(port, url, MiB, { reset: true })
+    t.ok(cut.equals(big.subarray(0, cut.length)), `${kind}: the aborted body was a prefix`)
+    await readPartOf(port, url, 0)
+    await stillTheCallers(`${kind} after aborted responses`, kind)
+
+    const many = await Promise.all(Array.from({ length: 8 }, () => request(port, url)))
+    t.ok(many.every((r) => r.sha === sha256(big)), `${kind}: 8 concurrent responses from one open file, exact`)
+    await stillTheCallers(`${kind} after 8 concurrent responses`, kind)
+
+    // The caller closes; a second close would fail (EBADF) had the plugin closed it.
+    if (kind === 'handle') await t.resolves(handle.close(), 'the caller closes its FileHandle')
+    else t.doesNotThrow(() => fs.closeSync(fd), 'the caller closes its fd')
+  }
+  t.equal(await steadyFds(), baseline, 'fds back to baseline once the caller closed its files')
+
+  // { path }: every outcome, then nothing of dir is open.
+  const etag = (await request(port, '/path/big.bin', { method: 'HEAD' })).headers.etag
+  const outcomes = [
+    ['200 spliced', () => request(port, '/path/big.bin'), (r) => r.status === 200 && r.sha === sha256(big)],
+    ['200 small file', () => request(port, '/path/small.txt'), (r) => r.status === 200 && r.sha === sha256(small)],
+    ['206', () => request(port, '/path/big.bin', { headers: { range: 'bytes=5-100004' } }), (r) => r.status === 206 && r.sha === sha256(big.subarray(5, 100005))],
+    ['HEAD', () => request(port, '/path/big.bin', { method: 'HEAD' }), (r) => r.status === 200 && r.length === 0],
+    ['304', () => request(port, '/path/big.bin', { headers: { 'if-none-match': etag } }), (r) => r.status === 304],
+    ['412', () => request(port, '/path/big.bin', { headers: { 'if-match': '"nope"' } }), (r) => r.status === 412],
+    ['416', () => request(port, '/path/big.bin', { headers: { range: 'bytes=99999999-' } }), (r) => r.status === 416],
+    ['404', () => request(port, '/path/missing.bin'), (r) => r.status === 404],
+    ['aborted mid-body (RST)', () => readPartOf(port, '/path/big.bin', MiB, { reset: true }), (b) => b.equals(big.subarray(0, b.length))],
+    ['aborted mid-body (FIN)', () => readPartOf(port, '/path/big.bin', 2 * MiB), (b) => b.equals(big.subarray(0, b.length))],
+    ['aborted after the headers', () => readPartOf(port, '/path/big.bin', 0, { reset: true }), (b) => b.equals(big.subarray(0, b.length))],
+    ['aborted while opening', () => resetAtOnce(port, '/path/big.bin'), () => true]
+  ]
+  const traps = sentinels(t)
+  for (const [what, run, ok] of outcomes) {
+    traps.start()
+    const results = await Promise.all(Array.from({ length: 5 }, run))
+    t.ok(results.every(ok), `${what}: as expected`)
+    t.ok(await eventually(() => fdsUnder(dir) === 0, 5000), `${what}: the plugin closed every file it opened (open: ${fdsUnder(dir)})`)
+    await sleep(20)
+    traps.stop()
+  }
+  // The same outcomes in turn on one keep-alive connection.
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  const sockets = new Set()
+  const keepAlive = (headers, method) => new Promise((resolve, reject) => {
+    http.request({ host: '127.0.0.1', port, path: '/path/big.bin', method, headers, agent }, (res) => {
+      sockets.add(res.socket)
+      const hash = crypto.createHash('sha256')
+      res.on('data', (d) => hash.update(d))
+      res.on('end', () => resolve(`${res.statusCode} ${hash.digest('hex') === sha256(big) ? 'exact' : 'other'}`))
+    }).on('error', reject).end()
+  })
+  traps.start()
+  const seen = []
+  for (const [headers, method] of [[{ range: 'bytes=99999999-' }], [{ 'if-none-match': etag }], [{}, 'HEAD'], [{}],
+    [{ range: 'bytes=10-2000009' }], [{ 'if-match': '"nope"' }], [{}]]) seen.push(await keepAlive(headers, method))
+  traps.stop()
+  agent.destroy()
+  t.same(seen, ['416 other', '304 other', '200 other', '200 exact', '206 other', '412 other', '200 exact'], 'one keep-alive connection: 416, 304, HEAD, 200, 206, 412, 200')
+  t.equal(sockets.size, 1, 'all on the same connection')
+  t.ok(await eventually(() => fdsUnder(dir) === 0, 5000), 'keep-alive: the plugin closed every file it opened')
+
+  t.ok(await eventually(() => inFlightIsZero(app), 10000), 'nothing in flight')
+  await sleep(200)
+  t.equal(traps.finish(), 0, 'no fd of the test was closed by the plugin: each file closed exactly once')
+  t.equal(await steadyFds(), baseline, 'open fds back to baseline')
+  t.equal(pipeCount(), pipes, 'no pipe left open')
+  t.equal((await request(port, '/path/big.bin')).sha, sha256(big), 'the server goes on serving')
+})
+
+test('a 1 GiB file arrives exact through the splice path', async (t) => {
+  const dir = tempDir(t)
+  const file = path.join(dir, 'huge.bin')
+  const written = writeSeeded(file, 'huge', GiB)
+  const onDisk = await hashFile(file) // warms the page cache too
+  t.equal(onDisk, written, 'the file holds what was written')
+  const { app, port } = await startServer(t, {
+    setup (app) { app.get('/huge', (req, reply) => reply.sendZeroCopy({ path: file })) }
+  })
+  const started = Date.now()
+  const res = await request(port, '/huge')
+  const ms = Date.now() - started
+  t.equal(res.status, 200)
+  t.equal(res.headers['content-length'], String(GiB))
+  t.equal(res.length, GiB, 'every byte arrived')
+  t.equal(res.sha, onDisk, 'the body hashes as the file does')
+  t.ok(await eventually(() => app.zeroCopy.stats().responses.splice === 1 && inFlightIsZero(app), 10000), 'counted once the ring finished')
+  const stats = app.zeroCopy.stats()
+  t.equal(stats.bytes.splice, GiB, 'all of it spliced by the ring')
+  t.equal(stats.responses.stream, 0, 'nothing through the ordinary path')
+  t.equal(stats.bytes.stream, 0)
+  t.ok(await eventually(() => fdsUnder(dir) === 0), 'the file is closed')
+  t.comment(`1 GiB in ${ms} ms (${(GiB / MiB / (ms / 1000)).toFixed(0)} MiB/s, client hashing included)`)
+})
+
+for (const mode of ['auto', 'stream']) {
+  const route = mode === 'auto' ? 'the native splice path' : "the ordinary path (mode 'stream')"
+  test(`a file truncated during the transfer, ${route}: short body, closed connection, logged, server goes on`, async (t) => {
+    const size = 256 * MiB
+    const cut = 64 * MiB
+    const dir = tempDir(t)
+    const file = path.join(dir, 'shrinking.bin')
+    const expected = seeded('truncate', 0, size)
+    fs.writeFileSync(file, expected)
+    const log = logCapture()
+    const { app, port } = await startServer(t, {
+      options: { mode },
+      fastify: { logger: log.logger },
+      setup (app) { app.get('/file', (req, reply) => reply.sendZeroCopy({ path: file })) }
+    })
+    t.equal((await request(port, '/file', { headers: { range: 'bytes=0-99' } })).status, 206, 'warm-up')
+    const baseline = await steadyFds()
+    const pipes = pipeCount()
+
+    // A reader that stops after the headers: the server fills the socket buffers and waits.
+    const reader = rateReader(port, '/file', expected, { rate: -1 })
+    t.ok(await eventually(() => reader.socket.bytesRead > 0), 'the response started')
+    await sleep(300)
+    if (mode === 'auto') t.ok(app.zeroCopy.stats().inFlight.sends > 0, 'the splice is in flight')
+    const before = reader.socket.bytesRead
+    t.ok(before < cut, `the client had ${before} bytes when the file shrank to ${cut}`)
+    fs.truncateSync(file, cut)
+    reader.setRate(0)
+    const res = await Promise.race([reader.done, after(30000, null)])
+    t.ok(res !== null, 'the connection was closed (no hang)')
+    if (res === null) return
+    t.match(res.head, /^HTTP\/1\.1 200 /)
+    t.equal(res.contentLength, size, 'Content-Length announced the whole file')
+    t.ok(res.bodyLength < size, `the client got ${res.bodyLength} of ${size} bytes: a short body`)
+    t.notOk(res.complete, 'never a complete-looking response')
+    t.equal(res.completedAt, 0, 'the server, not the client, closed the connection')
+    t.equal(res.firstBad, -1, 'what arrived is a true prefix of the file')
+
+    const changed = (l) => l.level >= 40 && l.err && l.err.code === 'FST_ZERO_COPY_FILE_CHANGED'
+    t.ok(await eventually(() => log.lines.some(changed)), 'the server logged FST_ZERO_COPY_FILE_CHANGED')
+    t.equal(log.lines.filter(changed).length, 1, 'logged once')
+    t.ok(await eventually(() => inFlightIsZero(app), 10000), 'nothing in flight')
+    const stats = app.zeroCopy.stats()
+    if (mode === 'auto') {
+      t.equal(stats.responses.splice, 1, 'the native path carried it')
+      t.equal(stats.bytes.splice, res.bodyLength, 'bytes.splice counts what reached the client')
+    } else {
+      t.equal(stats.responses.splice, 0, 'the ordinary path carried it')
+    }
+    t.ok(await eventually(() => fdsUnder(dir) === 0), 'the file is closed')
+    t.equal(await steadyFds(), baseline, 'open fds back to baseline')
+    t.equal(pipeCount(), pipes, 'no pipe left open')
+
+    const again = await request(port, '/file')
+    t.equal(again.status, 200, 'the server goes on serving')
+    t.equal(again.length, cut)
+    t.equal(again.sha, sha256(expected.subarray(0, cut)), 'the shorter file, exact')
+    t.equal(log.lines.filter(changed).length, 1, 'no further error')
+  })
+}
+
+test('open errors: 404 for a missing file, a directory, a FIFO (without hanging), a device; nothing left open', async (t) => {
+  const dir = tempDir(t)
+  fs.writeFileSync(path.join(dir, 'plain.bin'), seeded('errors', 0, 64 * KiB))
+  fs.mkdirSync(path.join(dir, 'sub'))
+  execFileSync('mkfifo', [path.join(dir, 'fifo')])
+  fs.symlinkSync('/dev/zero', path.join(dir, 'zero'))
+  fs.symlinkSync(path.join(dir, 'nowhere'), path.join(dir, 'dangling'))
+  fs.symlinkSync(path.join(dir, 'loop'), path.join(dir, 'loop'))
+  const { app, port } = await startServer(t, {
+    setup (app) { app.get('/p/*', (req, reply) => reply.sendZeroCopy({ path: path.join(dir, req.params['*']) })) }
+  })
+  t.equal((await request(port, '/p/plain.bin')).status, 200, 'warm-up')
+  const baseline = await steadyFds()
+  const cases = [
+    ['missing.bin', 404, 'FST_ZERO_COPY_FILE_NOT_FOUND'],
+    ['plain.bin/below', 404, 'FST_ZERO_COPY_FILE_NOT_FOUND'], // ENOTDIR
+    ['sub', 404, 'FST_ZERO_COPY_NOT_A_FILE'], // EISDIR
+    ['fifo', 404, 'FST_ZERO_COPY_NOT_A_FILE'],
+    ['zero', 404, 'FST_ZERO_COPY_NOT_A_FILE'], // a character device, through a symlink
+    ['dangling', 404, 'FST_ZERO_COPY_FILE_NOT_FOUND'],
+    ['loop', 404, 'FST_ZERO_COPY_FILE_NOT_FOUND'] // ELOOP
+  ]
+  for (const [name, status, code] of cases) {
+    const started = Date.now()
+    const res = await fetchText(port, `/p/${name}`)
+    t.equal(res.status, status, `${name}: ${status}`)
+    t.equal(res.json && res.json.code, code, `${name}: ${code}`)
+    t.ok(Date.now() - started < 2000, `${name}: answered in ${Date.now() - started} ms`)
+  }
+  // More FIFOs than libuv has threads: an open that waited for a writer would starve the pool.
+  const started = Date.now()
+  const fifos = await Promise.all(Array.from({ length: 16 }, () => fetchText(port, '/p/fifo')))
+  t.ok(fifos.every((r) => r.status === 404 && r.json.code === 'FST_ZERO_COPY_NOT_A_FILE'), '16 concurrent FIFO requests: 404')
+  t.ok(Date.now() - started < 3000, `... in ${Date.now() - started} ms`)
+  t.equal((await request(port, '/p/plain.bin')).sha, sha256(seeded('errors', 0, 64 * KiB)), 'the server goes on serving files')
+  t.ok(await eventually(() => fdsUnder(dir) === 0), `nothing of the directory is open (${fdLinks().filter((l) => l.startsWith(dir))})`)
+  t.ok(await eventually(() => inFlightIsZero(app)))
+  t.equal(await steadyFds(), baseline, 'open fds back to baseline')
+})
+
+test('EACCES: 403 FST_ZERO_COPY_FILE_FORBIDDEN from a server that cannot read the file', async (t) => {
+  // Root bypasses permission checks: as root the server runs as `nobody`.
+  const dir = tempDir(t, 0o755)
+  const readable = seeded('eacces', 0, MiB)
+  fs.writeFileSync(path.join(dir, 'open.bin'), readable, { mode: 0o644 })
+  fs.writeFileSync(path.join(dir, 'secret.bin'), readable)
+  fs.chmodSync(path.join(dir, 'secret.bin'), ROOT ? 0o600 : 0o000)
+  fs.mkdirSync(path.join(dir, 'locked'))
+  fs.writeFileSync(path.join(dir, 'locked', 'inner.bin'), readable, { mode: 0o644 })
+  fs.chmodSync(path.join(dir, 'locked'), ROOT ? 0o700 : 0o000)
+  t.teardown(() => fs.chmodSync(path.join(dir, 'locked'), 0o700)) // so the directory can be removed
+  const server = await spawnFixture(t, 'file-server', { dir, drop: true })
+  t.equal(server.state, 'READY', server.message)
+  t.not(server.uid, 0, `the server runs as uid ${server.uid}`)
+  const ok = await request(server.port, '/file/open.bin')
+  t.equal(ok.sha, sha256(readable), 'a readable file is served')
+  const baseline = await steadyFds(server.pid)
+  for (const name of ['secret.bin', 'locked/inner.bin']) {
+    const res = await fetchText(server.port, `/file/${name}`)
+    t.equal(res.status, 403, `${name}: 403`)
+    t.equal(res.json && res.json.code, 'FST_ZERO_COPY_FILE_FORBIDDEN', `${name}: FST_ZERO_COPY_FILE_FORBIDDEN`)
+  }
+  t.equal(fdsUnder(dir, server.pid), 0, 'the server holds nothing of the directory open')
+  t.equal(await steadyFds(server.pid), baseline, 'the server\'s fds back to baseline')
+})
+
+test('1,000 requests for large files with aborts: bodies exact, fds, pipes, ring and RSS back', async (t) => {
+  const dir = tempDir(t)
+  const files = [16 * KiB, MiB + 1, 3 * MiB + 4097, 6 * MiB - 3].map((size, i) => {
+    const buf = seeded('many', i, size)
+    fs.writeFileSync(path.join(dir, `f${i}.bin`), buf)
+    return { name: `f${i}.bin`, size, buf }
+  })
+  const { app, port } = await startServer(t, {
+    setup (app) {
+      app.get('/file/:name', (req, reply) => reply.sendZeroCopy({ path: path.join(dir, req.params.name) }))
+      app.get('/part/:name', (req, reply) => reply.sendZeroCopy({ path: path.join(dir, req.params.name) },
+        { start: Number(req.query.start), end: Number(req.query.end) }))
+    }
+  })
+  for (const f of files) t.equal((await request(port, `/file/${f.name}`)).sha, sha256(f.buf), `warm-up ${f.name}`)
+  t.ok(await eventually(() => inFlightIsZero(app)))
+  const baseline = await steadyFds()
+  const pipes = pipeCount()
+  const rss = procRss()
+  const spliced = app.zeroCopy.stats().responses.splice
+
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 })
+  const total = 1000
+  const tally = { complete: 0, exact: 0, prefixes: 0, partial: 0, failures: [] }
+  const fail = (i, why) => { if (tally.failures.length < 20) tally.failures.push(`request ${i}: ${why}`) }
+  async function one (i) {
+    const f = files[i % files.length]
+    const url = `/file/${f.name}`
+    const hash = (i * 2654435761) >>> 0 // a deterministic spread of cut points
+    if (i % 5 === 0 || i % 10 === 1) {
+      // Every 5th vanishes mid-body (RST or FIN); some right after the headers.
+      const at = i % 5 === 0 ? 1 + (hash % (f.size - 1)) : 0
+      const part = await readPartOf(port, url, at, { reset: i % 2 === 0 })
+      tally.partial++
+      if (part.length <= f.size && part.equals(f.buf.subarray(0, part.length))) tally.prefixes++
+      else fail(i, `a cut body of ${part.length} bytes is not a prefix`)
+      return
+    }
+    let expected = f.buf
+    let target = url
+    let options = { agent: false }
+    if (i % 10 === 9) {
+      // Part of the file through { start, end }.
+      const length = Math.max(16 * KiB, Math.floor(f.size / 3))
+      const start = hash % (f.size - length + 1)
+      expected = f.buf.subarray(start, start + length)
+      target = `/part/${f.name}?start=${start}&end=${start + length - 1}`
+    } else if (i % 10 === 3 || i % 10 === 7) {
+      // Keep-alive; one in four of these goes away mid-body with RST.
+      options = { agent, vanishAt: i % 40 === 3 ? Math.floor(f.size / 2) : -1, reset: true }
+    }
+    const res = await fetchChecked(port, target, expected, options)
+    if (res.vanished) {
+      tally.partial++
+      if (res.firstBad < 0) tally.prefixes++
+      else fail(i, `first bad byte at ${res.firstBad}`)
+      return
+    }
+    tally.complete++
+    if (res.status === 200 && res.exact && res.sha === sha256(expected)) tally.exact++
+    else fail(i, `status ${res.status}, ${res.length} bytes, first bad byte ${res.firstBad}`)
+  }
+  let next = 0
+  const started = Date.now()
+  const traps = sentinels(t)
+  await Promise.all(Array.from({ length: 16 }, async () => {
+    while (next < total) {
+      const i = next++
+      try { await one(i) } catch (err) { fail(i, err.message) }
+      traps.add(1, 64)
+    }
+  }))
+  agent.destroy()
+  t.comment(`${total} requests in ${Date.now() - started} ms: ${tally.complete} complete, ${tally.partial} cut by the client`)
+  t.same(tally.failures, [], 'no request failed')
+  t.equal(tally.exact, tally.complete, `all ${tally.complete} completed bodies exact`)
+  t.equal(tally.prefixes, tally.partial, `all ${tally.partial} cut bodies true prefixes`)
+  t.equal(tally.complete + tally.partial, total)
+
+  t.ok(await eventually(() => app.zeroCopy.stats().inFlight.sends === 0, 10000), 'nothing in flight on the ring')
+  const stats = app.zeroCopy.stats()
+  t.equal(stats.responses.splice - spliced, total, 'every response went through the splice path')
+  t.equal(stats.responses.stream, 0, 'none through the ordinary path')
+  t.ok(await eventually(() => fdsUnder(dir) === 0), `every file closed (open: ${fdsUnder(dir)})`)
+  t.equal(traps.finish(), 0, 'no fd of the test was closed by the plugin: each file closed exactly once')
+  t.equal(await steadyFds(), baseline, 'open fds back to baseline')
+  t.equal(pipeCount(), pipes, 'no pipe left open')
+  const now = procRss()
+  t.ok(now < rss + 256 * MiB, `RSS ${(now / MiB).toFixed(0)} MiB, ${(rss / MiB).toFixed(0)} MiB before the requests`)
+  for (const f of files) t.equal((await request(port, `/file/${f.name}`)).sha, sha256(f.buf), `still serving ${f.name}`)
+})
+
+test('the native file path as an unprivileged user with a 128 KiB memlock limit: 8 concurrent 64 MiB responses exact', async (t) => {
+  const dir = tempDir(t, 0o755)
+  const body = seeded('nobody', 0, 64 * MiB)
+  fs.writeFileSync(path.join(dir, 'big.bin'), body, { mode: 0o644 })
+  const server = await spawnFixture(t, 'file-server', { dir, drop: true }, {
+    wrap: ['sh', '-c', 'ulimit -l 128 && exec "$@"', 'sh']
+  })
+  t.equal(server.state, 'READY', server.message)
+  t.not(server.uid, 0, `the server runs as uid ${server.uid}`)
+  const limits = fs.readFileSync(`/proc/${server.pid}/limits`, 'utf8')
+  t.equal(Number(/^Max locked memory\s+(\d+)/m.exec(limits)?.[1]), 128 * KiB, 'RLIMIT_MEMLOCK is 128 KiB')
+  const status = fs.readFileSync(`/proc/${server.pid}/status`, 'utf8')
+  t.equal(BigInt('0x' + /^CapEff:\s*(\S+)/m.exec(status)[1]), 0n, 'no capabilities')
+  t.equal(server.capabilities.mode, 'send_zc', 'the native path is the one serving')
+  const baseline = await steadyFds(server.pid)
+  const pipes = pipeCount(server.pid) // its stdio
+
+  const results = await Promise.all(Array.from({ length: 8 }, () => fetchChecked(server.port, '/file/big.bin', body)))
+  results.forEach((res, i) => {
+    t.equal(res.status, 200)
+    t.ok(res.exact && res.sha === sha256(body), `client ${i}: ${res.length} bytes, exact`)
+  })
+  let stats
+  t.ok(await eventually(async () => {
+    stats = await getJson(server.port, '/stats')
+    return stats.responses.splice === 8 && stats.inFlight.sends === 0
+  }, 10000), 'all 8 spliced by the ring, nothing in flight')
+  t.equal(stats.responses.splice, 8)
+  t.equal(stats.bytes.splice, 8 * 64 * MiB)
+  t.equal(stats.responses.stream, 0, 'none through the ordinary path')
+  t.equal(fdsUnder(dir, server.pid), 0, 'the server closed the file')
+  t.equal(await steadyFds(server.pid), baseline, 'the server\'s fds back to baseline')
+  t.equal(pipeCount(server.pid), pipes, 'no pipe left open in the server')
+})
