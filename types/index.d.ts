@@ -77,7 +77,7 @@ declare namespace fastifyZeroCopy {
     whenCopied?: 'stream' | 'send' | 'keep'
     /** Bytes per io_uring send request. Default 262144. */
     sliceSize?: number
-    /** Linked send requests in flight per response. Default 4. */
+    /** Linked send requests in flight per response; for files, pipe-fulls per splice round. Default 4. */
     depth?: number
     /**
      * Bytes the process may keep pinned for SEND_ZC at once; beyond it, slices are sent by
