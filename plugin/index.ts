@@ -172,7 +172,12 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     openFile(body).then(({ file, stat }) => {
       // Whatever happens next, a file the plugin opened is closed when the response is.
       reply.raw.once('close', () => file.close())
-      respondWithFile(reply, file, stat, part, http)
+      try {
+        respondWithFile(reply, file, stat, part, http)
+      } catch (err) {
+        file.close() // never an unhandled rejection: the error goes to Fastify's handler
+        if (!reply.sent) reply.send(err)
+      }
     }, (err: Error) => {
       if (!reply.sent) reply.send(err)
     })
