@@ -5,6 +5,7 @@
 //                              [--scenarios idle,native-1,...] [--no-pin] [--limit-rate R]
 //                              [--out DIR] [--quick]
 //   npm run bench:latency
+//   BENCH_ZC_OPTIONS='{"fileChunk":262144}' node bench/file-latency.js   (the plugin's options)
 //
 // Requirement measured: "the p99 latency of small requests stays within 2x of its idle
 // value while a 1 GiB transfer runs".
@@ -346,7 +347,7 @@ async function main () {
   const bigPaths = { native: `/file?path=${encodeURIComponent(bigFile)}`, static: '/static/big.bin' }
 
   const server = child([...serverSide, process.execPath, path.join(__dirname, '..', 'test', 'fixtures', 'file-app.js')], {
-    ZC_FIXTURE: JSON.stringify({ pkg: opts.pkg, small: SMALL_BUFFER, staticRoot: dir, log: 'warn', loopDelay: true })
+    ZC_FIXTURE: JSON.stringify({ pkg: opts.pkg, small: SMALL_BUFFER, staticRoot: dir, log: 'warn', loopDelay: true, options: process.env.BENCH_ZC_OPTIONS ? JSON.parse(process.env.BENCH_ZC_OPTIONS) : undefined })
   })
   procs.push(server.proc)
   const ready = await server.line('(?:READY|FAILED)')
