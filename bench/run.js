@@ -11,7 +11,7 @@
 //   node bench/run.js --quick    1K 256K 4M bodies, 1M file x 4 connections, 4 servers, 3 x 2 s
 //   node bench/run.js --tune     zc-send_zc slice/depth grid at 256K 1M 4M x 4 connections, 3 x 3 s
 //
-// Overrides: --sizes 256k,4m  --files 1m,64m (or --no-files)  --conns 1,4  --rounds N  --duration S  --warmup S
+// Overrides: --sizes 256k,4m (or --no-buffers)  --files 1m,64m (or --no-files)  --conns 1,4  --rounds N  --duration S  --warmup S
 //            --servers fastify-send,zc-send_zc,...  --no-nginx  --out DIR
 //            --rev REV (benchmark a git revision instead of the working tree)  --use-tree
 //            --quiet-wait S (before each run, wait up to S s for the machine to be idle; default 10)
@@ -54,6 +54,7 @@ function parseArgs (argv) {
       case '--sizes': o.sizes = value().split(',').map(parseSize); break
       case '--files': o.files = value().split(',').map(parseSize); break
       case '--no-files': o.files = []; break
+      case '--no-buffers': o.sizes = []; break
       case '--conns': o.conns = value().split(',').map(Number); break
       case '--rounds': o.rounds = Number(value()); break
       case '--duration': o.duration = Number(value()); break
@@ -76,7 +77,7 @@ function parseArgs (argv) {
   return {
     mode: o.mode,
     sizes: o.sizes ?? p.sizes,
-    files: o.files ?? (o.sizes !== undefined ? [] : p.files),
+    files: o.files ?? (o.sizes !== undefined && o.sizes.length > 0 ? [] : p.files),
     conns: o.conns ?? p.conns,
     rounds: o.rounds ?? p.rounds,
     duration: o.duration ?? p.duration,

@@ -23,7 +23,7 @@ const DEFAULTS = {
   threshold: 16 * KiB,
   sliceSize: 256 * KiB,
   depth: 4,
-  fileChunk: MiB
+  fileChunk: 256 * KiB
 }
 
 const MODES = ['auto', 'send_zc', 'send', 'stream'] as const

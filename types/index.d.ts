@@ -85,7 +85,7 @@ declare namespace fastifyZeroCopy {
      * CAP_IPC_LOCK or an unlimited RLIMIT_MEMLOCK.
      */
     pinBudget?: number
-    /** Bytes a file moves per splice round (the size of its pipe). Default 1048576. */
+    /** Bytes a file moves per splice (the size of its pipe). Default 262144. */
     fileChunk?: number
   }
 
