@@ -161,16 +161,28 @@ int64_t Ring::Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_
   op->slice = slice;
   op->depth = depth;
   op->zc = zc;
+  return Launch(op);
+}
+
+int64_t Ring::Launch(Op* op) {
   ops_.emplace(op->id, op);
-  SubmitChain(op);
+  Submit(op);
   if (op->resultsOwed == 0) {
     // Nothing reached the ring: no CQE will ever come for it, so fail it here.
     ops_.erase(op->id);
-    close(own);
+    CloseFds(op);
     delete op;
     return -(broken_ != 0 ? broken_ : EBUSY);
   }
   return op->id;
+}
+
+void Ring::Submit(Op* op) {
+  if (op->IsFile()) {
+    SubmitRound(op);
+  } else {
+    SubmitChain(op);
+  }
 }
 
 Op* Ring::NewOp(int own) {
@@ -206,24 +218,16 @@ int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint
   }
   op->pipeRead = pipes[0];
   op->pipeWrite = pipes[1];
-  // The pipe holds one round: page references, not copies. Past fs.pipe-max-size or the
+  // The pipe holds one splice: page references, not copies. Past fs.pipe-max-size or the
   // user's fs.pipe-user-pages-soft the kernel refuses to grow it; the op goes on with what
-  // the pipe has (smaller rounds).
+  // the pipe has (smaller splices).
   fcntl(op->pipeWrite, F_SETPIPE_SZ, static_cast<int>(std::min<uint32_t>(chunk, INT32_MAX)));
   int size = fcntl(op->pipeWrite, F_GETPIPE_SZ);
   op->pipeSize = size > 0 ? static_cast<uint32_t>(size) : 4096;
   op->fileOffset = offset;
   op->length = length;
   op->depth = std::max<uint32_t>(1, depth);
-  ops_.emplace(op->id, op);
-  SubmitRound(op);
-  if (op->resultsOwed == 0) {
-    ops_.erase(op->id);
-    CloseFds(op);
-    delete op;
-    return -(broken_ != 0 ? broken_ : EBUSY);
-  }
-  return op->id;
+  return Launch(op);
 }
 
 uint64_t Ring::Key(Op* op, uint32_t len, Kind kind) {
@@ -542,32 +546,18 @@ void Ring::Advance(Op* op, std::vector<Finished>* finished) {
     Finish(op, finished);
     return;
   }
-  if (op->IsFile()) {
-    op->pollFirst = op->socketFull;
-    bool moved = op->acked != op->chainStart || op->filled != op->chainFilled;
-    if (!moved && ++op->stalls > kMaxStalls) {
-      op->error = EIO;
-      Finish(op, finished);
-      return;
-    }
-    if (moved) op->stalls = 0;
-    SubmitRound(op);
-    if (op->resultsOwed == 0) {
-      op->error = broken_ != 0 ? broken_ : EBUSY;
-      Finish(op, finished);
-    }
+  // A file op also progresses by filling its pipe, and polls first if the socket was full
+  // (a buffer op has neither: both stay 0 and false).
+  bool moved = op->acked != op->chainStart || op->filled != op->chainFilled;
+  op->pollFirst = op->socketFull;
+  if (moved) {
+    op->stalls = 0;
+  } else if (++op->stalls > kMaxStalls) {
+    op->error = EIO;
+    Finish(op, finished);
     return;
   }
-  if (op->acked == op->chainStart) {
-    if (++op->stalls > kMaxStalls) {
-      op->error = EIO;
-      Finish(op, finished);
-      return;
-    }
-  } else {
-    op->stalls = 0;
-  }
-  SubmitChain(op);
+  Submit(op);
   if (op->resultsOwed == 0) {
     op->error = broken_ != 0 ? broken_ : EBUSY;
     Finish(op, finished);

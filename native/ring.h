@@ -103,6 +103,8 @@ class Ring {
  private:
   Ring() = default;
   Op* NewOp(int own);
+  int64_t Launch(Op* op);
+  void Submit(Op* op);
   void SubmitChain(Op* op);
   void SubmitRound(Op* op);
   uint64_t Key(Op* op, uint32_t len, Kind kind);
