@@ -10,7 +10,11 @@
 //   startFile(fd, fileFd, offset, length, chunk, done, released, depth) -> id
 //     the same callbacks; done's fifth argument is the bytes spliced from the file
 //   abort(id), progress(id) -> bytes | -1, stats() -> {...}, setPinBudget(bytes)
+//   cork(fd, on) -> whether TCP_CORK was set; an op uncorks its socket when it finishes
 #include <napi.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include <cstring>
@@ -133,6 +137,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("progress", &Addon::Progress),
                              InstanceMethod("stats", &Addon::Stats),
                              InstanceMethod("setPinBudget", &Addon::SetPinBudget),
+                             InstanceMethod("cork", &Addon::Cork),
                          });
   }
 
@@ -272,6 +277,17 @@ class Addon : public Napi::Addon<Addon> {
     Ring* ring = RequireRing(info.Env());
     ring->SetPinBudget(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue()));
     return info.Env().Undefined();
+  }
+
+  // cork(fd, on): TCP_CORK on the socket, so the headers Node writes next wait for the body
+  // and leave in the same segments (nginx's tcp_nopush). Every op uncorks the socket when it
+  // finishes; the plugin uncorks it itself when no op starts. false: not corked (not TCP).
+  Napi::Value Cork(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "cork(fd, on)");
+    int on = info[1].ToBoolean() ? 1 : 0;
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    return Napi::Boolean::New(env, fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0);
   }
 
   Binding* binding_ = nullptr;

@@ -45,6 +45,7 @@ function onReleased (socket: Socket, notifications: number, copied: number): voi
 abstract class RingBody extends Readable {
   private op = 0
   private running = false
+  private corked = false
   private onAborted: (() => void) | null = null
   private idle: { timer: NodeJS.Timeout, socket: Socket, ms: number } | null = null
 
@@ -81,6 +82,12 @@ abstract class RingBody extends Readable {
   private flushHeaders (res: ServerResponse): void {
     const socket = res.socket
     if (this.destroyed || socket === null || socket.destroyed) return
+    // Corked, the headers wait in the socket for the body's first bytes and leave with them
+    // (nginx's tcp_nopush): one segment and one wake-up of the client fewer per response. The
+    // op uncorks the socket when it finishes; if no op starts, uncork() does.
+    const binding = (this.settings as SendSettings).binding
+    const fd = socketFd(socket)
+    this.corked = binding.cork(fd, true)
     res.flushHeaders()
     // Headers first, body after: the body starts once Node's write queue for the socket is
     // empty. Usually libuv wrote the headers synchronously and it is empty now; otherwise the
@@ -91,7 +98,15 @@ abstract class RingBody extends Readable {
     }
     socket.write(EMPTY, (err) => {
       if (err == null && !this.destroyed && !socket.destroyed) this.start(res, socket)
+      else this.uncork(socket)
     })
+  }
+
+  /** The socket outlives this body (keep-alive): it must not stay corked. */
+  private uncork (socket: Socket): void {
+    if (!this.corked) return
+    this.corked = false
+    if (!socket.destroyed) (this.settings as SendSettings).binding.cork(socketFd(socket), false)
   }
 
   private start (res: ServerResponse, socket: Socket): void {
@@ -104,9 +119,11 @@ abstract class RingBody extends Readable {
       // The ring could not take it (EMFILE on dup, a broken ring): Node still can, through
       // this stream's own reads (the headers are out already).
       this.settings?.counters.stream(`start-${String((err as NodeJS.ErrnoException).code ?? 'error').toLowerCase()}`, this.length)
+      this.uncork(socket)
       super.pipe(res)
       return
     }
+    this.corked = false // the op uncorks the socket when it finishes
     this.running = true
     this.watchIdle(socket)
   }

@@ -1,7 +1,7 @@
 // File bodies: what to open, which headers and status a request gets (the semantics of
 // @fastify/send for a single file), and who closes what. The bytes themselves go through
 // FileBody (body.ts): spliced by the ring, or read through Node on the ordinary path.
-import { close, fstatSync, open, read, constants as fsc, type promises as fsp, type Stats } from 'node:fs'
+import { closeSync, fstatSync, open, read, constants as fsc, type promises as fsp, type Stats } from 'node:fs'
 import type { FastifyReply } from 'fastify'
 import mime from 'mime'
 import fresh from 'fresh'
@@ -91,8 +91,17 @@ export class OpenFile {
   }
 }
 
+/**
+ * Closed at once, not through the thread pool: the descriptor is read-only, so close(2) has
+ * nothing to write back, and the pool's round trip cost more than the call on every request.
+ */
 function closeFd (fd: number): void {
-  close(fd, () => {}) // EBADF cannot happen: nobody else has this descriptor
+  try {
+    closeSync(fd)
+  } catch {
+    // EBADF cannot happen (nobody else has this descriptor); EIO on close of a read-only
+    // file leaves nothing to do.
+  }
 }
 
 interface FileHandleLike { fd: number, stat: unknown, close: unknown }
@@ -140,52 +149,54 @@ function openError (err: NodeJS.ErrnoException, path: string | null): Error {
   return Object.assign(out, { path })
 }
 
-/** Opens (or adopts) the file and stats it. Throws a Fastify error with a status. */
-function openPath (path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    // O_NONBLOCK: opening a FIFO must not block a thread of the pool until a writer comes.
-    // (It changes nothing for a regular file, which is all that is served.)
-    open(path, fsc.O_RDONLY | fsc.O_NONBLOCK, (err, fd) => err === null ? resolve(fd) : reject(err))
-  })
-}
+export type Opened = (err: Error | null, file?: OpenFile, stat?: Stats) => void
 
 /**
- * Opens (or adopts) the file and stats it. Throws a Fastify error with a status. The fstat
- * is synchronous: on an open descriptor it reads the inode the kernel holds, and it saves
- * a second trip through the thread pool on every request.
+ * Opens (or adopts) the file and stats it, then calls `done` once: with the file, or with a
+ * Fastify error that has a status. Callbacks, not promises: this runs on every request.
+ * The open goes through the thread pool, with O_NONBLOCK so that opening a FIFO cannot block
+ * a pool thread until a writer comes (it changes nothing for a regular file, which is all
+ * that is served). The fstat is synchronous: on an open descriptor it reads the inode the
+ * kernel holds, and it saves a second trip through the pool.
  */
-export async function openFile (body: unknown): Promise<{ file: OpenFile, stat: Stats }> {
-  let file: OpenFile
+export function openFile (body: unknown, done: Opened): void {
   if (isFileHandle(body as object)) {
-    file = new OpenFile((body as fsp.FileHandle).fd, null, false)
+    statFile(new OpenFile((body as fsp.FileHandle).fd, null, false), done)
   } else if (typeof (body as { path?: unknown }).path === 'string') {
     const path = (body as { path: string }).path
-    if (path.length === 0 || path.includes('\0')) throw openError(Object.assign(new Error('invalid path'), { code: 'ENOENT' }), path)
-    try {
-      file = new OpenFile(await openPath(path), path, true)
-    } catch (err) {
-      throw openError(err as NodeJS.ErrnoException, path)
+    if (path.length === 0 || path.includes('\0')) {
+      done(openError(Object.assign(new Error('invalid path'), { code: 'ENOENT' }), path))
+      return
     }
+    open(path, fsc.O_RDONLY | fsc.O_NONBLOCK, (err, fd) => {
+      if (err !== null) done(openError(err, path))
+      else statFile(new OpenFile(fd, path, true), done)
+    })
   } else {
     const fd = (body as { fd: number }).fd
-    if (!Number.isInteger(fd) || fd < 0) throw new FST_ZERO_COPY_INVALID_BODY(`{ fd: ${fd} }`)
-    file = new OpenFile(fd, null, false)
+    if (!Number.isInteger(fd) || fd < 0) done(new FST_ZERO_COPY_INVALID_BODY(`{ fd: ${fd} }`))
+    else statFile(new OpenFile(fd, null, false), done)
   }
+}
+
+function statFile (file: OpenFile, done: Opened): void {
   let stat: Stats
   try {
     stat = fstatSync(file.fd)
   } catch (err) {
     file.close()
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EBADF' && !file.owned) throw new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that is not open (${file.fd})`)
-    throw openError(err as NodeJS.ErrnoException, file.path)
+    if (code === 'EBADF' && !file.owned) done(new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that is not open (${file.fd})`))
+    else done(openError(err as NodeJS.ErrnoException, file.path))
+    return
   }
   if (!stat.isFile()) {
     file.close()
-    if (file.owned) throw Object.assign(new FST_ZERO_COPY_NOT_A_FILE(), { path: file.path })
-    throw new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that is not a regular file (${file.fd})`)
+    if (file.owned) done(Object.assign(new FST_ZERO_COPY_NOT_A_FILE(), { path: file.path }))
+    else done(new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that is not a regular file (${file.fd})`))
+    return
   }
-  return { file, stat }
+  done(null, file, stat)
 }
 
 /** The part of the file the handler asked for, before any Range header: `start`..`end` inclusive. */

@@ -169,17 +169,19 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     // Options are checked now, so a mistake throws in the handler like any other.
     const http = readFileHttpOptions(part as Record<string, unknown>, options.http)
     entity(part, 0)
-    openFile(body).then(({ file, stat }) => {
+    openFile(body, (err, file, stat) => {
+      if (err !== null || file === undefined || stat === undefined) {
+        if (!reply.sent) reply.send(err)
+        return
+      }
       // Whatever happens next, a file the plugin opened is closed when the response is.
       reply.raw.once('close', () => file.close())
       try {
         respondWithFile(reply, file, stat, part, http)
       } catch (err) {
-        file.close() // never an unhandled rejection: the error goes to Fastify's handler
+        file.close() // never an uncaught exception: the error goes to Fastify's handler
         if (!reply.sent) reply.send(err)
       }
-    }, (err: Error) => {
-      if (!reply.sent) reply.send(err)
     })
     return reply
   }

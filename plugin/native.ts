@@ -23,6 +23,8 @@ export interface Binding {
   progress(id: number): number
   stats(): RingStats
   setPinBudget(bytes: number): void
+  /** TCP_CORK on or off; false when the socket could not be corked (not TCP). */
+  cork(fd: number, on: boolean): boolean
 }
 
 // Bits of the `fallbacks` argument of DoneCallback (native/ring.h).
