@@ -10,7 +10,7 @@
 //   startFile(fd, fileFd, offset, length, chunk, done, released, depth) -> id
 //     the same callbacks; done's fifth argument is the bytes spliced from the file
 //   abort(id), progress(id) -> bytes | -1, stats() -> {...}, setPinBudget(bytes)
-//   cork(fd, on) -> whether TCP_CORK was set; an op uncorks its socket when it finishes
+//   cork(fd, on) -> whether TCP_CORK was set; an op uncorks its socket after its first chain
 #include <napi.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -280,8 +280,9 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   // cork(fd, on): TCP_CORK on the socket, so the headers Node writes next wait for the body
-  // and leave in the same segments (nginx's tcp_nopush). Every op uncorks the socket when it
-  // finishes; the plugin uncorks it itself when no op starts. false: not corked (not TCP).
+  // and leave in the same segments (nginx's tcp_nopush). An op uncorks the socket once its
+  // first chain or round completed; the plugin uncorks it itself when no op starts.
+  // false: not corked (not TCP).
   Napi::Value Cork(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "cork(fd, on)");

@@ -114,6 +114,7 @@ class Ring {
   void OnFileResult(Op* op, const Slice& s, int res);
   void Advance(Op* op, std::vector<Finished>* finished);
   void Finish(Op* op, std::vector<Finished>* finished);
+  void Uncork(Op* op);
   void MaybeRelease(Op* op, std::vector<Released>* released);
 
   io_uring ring_{};

@@ -208,6 +208,42 @@ test('a large file is spliced by the ring; a small one goes through Node (below-
   t.same(stats.fallbacks, { 'below-threshold': 1 })
 })
 
+test('no connection is left corked: after native bodies, a small response on the same connection comes at once', async (t) => {
+  // The plugin corks the socket (TCP_CORK) so the headers leave with the body's first
+  // bytes; a socket left corked would hold every later response smaller than a segment
+  // for 200 ms.
+  const { dir, files } = makeFiles(t)
+  const buffer = seeded('cork', 0, 2 * MiB)
+  const { app, port } = await startServer(t, {
+    setup: (app) => {
+      fileRoutes(dir)(app)
+      app.get('/buffer', (req, reply) => reply.sendZeroCopy(buffer))
+    }
+  })
+  let connections = 0
+  app.server.on('connection', () => connections++)
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const large = files['large.bin']
+  const page = files['page.html']
+  const bigs = [[fileUrl('large.bin'), sliceSha(large.path, 0, large.size - 1)], ['/buffer', sha256(buffer)]]
+  const delays = []
+  for (let i = 0; i < 5; i++) {
+    for (const [url, sha] of bigs) {
+      t.equal((await request(port, url, { agent })).sha, sha, `${url} #${i}: exact`)
+      const started = process.hrtime.bigint()
+      const small = await request(port, fileUrl('page.html'), { agent })
+      delays.push(Number(process.hrtime.bigint() - started) / 1e6)
+      t.equal(small.sha, sliceSha(page.path, 0, page.size - 1), `small after ${url} #${i}: exact`)
+    }
+  }
+  t.equal(connections, 1, 'every request went over one connection')
+  t.ok(app.zeroCopy.stats().responses.splice >= 5, 'the large file went native')
+  delays.sort((a, b) => a - b)
+  const median = delays[delays.length >> 1]
+  t.ok(median < 100, `a small response after a native body takes ${median.toFixed(1)} ms (median), not a cork's 200 ms`)
+})
+
 test('single ranges: 206 with Content-Range and the exact slice, native and through Node', async (t) => {
   const { dir, files } = makeFiles(t)
   const { app, port } = await startServer(t, { setup: fileRoutes(dir) })
