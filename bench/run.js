@@ -12,6 +12,7 @@
 //   node bench/run.js --tune     zc-send_zc slice/depth grid at 256K 1M 4M x 4 connections, 3 x 3 s
 //
 // Overrides: --sizes 256k,4m (or --no-buffers)  --files 1m,64m (or --no-files)  --conns 1,4  --rounds N  --duration S  --warmup S
+//   --wrk-threads N (wrk -tN; default 1: where one wrk thread is the limit, N = 2 lifts it, on the server's cores)
 //            --servers fastify-send,zc-send_zc,...  --no-nginx  --out DIR
 //            --rev REV (benchmark a git revision instead of the working tree)  --use-tree
 //            --quiet-wait S (before each run, wait up to S s for the machine to be idle; default 10)
@@ -59,6 +60,7 @@ function parseArgs (argv) {
       case '--rounds': o.rounds = Number(value()); break
       case '--duration': o.duration = Number(value()); break
       case '--warmup': o.warmup = Number(value()); break
+      case '--wrk-threads': o.wrkThreads = Number(value()); break
       case '--servers': o.servers = value().split(','); break
       case '--out': o.out = path.resolve(value()); break
       case '-h': case '--help':
@@ -82,6 +84,7 @@ function parseArgs (argv) {
     rounds: o.rounds ?? p.rounds,
     duration: o.duration ?? p.duration,
     warmup: o.warmup ?? 1,
+    wrkThreads: o.wrkThreads ?? 1,
     servers: o.servers ?? p.servers,
     nginx: o.nginx && o.mode !== 'tune',
     useTree: o.useTree === true,
@@ -421,13 +424,16 @@ function parseWrk (out) {
   return r
 }
 
+/** wrk's thread count (--wrk-threads), 1 unless asked. */
+let wrkThreads = 1
+
 /**
- * wrk -t1 -cC -dDs --latency --timeout 30s, run from a shell that then prints its own
+ * wrk -tN -cC -dDs --latency --timeout 30s, run from a shell that then prints its own
  * /proc/self/stat: its cutime+cstime are wrk's CPU (the load generator's side).
  */
 function runWrk (wrkBin, port, conns, seconds) {
   const script = '"$@"; rc=$?; echo; echo "SHELLSTAT $(cat /proc/$$/stat)"; exit $rc'
-  const args = ['-c', script, 'sh', wrkBin, '-t1', `-c${conns}`, `-d${seconds}s`, '--latency', '--timeout', '30s', `http://127.0.0.1:${port}/body`]
+  const args = ['-c', script, 'sh', wrkBin, `-t${Math.min(wrkThreads, conns)}`, `-c${conns}`, `-d${seconds}s`, '--latency', '--timeout', '30s', `http://127.0.0.1:${port}/body`]
   return new Promise((resolve, reject) => {
     const child = spawn('sh', args, { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
@@ -738,7 +744,7 @@ function markdown (report) {
   const m = report.machine
   lines.push(`# fastify-zero-copy benchmark (${report.mode})`, '')
   lines.push(`${m.date}; kernel ${m.kernel}; ${m.cpuModel}, ${m.cores} cores; Node ${m.node}; ${m.wrk}; git ${m.git}; plugin: ${report.plugin.source}${report.plugin.sanitized ? ' (SANITIZER BUILD)' : ', release build'}`, '')
-  lines.push(`wrk -t1 -cC -d${report.settings.duration}s, ${report.settings.rounds} rounds alternating the servers (after a ${report.settings.warmup} s wrk warm-up each), median of the rounds. ` +
+  lines.push(`wrk -t${report.settings.wrkThreads ?? 1} -cC -d${report.settings.duration}s, ${report.settings.rounds} rounds alternating the servers (after a ${report.settings.warmup} s wrk warm-up each), median of the rounds. ` +
     'GB = 1e9 bytes, counted as completed requests x body size. CPU s/GB: server utime+stime per GB sent; client: wrk\'s. ' +
     '"x ref": ratio to the peer in the same case: fastify-send (reply.send(buffer)) for buffers, nginx sendfile for files ' +
     '(GB/s: higher is better; CPU s/GB: lower is better); "x static": ratio to @fastify/static for files. ' +
@@ -842,7 +848,7 @@ function charts (report) {
 ${panel(0, `GB/s, ${conns} connection${conns === 1 ? '' : 's'} (higher is better)`, p => p.gbps, gbMax)}
 ${panel(W, `server CPU s per GB (lower is better; clipped at ${cpuMax})`, p => Math.min(p.cpu, cpuMax), cpuMax)}
 ${legend.join('\n')}
-<text x="20" y="${height + 12}" fill="#666">${escapeXml(`${m.date.slice(0, 10)}, kernel ${m.kernel}, ${m.cpuModel}, ${m.cores} cores; wrk -t1 -c${conns}, median of ${report.settings.rounds} x ${report.settings.duration} s; loopback`)}</text>
+<text x="20" y="${height + 12}" fill="#666">${escapeXml(`${m.date.slice(0, 10)}, kernel ${m.kernel}, ${m.cpuModel}, ${m.cores} cores; wrk -t${report.settings.wrkThreads ?? 1} -c${conns}, median of ${report.settings.rounds} x ${report.settings.duration} s; loopback`)}</text>
 </svg>
 `
     out.push([conns, svg])
@@ -885,6 +891,8 @@ function stamp (date) {
 
 async function main () {
   const opts = parseArgs(process.argv.slice(2))
+  if (!Number.isInteger(opts.wrkThreads) || opts.wrkThreads < 1) throw new Error('--wrk-threads needs a positive integer')
+  wrkThreads = opts.wrkThreads
   const tools = ensureTools(opts.nginx)
   fs.mkdirSync(TMP, { recursive: true })
   const build = ensureBuilt(opts.useTree, opts.rev)
@@ -897,7 +905,7 @@ async function main () {
     mode: opts.mode,
     machine,
     plugin: { source: build.source, commit: build.commit ?? null, sanitized: build.sanitized, uncommittedDiff: build.diff ?? null },
-    settings: { sizes: opts.sizes, files: opts.files, conns: opts.conns, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, nginx: opts.nginx, quietWait: opts.quietWait, wrk: 'wrk -t1 -cC -dDs --latency --timeout 30s' },
+    settings: { sizes: opts.sizes, files: opts.files, conns: opts.conns, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, nginx: opts.nginx, quietWait: opts.quietWait, wrkThreads: opts.wrkThreads, wrk: `wrk -t${opts.wrkThreads} -cC -dDs --latency --timeout 30s` },
     cases: [],
     observations: ctx.observations
   }
