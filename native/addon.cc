@@ -11,10 +11,12 @@
 //     the same callbacks; done's fifth argument is the bytes spliced from the file
 //   abort(id), progress(id) -> bytes | -1, stats() -> {...}, setPinBudget(bytes)
 //   cork(fd, on) -> whether TCP_CORK was set; an op uncorks its socket after its first chain
+//   openFile(path, done) -> undefined; done(err, fd) once: opened read-only by IORING_OP_OPENAT
 #include <napi.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <cstring>
@@ -53,6 +55,7 @@ struct Binding {
     Napi::FunctionReference released;        // called once, when the op is released
   };
   std::unordered_map<uint32_t, Pending> pending;
+  std::unordered_map<uint32_t, Napi::FunctionReference> opening;  // openFile callbacks, by open id
   Binding** owner = nullptr;  // the addon's pointer to us, cleared at teardown
 
   void UpdateRef() {
@@ -90,6 +93,19 @@ struct Binding {
       if (cb.IsEmpty()) continue;
       Call(cb.Value(), {Napi::Number::New(e, r.notifications), Napi::Number::New(e, r.copied)});
     }
+    std::vector<Ring::Opened> opened;
+    ring->TakeOpened(&opened);
+    for (const Ring::Opened& o : opened) {
+      auto it = opening.find(o.id);
+      if (it == opening.end()) {
+        if (o.result >= 0) close(o.result);  // cannot happen: every open has its callback
+        continue;
+      }
+      Napi::FunctionReference cb = std::move(it->second);
+      opening.erase(it);
+      Napi::Value err = o.result >= 0 ? e.Null() : Napi::String::New(e, ErrnoName(-o.result));
+      Call(cb.Value(), {err, Napi::Number::New(e, o.result >= 0 ? o.result : -1)});
+    }
     if (ring != nullptr) UpdateRef();
   }
 
@@ -114,6 +130,7 @@ struct Binding {
     std::vector<Ring::Released> released;
     b->ring->Drain(kTeardownDrainMs, &released);
     b->pending.clear();  // the environment is going away: no callbacks, drop the references
+    b->opening.clear();  // (Drain closed what the opens in flight opened)
     uv_poll_stop(&b->poll);
     delete b->ring;  // io_uring_queue_exit
     b->ring = nullptr;
@@ -138,6 +155,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("stats", &Addon::Stats),
                              InstanceMethod("setPinBudget", &Addon::SetPinBudget),
                              InstanceMethod("cork", &Addon::Cork),
+                             InstanceMethod("openFile", &Addon::OpenFile),
                          });
   }
 
@@ -289,6 +307,23 @@ class Addon : public Napi::Addon<Addon> {
     int on = info[1].ToBoolean() ? 1 : 0;
     int fd = info[0].As<Napi::Number>().Int32Value();
     return Napi::Boolean::New(env, fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0);
+  }
+
+  // openFile(path, done): opens the file read-only through the ring; done(err, fd) once,
+  // err an errno name or null. Throws (errno code) when the ring cannot take the request.
+  Napi::Value OpenFile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Ring* ring = RequireRing(env);
+    if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction()) {
+      throw Napi::TypeError::New(env, "openFile(path, done)");
+    }
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    if (path.empty() || path.find('\0') != std::string::npos) throw ErrnoError(env, ENOENT, "openFile");
+    int64_t id = ring->OpenFile(path.c_str());
+    if (id < 0) throw ErrnoError(env, static_cast<int>(-id), "io_uring openat");
+    binding_->opening[static_cast<uint32_t>(id)] = Napi::Persistent(info[1].As<Napi::Function>());
+    binding_->UpdateRef();
+    return env.Undefined();
   }
 
   Binding* binding_ = nullptr;

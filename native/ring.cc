@@ -127,6 +127,7 @@ int Ring::Create(Ring** out) {
   if (probe != nullptr) {
     r->sendZc_ = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
     r->send_ = io_uring_opcode_supported(probe, IORING_OP_SEND);
+    r->openat_ = io_uring_opcode_supported(probe, IORING_OP_OPENAT);
     r->splice_ = io_uring_opcode_supported(probe, IORING_OP_SPLICE) &&
                  io_uring_opcode_supported(probe, IORING_OP_POLL_ADD);
     io_uring_free_probe(probe);
@@ -231,6 +232,33 @@ int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint
   op->length = length;
   op->depth = std::max<uint32_t>(1, depth);
   return Launch(op);
+}
+
+int64_t Ring::OpenFile(const char* path) {
+  if (broken_ != 0) return -broken_;
+  if (!openat_) return -EOPNOTSUPP;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    Flush();
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  if (sqe == nullptr) return -EBUSY;  // the caller opens it through libuv instead
+  uint32_t id;
+  do {
+    id = nextOpen_++;
+  } while (id == 0);
+  uint64_t key = nextSlice_++;
+  auto it = opens_.emplace(key, OpenReq{id, path}).first;
+  // O_NONBLOCK: a FIFO opens at once (and is then refused as not a regular file).
+  io_uring_prep_openat(sqe, AT_FDCWD, it->second.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+  io_uring_sqe_set_data64(sqe, key << 1);
+  Flush();
+  return id;
+}
+
+void Ring::TakeOpened(std::vector<Opened>* out) {
+  out->insert(out->end(), opened_.begin(), opened_.end());
+  opened_.clear();
 }
 
 uint64_t Ring::Key(Op* op, uint32_t len, Kind kind) {
@@ -423,6 +451,13 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vec
     // shutdown in Abort makes it return. Nothing more to decide.
     return;
   }
+  auto open = opens_.find(data >> 1);
+  if (open != opens_.end()) {
+    // The descriptor (or -errno) of an open: handed over as it is, every errno to the caller.
+    opened_.push_back(Opened{open->second.id, cqe->res});
+    opens_.erase(open);
+    return;
+  }
   auto it = slices_.find(data >> 1);
   if (it == slices_.end()) {
     strays_++;  // the late notification of a never-issued, link-cancelled SEND_ZC (see above)
@@ -601,7 +636,7 @@ void Ring::Drain(unsigned timeoutMs, std::vector<Released>* released) {
   timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   std::vector<Finished> finished;
-  while (!ops_.empty()) {
+  while (!ops_.empty() || !opens_.empty()) {
     __kernel_timespec wait{0, 50 * 1000 * 1000};
     io_uring_cqe* cqe;
     io_uring_wait_cqe_timeout(&ring_, &cqe, &wait);
@@ -611,6 +646,11 @@ void Ring::Drain(unsigned timeoutMs, std::vector<Released>* released) {
     long elapsedMs = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
     if (elapsedMs >= static_cast<long>(timeoutMs)) break;
   }
+  // Nobody is left to take these descriptors.
+  for (const Opened& o : opened_) {
+    if (o.result >= 0) close(o.result);
+  }
+  opened_.clear();
 }
 
 }  // namespace zerocopy

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -87,6 +88,16 @@ class Ring {
   // splice (the pipe's size), up to `depth` fill/drain pairs per linked round. The op holds
   // its own duplicate of `file`. Returns the id or -errno.
   int64_t StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth);
+  // Opens `path` read-only (O_NONBLOCK | O_CLOEXEC) with IORING_OP_OPENAT: inline when the
+  // path is in the dentry cache, else on io_uring's workers, never on libuv's pool. Returns
+  // the request's id (> 0) or -errno; the result comes out of TakeOpened after a Reap.
+  int64_t OpenFile(const char* path);
+  struct Opened {
+    uint32_t id;
+    int result;  // the descriptor, or -errno
+  };
+  // Moves the opens completed by the last Reaps into `out`; the caller owns their fds.
+  void TakeOpened(std::vector<Opened>* out);
   // Cancels an op's requests; it finishes once every result CQE has arrived.
   void Abort(uint32_t id);
   // Bytes the kernel accepted so far, or -1 for an unknown op.
@@ -94,10 +105,11 @@ class Ring {
   // Reaps every CQE that is ready. Appends the ops that finished (their callback is due) and
   // the ops whose every CQE arrived (their memory may be released), in that order.
   void Reap(std::vector<Finished>* finished, std::vector<Released>* released);
-  // Environment teardown: aborts every op and waits up to `timeoutMs` for every CQE owed.
+  // Environment teardown: aborts every op and waits up to `timeoutMs` for every CQE owed;
+  // closes what opens completed meanwhile.
   void Drain(unsigned timeoutMs, std::vector<Released>* released);
 
-  bool Idle() const { return ops_.empty(); }
+  bool Idle() const { return ops_.empty() && opens_.empty() && opened_.empty(); }
   Stats GetStats() const;
 
  private:
@@ -123,6 +135,7 @@ class Ring {
   bool sendZc_ = false;
   bool send_ = false;
   bool splice_ = false;
+  bool openat_ = false;
   bool reportUsage_ = true;  // cleared if the kernel rejects IORING_SEND_ZC_REPORT_USAGE (< 6.2)
   int broken_ = 0;           // errno of a failed io_uring_enter that left SQEs we cannot retract
   uint64_t pinBudget_ = 0;
@@ -135,6 +148,15 @@ class Ring {
   uint64_t strays_ = 0;
   std::unordered_map<uint64_t, Slice> slices_;  // requests with a CQE owed, by key
   std::unordered_map<uint32_t, Op*> ops_;
+  // Opens in flight, by key (the slices' key space), with the path the SQE points to: it
+  // must live until the kernel has read it, which may be at a later submit.
+  struct OpenReq {
+    uint32_t id;
+    std::string path;
+  };
+  std::unordered_map<uint64_t, OpenReq> opens_;
+  std::vector<Opened> opened_;
+  uint32_t nextOpen_ = 1;
 };
 
 }  // namespace zerocopy

@@ -154,12 +154,16 @@ export type Opened = (err: Error | null, file?: OpenFile, stat?: Stats) => void
 /**
  * Opens (or adopts) the file and stats it, then calls `done` once: with the file, or with a
  * Fastify error that has a status. Callbacks, not promises: this runs on every request.
- * The open goes through the thread pool, with O_NONBLOCK so that opening a FIFO cannot block
- * a pool thread until a writer comes (it changes nothing for a regular file, which is all
- * that is served). The fstat is synchronous: on an open descriptor it reads the inode the
- * kernel holds, and it saves a second trip through the pool.
+ * A path is opened through the ring when there is one (`opener`), so file responses never
+ * queue behind libuv's four pool threads (fs, dns.lookup, crypto, zlib), and otherwise
+ * through that pool. Both open with O_NONBLOCK, so that a FIFO cannot block until a writer
+ * comes (it changes nothing for a regular file, which is all that is served). The fstat is
+ * synchronous: on an open descriptor it reads the inode the kernel holds.
  */
-export function openFile (body: unknown, done: Opened): void {
+/** Opens a path read-only: the ring's IORING_OP_OPENAT; throws if the ring cannot take it. */
+export type Opener = (path: string, done: (error: string | null, fd: number) => void) => void
+
+export function openFile (body: unknown, opener: Opener | null, done: Opened): void {
   if (isFileHandle(body as object)) {
     statFile(new OpenFile((body as fsp.FileHandle).fd, null, false), done)
   } else if (typeof (body as { path?: unknown }).path === 'string') {
@@ -168,10 +172,19 @@ export function openFile (body: unknown, done: Opened): void {
       done(openError(Object.assign(new Error('invalid path'), { code: 'ENOENT' }), path))
       return
     }
-    open(path, fsc.O_RDONLY | fsc.O_NONBLOCK, (err, fd) => {
+    const opened = (err: NodeJS.ErrnoException | null, fd: number): void => {
       if (err !== null) done(openError(err, path))
       else statFile(new OpenFile(fd, path, true), done)
-    })
+    }
+    if (opener !== null) {
+      try {
+        opener(path, (code, fd) => opened(code === null ? null : Object.assign(new Error(code), { code }), fd))
+        return
+      } catch {
+        // The ring cannot take it now (its queue is full, or it broke): libuv's pool can.
+      }
+    }
+    open(path, fsc.O_RDONLY | fsc.O_NONBLOCK, opened)
   } else {
     const fd = (body as { fd: number }).fd
     if (!Number.isInteger(fd) || fd < 0) done(new FST_ZERO_COPY_INVALID_BODY(`{ fd: ${fd} }`))

@@ -13,7 +13,7 @@ import { Counters } from './stats'
 import { BufferBody, FileBody, type SendSettings } from './body'
 import {
   FILE_HTTP_DEFAULTS, decide, entity, isFileBody, notModified, openFile, readFileHttpOptions, setFileHeaders,
-  type FileHttpOptions, type OpenFile
+  type FileHttpOptions, type OpenFile, type Opener
 } from './file'
 
 const KiB = 1024
@@ -126,6 +126,9 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     ? null
     : { binding, zc: capabilities.mode === 'send_zc', sliceSize: options.sliceSize, depth: options.depth, fileChunk: options.fileChunk, counters, route }
 
+  // Paths are opened through the ring when this registration has one.
+  const opener: Opener | null = binding === null ? null : (path, done) => binding.openFile(path, done)
+
   /** The file's response, once it is open: headers, conditionals, range, then the body. */
   function respondWithFile (reply: FastifyReply, file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): void {
     if (reply.sent || reply.raw.destroyed) {
@@ -169,7 +172,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     // Options are checked now, so a mistake throws in the handler like any other.
     const http = readFileHttpOptions(part as Record<string, unknown>, options.http)
     entity(part, 0)
-    openFile(body, (err, file, stat) => {
+    openFile(body, opener, (err, file, stat) => {
       if (err !== null || file === undefined || stat === undefined) {
         if (!reply.sent) reply.send(err)
         return

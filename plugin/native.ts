@@ -23,6 +23,8 @@ export interface Binding {
   progress(id: number): number
   stats(): RingStats
   setPinBudget(bytes: number): void
+  /** Opens a file read-only through the ring; throws (errno code) if the ring cannot take it. */
+  openFile(path: string, done: (error: string | null, fd: number) => void): void
   /** TCP_CORK on or off; false when the socket could not be corked (not TCP). */
   cork(fd: number, on: boolean): boolean
 }

@@ -408,6 +408,56 @@ test('open errors: 404 for a missing file, a directory, a FIFO (without hanging)
   t.equal(await steadyFds(), baseline, 'open fds back to baseline')
 })
 
+test('native file responses do not wait for libuv\'s thread pool: served while every pool thread is blocked', async (t) => {
+  // A path is opened through the ring (IORING_OP_OPENAT), stat'ed and closed synchronously,
+  // and spliced by the ring: nothing of it queues behind fs, dns.lookup, crypto or zlib work.
+  const dir = tempDir(t)
+  const size = 3 * MiB + 17
+  const file = path.join(dir, 'large.bin')
+  fs.writeFileSync(file, seeded('pool', 0, size))
+  const { app, port } = await startServer(t, {
+    setup (app) { app.get('/p/*', (req, reply) => reply.sendZeroCopy({ path: path.join(dir, req.params['*']) })) }
+  })
+  // Every thread of this process's pool opens a FIFO for reading without O_NONBLOCK: each
+  // stays blocked until a writer comes (the test itself is the server's process).
+  const threads = Number(process.env.UV_THREADPOOL_SIZE) || 4
+  const fifos = Array.from({ length: threads }, (_, i) => path.join(dir, `block-${i}`))
+  for (const fifo of fifos) execFileSync('mkfifo', [fifo])
+  const blocked = fifos.map((fifo) => new Promise((resolve) => fs.open(fifo, 'r', (err, fd) => resolve({ err, fd }))))
+  let released = false
+  const release = () => {
+    if (released) return
+    released = true
+    // A writer for each FIFO: the pool's opens return (O_NONBLOCK on a FIFO's write end
+    // fails with ENXIO only when no reader is there; here every one has its reader).
+    for (const fifo of fifos) fs.closeSync(fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK))
+  }
+  t.teardown(release)
+  let poolBusy = true
+  fs.stat(file, () => { poolBusy = false })
+  await sleep(200)
+  t.ok(poolBusy, 'the pool is blocked: an fs.stat queued behind it has not run')
+  for (let i = 0; i < 3; i++) {
+    // Bounded: through the pool, this request would wait for as long as the pool is blocked.
+    const res = await Promise.race([request(port, '/p/large.bin'), after(5000, null)])
+    t.not(res, null, `#${i}: answered within 5 s`)
+    if (res === null) break
+    t.equal(res.status, 200, `#${i}: 200`)
+    t.equal(res.sha, sha256(seeded('pool', 0, size)), `#${i}: exact`)
+  }
+  t.ok(poolBusy, 'the pool was blocked throughout')
+  t.equal(app.zeroCopy.stats().responses.splice, 3, 'all three spliced')
+  const missing = await fetchText(port, '/p/missing.bin')
+  t.equal(missing.status, 404, 'a missing file is a 404 through the ring\'s open too')
+  release()
+  for (const { err, fd } of await Promise.all(blocked)) {
+    t.equal(err, null, 'the pool\'s open returned once a writer came')
+    fs.closeSync(fd)
+  }
+  t.ok(await eventually(() => !poolBusy), 'the queued fs.stat ran after')
+  t.ok(await eventually(() => inFlightIsZero(app)))
+})
+
 test('EACCES: 403 FST_ZERO_COPY_FILE_FORBIDDEN from a server that cannot read the file', async (t) => {
   // Root bypasses permission checks: as root the server runs as `nobody`.
   const dir = tempDir(t, 0o755)
