@@ -71,6 +71,8 @@ struct Binding {
     std::vector<Ring::Finished> finished;
     std::vector<Ring::Released> released;
     ring->Reap(&finished, &released);
+    std::vector<Ring::Opened> opened;
+    ring->TakeOpened(&opened);  // before any JS runs
     Napi::Env e(env);
     Napi::HandleScope scope(e);
     for (const Ring::Finished& f : finished) {
@@ -93,8 +95,6 @@ struct Binding {
       if (cb.IsEmpty()) continue;
       Call(cb.Value(), {Napi::Number::New(e, r.notifications), Napi::Number::New(e, r.copied)});
     }
-    std::vector<Ring::Opened> opened;
-    ring->TakeOpened(&opened);
     for (const Ring::Opened& o : opened) {
       auto it = opening.find(o.id);
       if (it == opening.end()) {

@@ -151,6 +151,9 @@ function openError (err: NodeJS.ErrnoException, path: string | null): Error {
 
 export type Opened = (err: Error | null, file?: OpenFile, stat?: Stats) => void
 
+/** Opens a path read-only: the ring's IORING_OP_OPENAT; throws if the ring cannot take it. */
+export type Opener = (path: string, done: (error: string | null, fd: number) => void) => void
+
 /**
  * Opens (or adopts) the file and stats it, then calls `done` once: with the file, or with a
  * Fastify error that has a status. Callbacks, not promises: this runs on every request.
@@ -160,9 +163,6 @@ export type Opened = (err: Error | null, file?: OpenFile, stat?: Stats) => void
  * comes (it changes nothing for a regular file, which is all that is served). The fstat is
  * synchronous: on an open descriptor it reads the inode the kernel holds.
  */
-/** Opens a path read-only: the ring's IORING_OP_OPENAT; throws if the ring cannot take it. */
-export type Opener = (path: string, done: (error: string | null, fd: number) => void) => void
-
 export function openFile (body: unknown, opener: Opener | null, done: Opened): void {
   if (isFileHandle(body as object)) {
     statFile(new OpenFile((body as fsp.FileHandle).fd, null, false), done)
