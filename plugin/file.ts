@@ -157,9 +157,9 @@ export type Opener = (path: string, done: (error: string | null, fd: number) => 
 /**
  * Opens (or adopts) the file and stats it, then calls `done` once: with the file, or with a
  * Fastify error that has a status. Callbacks, not promises: this runs on every request.
- * A path is opened through the ring when there is one (`opener`), so file responses never
- * queue behind libuv's pool (four threads by default: fs, dns.lookup, crypto, zlib), and otherwise
- * through that pool. Both open with O_NONBLOCK, so that a FIFO cannot block until a writer
+ * A path is opened through the ring when there is one (`opener`), so spliced responses never
+ * queue behind libuv's pool (four threads by default: fs, dns.lookup, crypto, zlib), and
+ * otherwise through that pool (which also reads the bodies below the threshold). Both open with O_NONBLOCK, so that a FIFO cannot block until a writer
  * comes (it changes nothing for a regular file, which is all that is served). The fstat is
  * synchronous: on an open descriptor it reads the inode the kernel holds.
  */
