@@ -63,6 +63,7 @@ const path = require('node:path')
 const http = require('node:http')
 const crypto = require('node:crypto')
 const { spawn, execFileSync } = require('node:child_process')
+const { eachOption } = require('./args')
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -90,13 +91,7 @@ function safeExec (cmd, args) {
 
 function parseArgs (argv) {
   const o = { rounds: 5, duration: 4, pace: 2, quietWait: 10, pin: os.cpus().length >= 2, scenarios: Object.keys(SCENARIOS), out: path.join(__dirname, 'results'), pkg: process.env.BENCH_PLUGIN }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const value = () => {
-      const v = argv[++i]
-      if (v === undefined) throw new Error(`${a} needs a value`)
-      return v
-    }
+  eachOption(argv, (a, value) => {
     switch (a) {
       case '--rounds': o.rounds = Number(value()); break
       case '--duration': o.duration = Number(value()); break
@@ -111,7 +106,7 @@ function parseArgs (argv) {
       case '--limit-rate': o.limitRate = value(); break
       default: throw new Error(`unknown option ${a}`)
     }
-  }
+  })
   for (const s of o.scenarios) if (!(s in SCENARIOS)) throw new Error(`unknown scenario ${s}; known: ${Object.keys(SCENARIOS).join(', ')}`)
   if (!o.scenarios.includes('idle')) o.scenarios.unshift('idle') // every ratio is taken against it
   if (!(o.rounds >= 1) || !(o.duration > 0) || !(o.pace >= 0)) throw new Error('--rounds, --duration, --pace: positive numbers')

@@ -12,7 +12,7 @@
 //   node bench/run.js --tune     zc-send_zc slice/depth grid at 256K 1M 4M x 4 connections, 3 x 3 s
 //
 // Overrides: --sizes 256k,4m (or --no-buffers)  --files 1m,64m (or --no-files)  --conns 1,4  --rounds N  --duration S  --warmup S
-//   --wrk-threads N (wrk -tN; default 1: where one wrk thread is the limit, N = 2 lifts it, on the server's cores)
+//            --wrk-threads N (wrk -tN; default 1; where one wrk thread is the limit, 2 lifts it, on the server's cores)
 //            --servers fastify-send,zc-send_zc,...  --no-nginx  --out DIR
 //            --rev REV (benchmark a git revision instead of the working tree)  --use-tree
 //            --quiet-wait S (before each run, wait up to S s for the machine to be idle; default 10)
@@ -24,6 +24,7 @@ const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const { makeBody, sha256, parseSize, formatSize } = require('./body')
+const { eachOption } = require('./args')
 
 const ROOT = path.join(__dirname, '..')
 const RESULTS = path.join(__dirname, 'results')
@@ -37,13 +38,7 @@ const GB = 1e9 // GB/s and CPU s/GB use decimal gigabytes
 
 function parseArgs (argv) {
   const o = { mode: 'full', nginx: true, out: RESULTS }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const value = () => {
-      const v = argv[++i]
-      if (v === undefined) throw new Error(`${a} needs a value`)
-      return v
-    }
+  eachOption(argv, (a, value) => {
     switch (a) {
       case '--quick': o.mode = 'quick'; break
       case '--full': o.mode = 'full'; break
@@ -64,12 +59,18 @@ function parseArgs (argv) {
       case '--servers': o.servers = value().split(','); break
       case '--out': o.out = path.resolve(value()); break
       case '-h': case '--help':
-        process.stdout.write(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 16).map(l => l.replace(/^\/\/ ?/, '')).join('\n') + '\n')
+        {
+          // The comment block at the top of this file.
+          const lines = fs.readFileSync(__filename, 'utf8').split('\n')
+          let end = 1
+          while (end < lines.length && lines[end].startsWith('//')) end++
+          process.stdout.write(lines.slice(1, end).map(l => l.replace(/^\/\/ ?/, '')).join('\n') + '\n')
+        }
         process.exit(0)
         break
       default: throw new Error(`unknown argument ${a}`)
     }
-  }
+  })
   const presets = {
     quick: { sizes: [1 * KiB, 256 * KiB, 4 * MiB], files: [1 * MiB], conns: [4], rounds: 3, duration: 2, servers: ['fastify-send', 'zc-auto', 'zc-send_zc', 'nginx'] },
     full: { sizes: [1 * KiB, 16 * KiB, 64 * KiB, 256 * KiB, 1 * MiB, 16 * MiB, 64 * MiB], files: [1 * MiB, 64 * MiB], conns: [1, 4, 64], rounds: 3, duration: 4 },
