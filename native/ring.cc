@@ -77,7 +77,8 @@ struct Op {
   bool socketFull = false;  // a drain of the round in flight moved less than asked
   bool pollFirst = false;   // the last round found the socket full: wait for POLLOUT first
   // The plugin may have corked the socket (TCP_CORK) so that its headers leave with the
-  // body's first bytes: uncorked once the first chain or round completed, or at the end.
+  // body's first bytes: uncorked once the first chain or round completed (Advance, which
+  // every finish goes through).
   bool corked = true;
   bool IsFile() const { return file >= 0; }
 };
@@ -614,7 +615,6 @@ void Ring::Uncork(Op* op) {
 }
 
 void Ring::Finish(Op* op, std::vector<Finished>* finished) {
-  Uncork(op);
   // Every result is in, so no request of this op uses the descriptor; notifications do not.
   CloseFds(op);
   op->finished = true;
