@@ -13,7 +13,9 @@
 //
 // Overrides: --sizes 256k,4m (or --no-buffers)  --files 1m,64m (or --no-files)  --conns 1,4  --rounds N  --duration S  --warmup S
 //            --wrk-threads N (wrk -tN; default 1; where one wrk thread is the limit, 2 lifts it, on the server's cores)
-//            --servers fastify-send,zc-send_zc,...  --no-nginx  --out DIR
+//            --servers fastify-send,zc-send_zc,...  --no-nginx  --no-ceiling  --out DIR
+//            (file cases run zc-file, @fastify/static, nginx and fastify-sendfile: the ceiling of a
+//            Fastify server, sendfile(2) on the main thread, built from bench/native/sendfile.c)
 //            --rev REV (benchmark a git revision instead of the working tree)  --use-tree
 //            --quiet-wait S (before each run, wait up to S s for the machine to be idle; default 10)
 // See bench/README.md.
@@ -37,13 +39,14 @@ const GB = 1e9 // GB/s and CPU s/GB use decimal gigabytes
 // Options
 
 function parseArgs (argv) {
-  const o = { mode: 'full', nginx: true, out: RESULTS }
+  const o = { mode: 'full', nginx: true, ceiling: true, out: RESULTS }
   eachOption(argv, (a, value) => {
     switch (a) {
       case '--quick': o.mode = 'quick'; break
       case '--full': o.mode = 'full'; break
       case '--tune': o.mode = 'tune'; break
       case '--no-nginx': o.nginx = false; break
+      case '--no-ceiling': o.ceiling = false; break
       case '--use-tree': o.useTree = true; break
       case '--rev': o.rev = value(); break
       case '--quiet-wait': o.quietWait = Number(value()); break
@@ -88,6 +91,7 @@ function parseArgs (argv) {
     wrkThreads: o.wrkThreads ?? 1,
     servers: o.servers ?? p.servers,
     nginx: o.nginx && o.mode !== 'tune',
+    ceiling: o.ceiling,
     useTree: o.useTree === true,
     rev: o.rev,
     quietWait: o.quietWait ?? 10,
@@ -121,6 +125,24 @@ function ensureTools (wantNginx) {
     }
   }
   return { wrk: which('wrk'), nginx: wantNginx ? which('nginx') : null }
+}
+
+/**
+ * bench/native/sendfile.c as a Node addon in TMP (an N-API module needs Node's headers and
+ * nothing to link), for the fastify-sendfile kind. Null, with the reason printed, when it
+ * cannot be built: the file cases then run without the ceiling.
+ */
+function buildCeiling () {
+  const source = path.join(__dirname, 'native', 'sendfile.c')
+  const out = path.join(TMP, 'sendfile.node')
+  if (fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(source).mtimeMs) return out
+  const include = path.join(path.dirname(process.execPath), '..', 'include', 'node')
+  const cc = spawnSync('cc', ['-O2', '-Wall', '-Wextra', '-shared', '-fPIC', '-I', include, '-o', out, source], { encoding: 'utf8' })
+  if (cc.status !== 0) {
+    console.log(`!! fastify-sendfile (the ceiling) left out: cc failed (${(cc.stderr || cc.error?.message || '').trim().split('\n')[0]})`)
+    return null
+  }
+  return out
 }
 
 /**
@@ -268,13 +290,16 @@ function tail (text, lines = 20) {
 }
 
 let ctxBuild = { root: ROOT }
+let ceilingAddon = null // bench/native/sendfile.c built, for the fastify-sendfile kind
 
 async function startNode (spec, size, file) {
   const args = [path.join(__dirname, 'server.js'), spec.kind, String(size)]
   if (file !== undefined) args.push('--file', file)
   if (spec.slice !== undefined) args.push('--slice', String(spec.slice))
   if (spec.depth !== undefined) args.push('--depth', String(spec.depth))
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_PLUGIN: ctxBuild.root } })
+  const env = { ...process.env, BENCH_PLUGIN: ctxBuild.root }
+  if (ceilingAddon !== null) env.BENCH_SENDFILE_ADDON = ceilingAddon
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env })
   const srv = { spec, label: label(spec), child, pid: child.pid, port: null, stderr: '', stdout: '', exited: null }
   child.stderr.on('data', d => { srv.stderr = tail(srv.stderr + d, 60) })
   child.on('exit', (code, signal) => { srv.exited = { code, signal } })
@@ -646,7 +671,8 @@ function addRatios (caseResult) {
 
 function serverSpecs (opts, size, source) {
   if (source === 'file') {
-    const kinds = ['zc-file', 'fastify-static', 'nginx'].filter(k => k !== 'nginx' || opts.nginx)
+    const kinds = ['zc-file', 'fastify-static', 'nginx', 'fastify-sendfile']
+      .filter(k => (k !== 'nginx' || opts.nginx) && (k !== 'fastify-sendfile' || ceilingAddon !== null))
     return kinds.map(kind => ({ kind }))
   }
   if (opts.mode === 'tune') {
@@ -753,7 +779,8 @@ function markdown (report) {
     'copied: share of SEND_ZC notifications that reported the kernel copied (always 100% on loopback). ' +
     'Every measured run was preceded by one GET /body checked against the body\'s SHA-256. ' +
     'other CPU: the largest share of the machine (all cores) busy in a round outside the server and wrk: other processes, a noise indicator.' +
-    ' nginx, @fastify/static and the plugin\'s file route serve the same bytes from one file (page cache warm: written and read just before).', '')
+    ' nginx, @fastify/static and the plugin\'s file route serve the same bytes from one file (page cache warm: written and read just before).' +
+    ' fastify-sendfile is a ceiling, not a peer: Fastify, then sendfile(2) on the main thread (bench/native/sendfile.c), the least a Fastify handler can do per file response.', '')
   lines.push('| body | conns | server | GB/s | min-max | x ref | x static | req/s | CPU s/GB | x ref | client CPU s/GB | RSS MiB | p99 ms | zc/send/splice/stream | copied | errors | other CPU |')
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
   for (const c of report.cases) {
@@ -781,7 +808,7 @@ function markdown (report) {
 // Chart: one SVG per connection count, throughput (left) and server CPU per GB (right)
 // against body size on a log scale, one line per server; file servers dashed.
 
-const COLORS = { 'fastify-send': '#555555', 'zc-auto': '#d62728', 'zc-send_zc': '#ff7f0e', 'zc-send': '#bcbd22', 'zc-stream': '#8c564b', nginx: '#1f77b4', 'zc-file': '#2ca02c', 'fastify-static': '#9467bd' }
+const COLORS = { 'fastify-send': '#555555', 'zc-auto': '#d62728', 'zc-send_zc': '#ff7f0e', 'zc-send': '#bcbd22', 'zc-stream': '#8c564b', nginx: '#1f77b4', 'zc-file': '#2ca02c', 'fastify-static': '#9467bd', 'fastify-sendfile': '#7f7f7f' }
 
 function escapeXml (s) {
   return String(s).replace(/[<>&"]/g, ch => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[ch])
@@ -897,6 +924,7 @@ async function main () {
   const tools = ensureTools(opts.nginx)
   fs.mkdirSync(TMP, { recursive: true })
   const build = ensureBuilt(opts.useTree, opts.rev)
+  if (opts.ceiling && opts.files.length > 0) ceilingAddon = buildCeiling()
   if (build.sanitized) console.log('!! the addon under test is built with sanitizers: figures are not release figures')
   fs.mkdirSync(opts.out, { recursive: true })
   const machine = machineInfo(tools)
@@ -906,7 +934,7 @@ async function main () {
     mode: opts.mode,
     machine,
     plugin: { source: build.source, commit: build.commit ?? null, sanitized: build.sanitized, uncommittedDiff: build.diff ?? null },
-    settings: { sizes: opts.sizes, files: opts.files, conns: opts.conns, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, nginx: opts.nginx, quietWait: opts.quietWait, wrkThreads: opts.wrkThreads, wrk: `wrk -t${opts.wrkThreads} -cC -dDs --latency --timeout 30s` },
+    settings: { sizes: opts.sizes, files: opts.files, conns: opts.conns, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, nginx: opts.nginx, ceiling: ceilingAddon !== null, quietWait: opts.quietWait, wrkThreads: opts.wrkThreads, wrk: `wrk -t${opts.wrkThreads} -cC -dDs --latency --timeout 30s` },
     cases: [],
     observations: ctx.observations
   }

@@ -9,6 +9,9 @@
 //       fastify-send                        no plugin, GET /body -> reply.send(buf)
 //       zc-file                             the plugin, GET /body -> reply.sendZeroCopy({ path: FILE })
 //       fastify-static                      @fastify/static, GET /body -> reply.sendFile(FILE)
+//       fastify-sendfile                    the ceiling: Fastify, then sendfile(2) on the main thread
+//                                           (bench/native/sendfile.c, built by run.js; its path in
+//                                           BENCH_SENDFILE_ADDON). Not a product: it blocks the loop.
 // SIZE: bytes ("262144", "256k", "4m"). The body is bench/body.js's deterministic buffer,
 //       built once at start; the file kinds serve --file FILE instead (written by run.js).
 //
@@ -17,9 +20,10 @@
 // same JSON on stdout as "STATS <json>". SIGTERM/SIGINT close the server and exit.
 const { makeBody, parseSize } = require('./body')
 
+const fs = require('node:fs')
 const path = require('node:path')
 
-const KINDS = ['zc-auto', 'zc-send_zc', 'zc-send', 'zc-stream', 'fastify-send', 'zc-file', 'fastify-static']
+const KINDS = ['zc-auto', 'zc-send_zc', 'zc-send', 'zc-stream', 'fastify-send', 'zc-file', 'fastify-static', 'fastify-sendfile']
 
 function parseArgs (argv, env) {
   const opts = {
@@ -68,11 +72,12 @@ async function main () {
     process.stderr.write(`server.js: ${err.message}\n`)
     process.exit(2)
   }
-  const isFile = args.kind === 'zc-file' || args.kind === 'fastify-static'
+  const isFile = args.kind === 'zc-file' || args.kind === 'fastify-static' || args.kind === 'fastify-sendfile'
   if (isFile && args.file === undefined) throw new Error(`${args.kind} needs --file`)
   const body = isFile ? null : makeBody(args.size)
   const fastify = require('fastify')({ logger: false })
   const server = { errors: 0, lastError: null, clientErrors: 0, lastClientError: null }
+  let sendfileWaits = null // the ceiling kind: times sendfile(2) found the socket full
 
   // Runs only when a request fails, so costs nothing on the measured path.
   fastify.addHook('onError', async (request, reply, error) => {
@@ -95,6 +100,34 @@ async function main () {
     await fastify.register(require('@fastify/static'), { root: path.dirname(path.resolve(args.file)), serve: false })
     const name = path.basename(args.file)
     fastify.get('/body', (request, reply) => reply.sendFile(name))
+  } else if (args.kind === 'fastify-sendfile') {
+    const native = require(process.env.BENCH_SENDFILE_ADDON ?? path.join(__dirname, 'results', 'tmp', 'sendfile.node'))
+    const file = path.resolve(args.file)
+    sendfileWaits = () => native.waits()
+    fastify.get('/body', (request, reply) => {
+      // What the plugin does per request, minus everything it does to stay off the main thread:
+      // open, fstat, the same headers, then the kernel's cheapest path on the calling thread.
+      const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+      try {
+        const stat = fs.fstatSync(fd)
+        reply.hijack()
+        const res = reply.raw
+        res.writeHead(200, {
+          'accept-ranges': 'bytes',
+          'cache-control': 'public, max-age=0',
+          'last-modified': stat.mtime.toUTCString(),
+          etag: `W/"${stat.size.toString(16)}-${stat.mtime.getTime().toString(16)}"`,
+          'content-type': 'application/octet-stream',
+          'content-length': stat.size
+        })
+        res.flushHeaders()
+        const sent = native.sendfile(res.socket._handle.fd, fd, 0, stat.size)
+        if (sent === stat.size) res.end()
+        else res.destroy()
+      } finally {
+        fs.closeSync(fd)
+      }
+    })
   } else if (zc) {
     // BENCH_PLUGIN: the package root to load (bench/run.js passes its release snapshot).
     const plugin = require(process.env.BENCH_PLUGIN || '..')
@@ -120,7 +153,7 @@ async function main () {
     pid: process.pid,
     capabilities: zc ? fastify.zeroCopy.capabilities : null,
     stats: zc ? fastify.zeroCopy.stats() : null,
-    server
+    server: sendfileWaits === null ? server : { ...server, sendfileWaits: sendfileWaits() }
   })
   fastify.get('/__stats', (request, reply) => {
     reply.send(snapshot())

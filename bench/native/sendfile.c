@@ -1,0 +1,68 @@
+// The ceiling for any Fastify file server: sendfile(2) called synchronously on the main
+// thread, the cheapest kernel path a handler can take (no pool, no ring, no copy through
+// JavaScript). Not a product: it blocks the event loop while the socket is full and on every
+// page-cache miss. bench/server.js kind `fastify-sendfile` loads it; bench/run.js builds it:
+//   cc -O2 -shared -fPIC -I$(dirname $(which node))/../include/node -o sendfile.node sendfile.c
+#include <errno.h>
+#include <node_api.h>
+#include <poll.h>
+#include <stdint.h>
+#include <sys/sendfile.h>
+
+static int64_t waits;  // times the socket was full and the main thread waited in poll(2)
+
+static int64_t int64_arg(napi_env env, napi_value v) {
+  int64_t out = -1;
+  napi_get_value_int64(env, v, &out);
+  return out;
+}
+
+// sendfile(socketFd, fileFd, offset, length) -> bytes sent (fewer when the peer left).
+static napi_value Sendfile(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 4) {
+    napi_throw_type_error(env, NULL, "sendfile(socketFd, fileFd, offset, length)");
+    return NULL;
+  }
+  int out = (int)int64_arg(env, argv[0]);
+  int in = (int)int64_arg(env, argv[1]);
+  off_t offset = (off_t)int64_arg(env, argv[2]);
+  int64_t left = int64_arg(env, argv[3]);
+  int64_t sent = 0;
+  while (left > 0) {
+    ssize_t n = sendfile(out, in, &offset, (size_t)left);
+    if (n > 0) {
+      sent += n;
+      left -= n;
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno == EAGAIN) {
+      waits++;
+      struct pollfd p = { .fd = out, .events = POLLOUT };
+      if (poll(&p, 1, 5000) <= 0) break;  // a client that stopped reading: give up
+    } else {
+      break;  // the peer left, or the file ended early
+    }
+  }
+  napi_value result;
+  napi_create_int64(env, sent, &result);
+  return result;
+}
+
+static napi_value Waits(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value result;
+  napi_create_int64(env, waits, &result);
+  return result;
+}
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  napi_create_function(env, "sendfile", NAPI_AUTO_LENGTH, Sendfile, NULL, &fn);
+  napi_set_named_property(env, exports, "sendfile", fn);
+  napi_create_function(env, "waits", NAPI_AUTO_LENGTH, Waits, NULL, &fn);
+  napi_set_named_property(env, exports, "waits", fn);
+  return exports;
+}
