@@ -43,6 +43,10 @@
 #ifndef IORING_NOTIF_USAGE_ZC_COPIED
 #define IORING_NOTIF_USAGE_ZC_COPIED (1U << 31)
 #endif
+// ... and this (kernel 6.7): IORING_OP_URING_CMD on a socket, cmd_op SETSOCKOPT.
+#ifndef SOCKET_URING_OP_SETSOCKOPT
+#define SOCKET_URING_OP_SETSOCKOPT 3
+#endif
 
 namespace zerocopy {
 
@@ -77,9 +81,12 @@ struct Op {
   bool socketFull = false;  // a drain of the round in flight moved less than asked
   bool pollFirst = false;   // the last round found the socket full: wait for POLLOUT first
   // The plugin may have corked the socket (TCP_CORK) so that its headers leave with the
-  // body's first bytes: uncorked once the first chain or round completed (Advance, which
-  // every finish goes through).
+  // body's first bytes. Where the ring can set socket options, the first chain or round
+  // uncorks it itself, right behind the first send or drain (kUncork), so the end of the
+  // body never waits for this thread; otherwise, or if that request failed, Advance does,
+  // once the first chain or round completed (every finish goes through Advance).
   bool corked = true;
+  bool uncorkQueued = false;
   bool IsFile() const { return file >= 0; }
 };
 
@@ -100,6 +107,37 @@ constexpr uint64_t kCancelBit = 1;
 constexpr int kSendFlags = MSG_WAITALL | MSG_NOSIGNAL;
 constexpr int kMaxStalls = 8;
 constexpr unsigned kEntries = 256;
+const int kCorkOff = 0;  // the option value a kUncork request points to: read by the kernel when it runs
+
+// setsockopt(fd, IPPROTO_TCP, TCP_CORK, &kCorkOff) as a request. liburing 2.3 has no helper
+// (io_uring_prep_cmd_sock, 2.5): level and optname share addr, optlen is splice_fd_in,
+// optval is addr3.
+void PrepUncork(io_uring_sqe* sqe, int fd) {
+  io_uring_prep_rw(IORING_OP_URING_CMD, sqe, fd, nullptr, 0, 0);
+  sqe->cmd_op = SOCKET_URING_OP_SETSOCKOPT;
+  sqe->addr = static_cast<uint64_t>(IPPROTO_TCP) | (static_cast<uint64_t>(TCP_CORK) << 32);
+  sqe->splice_fd_in = static_cast<int32_t>(sizeof kCorkOff);
+  sqe->addr3 = reinterpret_cast<uint64_t>(&kCorkOff);
+}
+
+// Whether this kernel sets socket options through the ring: one uncork of a fresh socket.
+bool ProbeSocketCommand(io_uring* ring) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return false;
+  bool ok = false;
+  io_uring_sqe* sqe = io_uring_get_sqe(ring);
+  if (sqe != nullptr) {
+    PrepUncork(sqe, s);
+    io_uring_sqe_set_data64(sqe, 0);
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_submit_and_wait(ring, 1) == 1 && io_uring_peek_cqe(ring, &cqe) == 0) {
+      ok = cqe->res == 0;  // an older kernel: -EOPNOTSUPP or -EINVAL
+      io_uring_cqe_seen(ring, cqe);
+    }
+  }
+  close(s);
+  return ok;
+}
 constexpr unsigned kCqEntries = 4096;  // room for a notification per slice in flight
 // A copying send pins nothing, so an op in SEND mode goes in requests this large: fewer
 // CQEs and wake-ups. The kernel interleaves sockets by writability, so this starves nobody.
@@ -131,6 +169,7 @@ int Ring::Create(Ring** out) {
     r->openat_ = io_uring_opcode_supported(probe, IORING_OP_OPENAT);
     r->splice_ = io_uring_opcode_supported(probe, IORING_OP_SPLICE) &&
                  io_uring_opcode_supported(probe, IORING_OP_POLL_ADD);
+    if (io_uring_opcode_supported(probe, IORING_OP_URING_CMD)) r->sockCmd_ = ProbeSocketCommand(&r->ring_);
     io_uring_free_probe(probe);
   }
   r->efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -273,7 +312,7 @@ uint64_t Ring::Key(Op* op, uint32_t len, Kind kind) {
 
 void Ring::SubmitRound(Op* op) {
   uint32_t pairs = std::max<uint32_t>(1, std::min<uint32_t>(op->depth, (ring_.sq.ring_entries - 2) / 2));
-  unsigned need = 2 + 2 * pairs;
+  unsigned need = 3 + 2 * pairs;
   if (io_uring_sq_space_left(&ring_) < need) Flush();
   if (io_uring_sq_space_left(&ring_) < need) return;  // the caller fails the op
   op->chainStart = op->acked;
@@ -313,13 +352,29 @@ void Ring::SubmitRound(Op* op) {
     });
     planned += want;
     drain(want, planned);
+    PushUncork(op, &last);
   }
-  if (last != nullptr) last->flags &= ~IOSQE_IO_LINK;
+  if (last != nullptr) last->flags &= ~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
   Flush();
 }
 
+// Right behind the first send or drain: the headers and the body's first bytes are in the
+// socket together, so the cork has done its work. Hard-linked, so that a failure of its own
+// (it has no errno that matters) never cancels the body behind it; when the request before
+// it failed, it is cancelled with the rest, and Advance uncorks.
+void Ring::PushUncork(Op* op, io_uring_sqe** last) {
+  if (!sockCmd_ || !op->corked || op->uncorkQueued) return;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) return;  // Advance uncorks
+  PrepUncork(sqe, op->fd);
+  io_uring_sqe_set_data64(sqe, Key(op, 0, Kind::kUncork));
+  sqe->flags |= IOSQE_IO_HARDLINK;
+  op->uncorkQueued = true;
+  *last = sqe;
+}
+
 void Ring::SubmitChain(Op* op) {
-  if (io_uring_sq_space_left(&ring_) < op->depth) Flush();
+  if (io_uring_sq_space_left(&ring_) < op->depth + 1) Flush();
   size_t off = op->acked;
   op->chainStart = off;
   io_uring_sqe* last = nullptr;
@@ -345,8 +400,9 @@ void Ring::SubmitChain(Op* op) {
     sqe->flags |= IOSQE_IO_LINK;
     last = sqe;
     off += len;
+    PushUncork(op, &last);
   }
-  if (last != nullptr) last->flags &= ~IOSQE_IO_LINK;
+  if (last != nullptr) last->flags &= ~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
   Flush();
 }
 
@@ -484,7 +540,11 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vec
   // The result. F_MORE, not res, says whether a notification follows: an errored SEND_ZC
   // may still post one, and one without F_MORE owes none (a late one is a stray, above).
   op->resultsOwed--;
-  if (s.kind == Kind::kSendZc || s.kind == Kind::kSend) {
+  if (s.kind == Kind::kUncork) {
+    // 0: uncorked. -ECANCELED (the send or drain before it failed) or any other errno: the
+    // socket may still be corked, and Advance uncorks it with setsockopt(2).
+    if (cqe->res == 0) op->corked = false;
+  } else if (s.kind == Kind::kSendZc || s.kind == Kind::kSend) {
     OnResult(op, s, cqe->res);
   } else {
     OnFileResult(op, s, cqe->res);

@@ -36,6 +36,7 @@ enum class Kind : uint8_t {
   kFill,    // SPLICE from the file into the op's pipe
   kDrain,   // SPLICE from the op's pipe into the socket
   kPoll,    // POLL_ADD for POLLOUT on the socket, before a drain that found it full
+  kUncork,  // URING_CMD setsockopt(TCP_CORK, 0) after the first bytes of the body
 };
 
 // One request of an op, with a CQE owed.
@@ -127,6 +128,7 @@ class Ring {
   void Advance(Op* op, std::vector<Finished>* finished);
   void Finish(Op* op, std::vector<Finished>* finished);
   void Uncork(Op* op);
+  void PushUncork(Op* op, io_uring_sqe** last);
   void MaybeRelease(Op* op, std::vector<Released>* released);
 
   io_uring ring_{};
@@ -136,6 +138,7 @@ class Ring {
   bool send_ = false;
   bool splice_ = false;
   bool openat_ = false;
+  bool sockCmd_ = false;     // setsockopt through the ring (URING_CMD on sockets, 6.7+)
   bool reportUsage_ = true;  // cleared if the kernel rejects IORING_SEND_ZC_REPORT_USAGE (< 6.2)
   int broken_ = 0;           // errno of a failed io_uring_enter that left SQEs we cannot retract
   uint64_t pinBudget_ = 0;
