@@ -642,7 +642,8 @@ void Ring::Advance(Op* op, std::vector<Finished>* finished) {
   if (op->finished) return;
   // The first chain or round left with the headers the plugin corked in front of it; the
   // rest goes uncorked (measured: a transfer kept corked throughout ran at half speed in
-  // some runs), with MSG_MORE / SPLICE_F_MORE keeping its segments full.
+  // some runs), with MSG_MORE / SPLICE_F_MORE keeping its segments full. A no-op when the
+  // chain's own kUncork did it.
   Uncork(op);
   if (op->aborting && op->error == 0) op->error = ECANCELED;
   if (op->error != 0 || op->acked >= op->length) {

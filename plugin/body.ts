@@ -84,7 +84,8 @@ abstract class RingBody extends Readable {
     if (this.destroyed || socket === null || socket.destroyed) return
     // Corked, the headers wait in the socket for the body's first bytes and leave with them
     // (nginx's tcp_nopush): one segment and one wake-up of the client fewer per response. The
-    // op uncorks the socket after its first round; if no op starts, uncork() does.
+    // op uncorks the socket behind its first send or drain (or after its first round on a
+    // kernel before 6.7); if no op starts, uncork() does.
     const binding = (this.settings as SendSettings).binding
     const fd = socketFd(socket)
     this.corked = binding.cork(fd, true)
@@ -123,7 +124,7 @@ abstract class RingBody extends Readable {
       super.pipe(res)
       return
     }
-    this.corked = false // the op uncorks the socket after its first round
+    this.corked = false // the op uncorks the socket
     this.running = true
     this.watchIdle(socket)
   }

@@ -244,6 +244,58 @@ test('no connection is left corked: after native bodies, a small response on the
   t.ok(median < 100, `a small response after a native body takes ${median.toFixed(1)} ms (median), not a cork's 200 ms`)
 })
 
+test('the end of a body does not wait for the event loop: the ring uncorks the socket itself', async (t) => {
+  // Corked, a body's last partial segment leaves only when the socket is uncorked (or when
+  // the kernel's 200 ms cork timer fires). The ring uncorks it right behind the first drain
+  // (kernel 6.7+), so a client gets the whole of a one-round body at once, while this thread
+  // is still busy; an uncork left to the event loop would hold the last bytes until the
+  // handler below returns, and here the cork timer would release them after 200 ms.
+  const [major, minor] = os.release().split('.').map(Number)
+  const ringUncorks = major > 6 || (major === 6 && minor >= 7)
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-uncork-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const file = path.join(dir, 'one-round.bin')
+  const content = seeded('uncork', 0, 300 * KiB + 7) // one splice round: fill, drain, fill, drain
+  fs.writeFileSync(file, content)
+  const fd = fs.openSync(file, 'r')
+  t.teardown(() => fs.closeSync(fd))
+  const BUSY_MS = 2000
+  const { app, port } = await startServer(t, {
+    setup: (app) => {
+      app.get('/busy', (req, reply) => {
+        reply.sendZeroCopy({ fd }) // an fd body starts its transfer before this returns
+        const until = Date.now() + BUSY_MS
+        while (Date.now() < until) {} // this thread is busy; the ring is not
+      })
+    }
+  })
+  // The client must not share the busy thread: a child process, timing its own request.
+  const client = `
+    const http = require('node:http'); const crypto = require('node:crypto')
+    http.get({ host: '127.0.0.1', port: ${port}, path: '/busy' }, (res) => {
+      const first = process.hrtime.bigint() // the headers, corked with the body's first bytes
+      const hash = crypto.createHash('sha256'); let length = 0
+      res.on('data', (c) => { hash.update(c); length += c.length })
+      res.on('end', () => {
+        const ms = Number(process.hrtime.bigint() - first) / 1e6
+        console.log(JSON.stringify({ ms, length, sha: hash.digest('hex') })); process.exit(0)
+      })
+    })`
+  const { execFile } = require('node:child_process')
+  const out = await new Promise((resolve, reject) => {
+    execFile(process.execPath, ['-e', client], { timeout: 20000 }, (err, stdout) => err ? reject(err) : resolve(JSON.parse(stdout)))
+  })
+  t.equal(out.length, content.length, 'the whole body')
+  t.equal(out.sha, sha256(content), 'exact')
+  t.ok(await eventually(() => app.zeroCopy.stats().responses.splice === 1), 'spliced')
+  t.equal(app.zeroCopy.stats().responses.stream, 0, 'nothing through the ordinary path')
+  if (ringUncorks) {
+    t.ok(out.ms < 100, `the rest of the body came ${out.ms.toFixed(1)} ms after the headers, while the server's thread was busy for ${BUSY_MS} ms (not after a cork's 200 ms)`)
+  } else {
+    t.comment(`kernel ${os.release()} cannot set socket options through the ring: the event loop uncorks (${out.ms.toFixed(1)} ms)`)
+  }
+})
+
 test('single ranges: 206 with Content-Range and the exact slice, native and through Node', async (t) => {
   const { dir, files } = makeFiles(t)
   const { app, port } = await startServer(t, { setup: fileRoutes(dir) })
