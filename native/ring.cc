@@ -311,7 +311,8 @@ uint64_t Ring::Key(Op* op, uint32_t len, Kind kind) {
 }
 
 void Ring::SubmitRound(Op* op) {
-  uint32_t pairs = std::max<uint32_t>(1, std::min<uint32_t>(op->depth, (ring_.sq.ring_entries - 2) / 2));
+  // Room for a poll, a leftover drain and an uncork besides the pairs, even in the smallest ring.
+  uint32_t pairs = std::max<uint32_t>(1, std::min<uint32_t>(op->depth, (ring_.sq.ring_entries - 3) / 2));
   unsigned need = 3 + 2 * pairs;
   if (io_uring_sq_space_left(&ring_) < need) Flush();
   if (io_uring_sq_space_left(&ring_) < need) return;  // the caller fails the op
