@@ -107,6 +107,11 @@ constexpr uint64_t kCancelBit = 1;
 constexpr int kSendFlags = MSG_WAITALL | MSG_NOSIGNAL;
 constexpr int kMaxStalls = 8;
 constexpr unsigned kEntries = 256;
+constexpr unsigned kCqEntries = 4096;  // room for a notification per slice in flight
+// A copying send pins nothing, so an op in SEND mode goes in requests this large: fewer
+// CQEs and wake-ups. The kernel interleaves sockets by writability, so this starves nobody.
+constexpr uint32_t kCopySlice = 64u << 20;
+
 const int kCorkOff = 0;  // the option value a kUncork request points to: read by the kernel when it runs
 
 // setsockopt(fd, IPPROTO_TCP, TCP_CORK, &kCorkOff) as a request. liburing 2.3 has no helper
@@ -138,10 +143,6 @@ bool ProbeSocketCommand(io_uring* ring) {
   close(s);
   return ok;
 }
-constexpr unsigned kCqEntries = 4096;  // room for a notification per slice in flight
-// A copying send pins nothing, so an op in SEND mode goes in requests this large: fewer
-// CQEs and wake-ups. The kernel interleaves sockets by writability, so this starves nobody.
-constexpr uint32_t kCopySlice = 64u << 20;
 
 }  // namespace
 
