@@ -610,3 +610,26 @@ test('the native file path as an unprivileged user with a 128 KiB memlock limit:
   t.equal(await steadyFds(server.pid), baseline, 'the server\'s fds back to baseline')
   t.equal(pipeCount(server.pid), pipes, 'no pipe left open in the server')
 })
+
+test('the smallest ring (8 KiB memlock, unprivileged) with depth 64: files are still spliced whole', async (t) => {
+  // Under an 8 KiB memlock limit only the smallest ring opens (32 SQEs). A splice round of
+  // depth 64 must shrink to what that ring holds, with room for its poll, leftover drain and
+  // uncork; asking for more SQEs than the ring has would fail every file op.
+  const dir = tempDir(t, 0o755)
+  const body = seeded('small-ring', 0, 3 * MiB + 5)
+  fs.writeFileSync(path.join(dir, 'three.bin'), body, { mode: 0o644 })
+  const server = await spawnFixture(t, 'file-server', { dir, drop: true, options: { depth: 64, fileChunk: 64 * KiB } }, {
+    wrap: ['sh', '-c', 'ulimit -l 8 && exec "$@"', 'sh']
+  })
+  t.equal(server.state, 'READY', server.message)
+  t.not(server.uid, 0, `the server runs as uid ${server.uid}`)
+  t.equal(server.capabilities.mode, 'send_zc', 'a ring opened under 8 KiB')
+  const results = await Promise.all(Array.from({ length: 4 }, () => fetchChecked(server.port, '/file/three.bin', body)))
+  results.forEach((res, i) => t.ok(res.status === 200 && res.exact && res.sha === sha256(body), `client ${i}: ${res.length} bytes, exact`))
+  let stats
+  t.ok(await eventually(async () => {
+    stats = await getJson(server.port, '/stats')
+    return stats.responses.splice === 4 && stats.inFlight.sends === 0
+  }, 10000), `all 4 spliced by the ring (${JSON.stringify(stats?.fallbacks)})`)
+  t.equal(stats.responses.stream, 0, 'none through the ordinary path')
+})
