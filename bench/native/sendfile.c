@@ -4,10 +4,13 @@
 // page-cache miss. bench/server.js kind `fastify-sendfile` loads it; bench/run.js builds it:
 //   cc -O2 -shared -fPIC -I$(dirname $(which node))/../include/node -o sendfile.node sendfile.c
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <node_api.h>
 #include <poll.h>
 #include <stdint.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 
 static int64_t waits;  // times the socket was full and the main thread waited in poll(2)
 
@@ -51,6 +54,25 @@ static napi_value Sendfile(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// cork(socketFd, on): TCP_CORK, so the headers leave with the body's first bytes (nginx's
+// tcp_nopush, and what the plugin does).
+static napi_value Cork(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "cork(socketFd, on)");
+    return NULL;
+  }
+  int fd = (int)int64_arg(env, argv[0]);
+  bool on = false;
+  napi_get_value_bool(env, argv[1], &on);
+  int value = on ? 1 : 0;
+  napi_value result;
+  napi_get_boolean(env, setsockopt(fd, IPPROTO_TCP, TCP_CORK, &value, sizeof value) == 0, &result);
+  return result;
+}
+
 static napi_value Waits(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value result;
@@ -62,6 +84,8 @@ NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "sendfile", NAPI_AUTO_LENGTH, Sendfile, NULL, &fn);
   napi_set_named_property(env, exports, "sendfile", fn);
+  napi_create_function(env, "cork", NAPI_AUTO_LENGTH, Cork, NULL, &fn);
+  napi_set_named_property(env, exports, "cork", fn);
   napi_create_function(env, "waits", NAPI_AUTO_LENGTH, Waits, NULL, &fn);
   napi_set_named_property(env, exports, "waits", fn);
   return exports;
