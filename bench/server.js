@@ -9,7 +9,7 @@
 //       fastify-send                        no plugin, GET /body -> reply.send(buf)
 //       zc-file                             the plugin, GET /body -> reply.sendZeroCopy({ path: FILE })
 //       fastify-static                      @fastify/static, GET /body -> reply.sendFile(FILE)
-//       fastify-sendfile                    the ceiling: Fastify, then sendfile(2) on the main thread
+//       fastify-sendfile                    the ceiling: Fastify, corked headers, sendfile(2) on the main thread
 //                                           (bench/native/sendfile.c, built by run.js; its path in
 //                                           BENCH_SENDFILE_ADDON). Not a product: it blocks the loop.
 // SIZE: bytes ("262144", "256k", "4m"). The body is bench/body.js's deterministic buffer,
