@@ -10,7 +10,8 @@
 //   startFile(fd, fileFd, offset, length, chunk, done, released, depth) -> id
 //     the same callbacks; done's fifth argument is the bytes spliced from the file
 //   abort(id), progress(id) -> bytes | -1, stats() -> {...}, setPinBudget(bytes)
-//   cork(fd, on) -> whether TCP_CORK was set; an op uncorks its socket after its first chain
+//   cork(fd, on) -> whether TCP_CORK was set; an op uncorks its socket behind its first send
+//   or drain (through the ring, kernel 6.7+), else after its first chain or round
 //   openFile(path, done) -> undefined; done(err, fd) once: opened read-only by IORING_OP_OPENAT
 #include <napi.h>
 #include <netinet/in.h>

@@ -278,11 +278,7 @@ int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint
 int64_t Ring::OpenFile(const char* path) {
   if (broken_ != 0) return -broken_;
   if (!openat_) return -EOPNOTSUPP;
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  if (sqe == nullptr) {
-    Flush();
-    sqe = io_uring_get_sqe(&ring_);
-  }
+  io_uring_sqe* sqe = SingleSqe();
   if (sqe == nullptr) return -EBUSY;  // the caller opens it through libuv instead
   uint32_t id;
   do {
@@ -295,6 +291,17 @@ int64_t Ring::OpenFile(const char* path) {
   io_uring_sqe_set_data64(sqe, key << 1);
   Flush();
   return id;
+}
+
+// An SQE for a request that stands alone (never inside a chain being built: a flush there
+// would submit half a chain): when the queue is full, what it holds is submitted first.
+io_uring_sqe* Ring::SingleSqe() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  if (sqe == nullptr) {
+    Flush();
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
 }
 
 void Ring::TakeOpened(std::vector<Opened>* out) {
@@ -430,11 +437,7 @@ void Ring::Abort(uint32_t id) {
   // cancel finds it running or not yet submitted.
   linger hard{1, 0};
   setsockopt(op->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  if (sqe == nullptr) {
-    Flush();
-    sqe = io_uring_get_sqe(&ring_);
-  }
+  io_uring_sqe* sqe = SingleSqe();
   // A file op's fill is cancelled too if it is waiting; one already reading finishes by itself.
   // Its drain is hard-linked behind it and fails with EPIPE once the socket is shut down.
   if (sqe != nullptr) {

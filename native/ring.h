@@ -122,6 +122,7 @@ class Ring {
   void SubmitRound(Op* op);
   uint64_t Key(Op* op, uint32_t len, Kind kind);
   void Flush();
+  io_uring_sqe* SingleSqe();
   void Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vector<uint32_t>* touched);
   void OnResult(Op* op, const Slice& s, int res);
   void OnFileResult(Op* op, const Slice& s, int res);

@@ -159,9 +159,10 @@ export type Opener = (path: string, done: (error: string | null, fd: number) => 
  * Fastify error that has a status. Callbacks, not promises: this runs on every request.
  * A path is opened through the ring when there is one (`opener`), so spliced responses never
  * queue behind libuv's pool (four threads by default: fs, dns.lookup, crypto, zlib), and
- * otherwise through that pool (which also reads the bodies below the threshold). Both open with O_NONBLOCK, so that a FIFO cannot block until a writer
- * comes (it changes nothing for a regular file, which is all that is served). The fstat is
- * synchronous: on an open descriptor it reads the inode the kernel holds.
+ * otherwise through that pool (which also reads the bodies below the threshold). Both open
+ * with O_NONBLOCK, so that a FIFO cannot block until a writer comes (it changes nothing for a
+ * regular file, which is all that is served). The fstat is synchronous: on an open descriptor
+ * it reads the inode the kernel holds.
  */
 export function openFile (body: unknown, opener: Opener | null, done: Opened): void {
   if (isFileHandle(body as object)) {
