@@ -14,6 +14,15 @@
 
 static int64_t waits;  // times the socket was full and the main thread waited in poll(2)
 
+// The call's first `n` arguments into argv; false (a TypeError thrown) when fewer were given.
+static bool args(napi_env env, napi_callback_info info, size_t n, napi_value* argv, const char* usage) {
+  size_t argc = n;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc >= n) return true;
+  napi_throw_type_error(env, NULL, usage);
+  return false;
+}
+
 static int64_t int64_arg(napi_env env, napi_value v) {
   int64_t out = -1;
   napi_get_value_int64(env, v, &out);
@@ -22,13 +31,8 @@ static int64_t int64_arg(napi_env env, napi_value v) {
 
 // sendfile(socketFd, fileFd, offset, length) -> bytes sent (fewer when the peer left).
 static napi_value Sendfile(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 4) {
-    napi_throw_type_error(env, NULL, "sendfile(socketFd, fileFd, offset, length)");
-    return NULL;
-  }
+  if (!args(env, info, 4, argv, "sendfile(socketFd, fileFd, offset, length)")) return NULL;
   int out = (int)int64_arg(env, argv[0]);
   int in = (int)int64_arg(env, argv[1]);
   off_t offset = (off_t)int64_arg(env, argv[2]);
@@ -57,13 +61,8 @@ static napi_value Sendfile(napi_env env, napi_callback_info info) {
 // cork(socketFd, on): TCP_CORK, so the headers leave with the body's first bytes (nginx's
 // tcp_nopush, and what the plugin does).
 static napi_value Cork(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "cork(socketFd, on)");
-    return NULL;
-  }
+  if (!args(env, info, 2, argv, "cork(socketFd, on)")) return NULL;
   int fd = (int)int64_arg(env, argv[0]);
   bool on = false;
   napi_get_value_bool(env, argv[1], &on);
@@ -80,13 +79,15 @@ static napi_value Waits(napi_env env, napi_callback_info info) {
   return result;
 }
 
-NAPI_MODULE_INIT() {
+static void export_function(napi_env env, napi_value exports, const char* name, napi_callback cb) {
   napi_value fn;
-  napi_create_function(env, "sendfile", NAPI_AUTO_LENGTH, Sendfile, NULL, &fn);
-  napi_set_named_property(env, exports, "sendfile", fn);
-  napi_create_function(env, "cork", NAPI_AUTO_LENGTH, Cork, NULL, &fn);
-  napi_set_named_property(env, exports, "cork", fn);
-  napi_create_function(env, "waits", NAPI_AUTO_LENGTH, Waits, NULL, &fn);
-  napi_set_named_property(env, exports, "waits", fn);
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
+  napi_set_named_property(env, exports, name, fn);
+}
+
+NAPI_MODULE_INIT() {
+  export_function(env, exports, "sendfile", Sendfile);
+  export_function(env, exports, "cork", Cork);
+  export_function(env, exports, "waits", Waits);
   return exports;
 }
