@@ -7,12 +7,17 @@
 //   start(fd, uint8array, zc, slice, depth, done, released) -> id
 //     done(errCode|null, zcBytes, copyBytes, fallbacks): every result is in; the socket is free
 //     released(notifications, copied): every CQE is in; the body is no longer referenced
-//   startFile(fd, fileFd, offset, length, chunk, done, released, depth) -> id
-//     the same callbacks; done's fifth argument is the bytes spliced from the file
+//   startFile(fd, fileFd, offset, length, chunk, done, released, depth, pollFirst) -> id
+//     the same callbacks; done's fifth argument is the bytes spliced from the file;
+//     pollFirst: the socket was found full, the first round waits for POLLOUT
+//   sendCached(fd, fileFd, offset, length) -> bytes sent on this thread by sendfile(2), only
+//     if the whole range is in the page cache (0 otherwise): the ring sends the rest
 //   abort(id), progress(id) -> bytes | -1, stats() -> {...}, setPinBudget(bytes)
 //   cork(fd, on) -> whether TCP_CORK was set; an op uncorks its socket behind its first send
 //   or drain (through the ring, kernel 6.7+), else after its first chain or round
 //   openFile(path, done) -> undefined; done(err, fd) once: opened read-only by IORING_OP_OPENAT
+//   openCached(path) -> fd, or -1 when the lookup is not all in the dentry cache (openFile
+//     then); throws (errno code) when the open failed (ENOENT, EACCES, ...)
 #include <napi.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -25,6 +30,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cached.h"
 #include "ring.h"
 
 namespace zerocopy {
@@ -42,6 +48,14 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* what) {
   e.Set("code", Napi::String::New(env, ErrnoName(err)));
   e.Set("errno", Napi::Number::New(env, -err));
   return e;
+}
+
+// A path as a C string. Empty, or with a NUL inside (which would cut the C string short), it
+// names no file: ENOENT.
+std::string PathArg(const Napi::Value& value, const char* what) {
+  std::string path = value.As<Napi::String>().Utf8Value();
+  if (path.empty() || path.find('\0') != std::string::npos) throw ErrnoError(value.Env(), ENOENT, what);
+  return path;
 }
 
 // What the environment holds while the ring lives. Deleted when the poll handle closes.
@@ -151,12 +165,14 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("open", &Addon::Open),
                              InstanceMethod("start", &Addon::Start),
                              InstanceMethod("startFile", &Addon::StartFile),
+                             InstanceMethod("sendCached", &Addon::SendCached),
                              InstanceMethod("abort", &Addon::Abort),
                              InstanceMethod("progress", &Addon::Progress),
                              InstanceMethod("stats", &Addon::Stats),
                              InstanceMethod("setPinBudget", &Addon::SetPinBudget),
                              InstanceMethod("cork", &Addon::Cork),
                              InstanceMethod("openFile", &Addon::OpenFile),
+                             InstanceMethod("openCached", &Addon::OpenCached),
                          });
   }
 
@@ -242,7 +258,7 @@ class Addon : public Napi::Addon<Addon> {
     bool ok = info.Length() >= 6 && info[5].IsFunction() && (info[6].IsUndefined() || info[6].IsFunction());
     for (size_t i = 0; ok && i < 5; i++) ok = info[i].IsNumber();
     ok = ok && (info[7].IsUndefined() || info[7].IsNumber());
-    if (!ok) throw Napi::TypeError::New(env, "startFile(fd, fileFd, offset, length, chunk, done[, released[, depth]])");
+    if (!ok) throw Napi::TypeError::New(env, "startFile(fd, fileFd, offset, length, chunk, done[, released[, depth[, pollFirst]]])");
     double offset = info[2].As<Napi::Number>().DoubleValue();
     double length = info[3].As<Napi::Number>().DoubleValue();
     if (!(offset >= 0 && length >= 0 && offset + length <= 9007199254740991.0)) {
@@ -251,10 +267,26 @@ class Addon : public Napi::Addon<Addon> {
     int64_t id = ring->StartFile(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
                                  static_cast<uint64_t>(offset), static_cast<uint64_t>(length),
                                  info[4].As<Napi::Number>().Uint32Value(),
-                                 info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 1);
+                                 info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 1,
+                                 info[8].ToBoolean());
     if (id < 0) throw ErrnoError(env, static_cast<int>(-id), "io_uring splice");
     Track(info, id);
     return Napi::Number::New(env, static_cast<double>(id));
+  }
+
+  Napi::Value SendCached(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bool ok = info.Length() >= 4;
+    for (size_t i = 0; ok && i < 4; i++) ok = info[i].IsNumber();
+    if (!ok) throw Napi::TypeError::New(env, "sendCached(fd, fileFd, offset, length)");
+    double offset = info[2].As<Napi::Number>().DoubleValue();
+    double length = info[3].As<Napi::Number>().DoubleValue();
+    if (!(offset >= 0 && length >= 0 && offset + length <= 9007199254740991.0)) {
+      throw Napi::RangeError::New(env, "sendCached: offset and length must be safe non-negative integers");
+    }
+    uint64_t sent = zerocopy::SendCached(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
+                                         static_cast<uint64_t>(offset), static_cast<uint64_t>(length));
+    return Napi::Number::New(env, static_cast<double>(sent));
   }
 
   // Keeps an op's callbacks until it finished and was released.
@@ -318,13 +350,24 @@ class Addon : public Napi::Addon<Addon> {
     if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction()) {
       throw Napi::TypeError::New(env, "openFile(path, done)");
     }
-    std::string path = info[0].As<Napi::String>().Utf8Value();
-    if (path.empty() || path.find('\0') != std::string::npos) throw ErrnoError(env, ENOENT, "openFile");
+    std::string path = PathArg(info[0], "openFile");
     int64_t id = ring->OpenFile(path.c_str());
     if (id < 0) throw ErrnoError(env, static_cast<int>(-id), "io_uring openat");
     binding_->opening[static_cast<uint32_t>(id)] = Napi::Persistent(info[1].As<Napi::Function>());
     binding_->UpdateRef();
     return env.Undefined();
+  }
+
+  // openCached(path): the descriptor, or -1 when the ring must open it (openFile); throws
+  // (errno code) when this is the open's answer.
+  Napi::Value OpenCached(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "openCached(path)");
+    std::string path = PathArg(info[0], "openCached");
+    int fd = zerocopy::OpenCached(path.c_str());
+    if (fd == -EAGAIN) return Napi::Number::New(env, -1);
+    if (fd < 0) throw ErrnoError(env, -fd, "openat2");
+    return Napi::Number::New(env, fd);
   }
 
   Binding* binding_ = nullptr;

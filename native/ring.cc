@@ -239,7 +239,8 @@ Op* Ring::NewOp(int own) {
   return op;
 }
 
-int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth) {
+int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth,
+                        bool pollFirst) {
   if (broken_ != 0) return -broken_;
   if (length == 0 || chunk == 0 || offset > static_cast<uint64_t>(INT64_MAX) - length) return -EINVAL;
   if (!splice_) return -EOPNOTSUPP;
@@ -272,6 +273,7 @@ int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint
   op->fileOffset = offset;
   op->length = length;
   op->depth = std::max<uint32_t>(1, depth);
+  op->pollFirst = pollFirst;
   return Launch(op);
 }
 

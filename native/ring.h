@@ -87,8 +87,10 @@ class Ring {
   // Starts sending `length` bytes of the regular file `file` from `offset` on a duplicate of
   // the socket `fd`: page cache -> pipe -> socket with IORING_OP_SPLICE, `chunk` bytes per
   // splice (the pipe's size), up to `depth` fill/drain pairs per linked round. The op holds
-  // its own duplicate of `file`. Returns the id or -errno.
-  int64_t StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth);
+  // its own duplicate of `file`. `pollFirst`: the socket was just found full, so the first
+  // round waits for POLLOUT. Returns the id or -errno.
+  int64_t StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth,
+                    bool pollFirst);
   // Opens `path` read-only (O_NONBLOCK | O_CLOEXEC) with IORING_OP_OPENAT: inline when the
   // path is in the dentry cache, else on io_uring's workers, never on libuv's pool. Returns
   // the request's id (> 0) or -errno; the result comes out of TakeOpened after a Reap.

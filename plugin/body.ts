@@ -27,6 +27,8 @@ export interface SendSettings {
   depth: number
   /** Bytes per splice round of a file (the pipe's size). */
   fileChunk: number
+  /** Bytes at the start of a file body that sendfile may send on this thread, if cached. */
+  fileInline: number
   counters: Counters
   route: RouteSettings
 }
@@ -57,7 +59,10 @@ abstract class RingBody extends Readable {
     super()
   }
 
-  /** Starts the native op; returns its id or throws (errno code). */
+  /** Bytes of the body already sent on this thread (a file's cached head) when startOp returned. */
+  protected inlineBytes = 0
+
+  /** Starts the native op; returns its id, 0 if the body left whole without one, or throws (errno code). */
   protected abstract startOp (fd: number, socket: Socket, done: (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number, spliceBytes: number) => void): number
   /** Counts what the ring carried. */
   protected abstract count (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number, spliceBytes: number): void
@@ -118,10 +123,19 @@ abstract class RingBody extends Readable {
       })
     } catch (err) {
       // The ring could not take it (EMFILE on dup, a broken ring): Node still can, through
-      // this stream's own reads (the headers are out already).
-      this.settings?.counters.stream(`start-${String((err as NodeJS.ErrnoException).code ?? 'error').toLowerCase()}`, this.length)
+      // this stream's own reads (the headers are out already, and so is what sendfile sent:
+      // the reads start after it).
+      this.settings?.counters.stream(`start-${String((err as NodeJS.ErrnoException).code ?? 'error').toLowerCase()}`,
+        this.length - this.inlineBytes, this.inlineBytes)
       this.uncork(socket)
       super.pipe(res)
+      return
+    }
+    if (this.op === 0) {
+      // All of it is in the socket already: nothing will call back.
+      this.uncork(socket)
+      this.count(null, 0, 0, 0, 0)
+      this.finish(res)
       return
     }
     this.corked = false // the op uncorks the socket
@@ -229,14 +243,15 @@ export class BufferBody extends RingBody {
 const READ_CHUNK = 256 * 1024
 
 /**
- * `length` bytes of a file from `offset`: spliced by the ring (page cache -> pipe -> socket),
- * or, on the ordinary path (`settings` null, or an onSend hook wrapped the body), read
+ * `length` bytes of a file from `offset`: the cached head by sendfile(2) on this thread, the
+ * rest spliced by the ring (page cache -> pipe -> socket), or, on the ordinary path (`settings` null, or an onSend hook wrapped the body), read
  * through Node. A file that ends early (truncated during the transfer) is an error either way:
  * the Content-Length sent can no longer be honoured, so the connection is closed.
  */
 export class FileBody extends RingBody {
   private position: number
   private readonly end: number
+  private ring = false
 
   constructor (settings: SendSettings | null, private readonly file: OpenFile, offset: number, length: number, reply: FastifyReply) {
     super(settings, reply, length)
@@ -264,11 +279,23 @@ export class FileBody extends RingBody {
 
   protected startOp (fd: number, _socket: Socket, done: Parameters<RingBody['startOp']>[2]): number {
     const settings = this.settings as SendSettings
-    return settings.binding.startFile(fd, this.file.fd, this.position, this.length, settings.fileChunk, done, undefined, settings.depth)
+    // One sendfile of a cached head costs less than a hand-off to io_uring's workers and back
+    // (bench/README.md); it stops at a full socket, and the ring, polling first, goes on.
+    const want = Math.min(this.length, settings.fileInline)
+    if (want > 0) {
+      this.inlineBytes = settings.binding.sendCached(fd, this.file.fd, this.position, want)
+      this.position += this.inlineBytes
+    }
+    const rest = this.end - this.position
+    if (rest === 0) return 0
+    const full = this.inlineBytes > 0 && this.inlineBytes < want
+    const id = settings.binding.startFile(fd, this.file.fd, this.position, rest, settings.fileChunk, done, undefined, settings.depth, full)
+    this.ring = true
+    return id
   }
 
   protected count (_error: string | null, _zcBytes: number, _copyBytes: number, _fallbacks: number, spliceBytes: number): void {
-    this.settings?.counters.spliced(spliceBytes)
+    this.settings?.counters.file(this.inlineBytes, this.ring, spliceBytes)
   }
 
   protected failure (error: string): Error {

@@ -151,15 +151,21 @@ function openError (err: NodeJS.ErrnoException, path: string | null): Error {
 
 export type Opened = (err: Error | null, file?: OpenFile, stat?: Stats) => void
 
-/** Opens a path read-only: the ring's IORING_OP_OPENAT; throws if the ring cannot take it. */
-export type Opener = (path: string, done: (error: string | null, fd: number) => void) => void
+/** How paths are opened when there is a ring. */
+export interface Opener {
+  /** At once, from the dentry cache: the descriptor, or -1 when the lookup needs more; throws (errno code) for the open's own error. */
+  cached: (path: string) => number
+  /** The ring's IORING_OP_OPENAT; throws if the ring cannot take it. */
+  open: (path: string, done: (error: string | null, fd: number) => void) => void
+}
 
 /**
  * Opens (or adopts) the file and stats it, then calls `done` once: with the file, or with a
  * Fastify error that has a status. Callbacks, not promises: this runs on every request.
- * A path is opened through the ring when there is one (`opener`), so spliced responses never
- * queue behind libuv's pool (four threads by default: fs, dns.lookup, crypto, zlib), and
- * otherwise through that pool (which also reads the bodies below the threshold). Both open
+ * With a ring (`opener`), a path whose lookup is in the dentry cache opens at once, on this
+ * thread (`done` is then called before this returns); any other path is opened through the
+ * ring, so native responses never queue behind libuv's pool (four threads by default: fs,
+ * dns.lookup, crypto, zlib). Without a ring, a path is opened through that pool (which also reads the bodies below the threshold). Both open
  * with O_NONBLOCK, so that a FIFO cannot block until a writer comes (it changes nothing for a
  * regular file, which is all that is served). The fstat is synchronous: on an open descriptor
  * it reads the inode the kernel holds.
@@ -178,8 +184,19 @@ export function openFile (body: unknown, opener: Opener | null, done: Opened): v
       else statFile(new OpenFile(fd, path, true), done)
     }
     if (opener !== null) {
+      let fd: number
       try {
-        opener(path, (code, fd) => opened(code === null ? null : Object.assign(new Error(code), { code }), fd))
+        fd = opener.cached(path)
+      } catch (err) {
+        opened(err as NodeJS.ErrnoException, -1)
+        return
+      }
+      if (fd >= 0) {
+        opened(null, fd)
+        return
+      }
+      try {
+        opener.open(path, (code, fd) => opened(code === null ? null : Object.assign(new Error(code), { code }), fd))
         return
       } catch {
         // The ring cannot take it now (its queue is full, or it broke): libuv's pool can.

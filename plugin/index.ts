@@ -23,7 +23,8 @@ const DEFAULTS = {
   threshold: 16 * KiB,
   sliceSize: 256 * KiB,
   depth: 4,
-  fileChunk: 256 * KiB
+  fileChunk: 256 * KiB,
+  fileInline: MiB
 }
 
 const MODES = ['auto', 'send_zc', 'send', 'stream'] as const
@@ -66,6 +67,7 @@ function readOptions (opts: FastifyZeroCopyOptions) {
     sliceSize: integer('sliceSize', opts.sliceSize, DEFAULTS.sliceSize, 4 * KiB, 64 * MiB),
     depth: integer('depth', opts.depth, DEFAULTS.depth, 1, 64),
     fileChunk: integer('fileChunk', opts.fileChunk, DEFAULTS.fileChunk, 4 * KiB, 64 * MiB),
+    fileInline: integer('fileInline', opts.fileInline, DEFAULTS.fileInline, 0, 64 * MiB),
     http: readFileHttpOptions(opts as Record<string, unknown>, FILE_HTTP_DEFAULTS),
     pinBudget: opts.pinBudget === undefined ? undefined : integer('pinBudget', opts.pinBudget, 0, 0, Number.MAX_SAFE_INTEGER)
   }
@@ -124,10 +126,12 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
   }
   const send: SendSettings | null = binding === null
     ? null
-    : { binding, zc: capabilities.mode === 'send_zc', sliceSize: options.sliceSize, depth: options.depth, fileChunk: options.fileChunk, counters, route }
+    : { binding, zc: capabilities.mode === 'send_zc', sliceSize: options.sliceSize, depth: options.depth, fileChunk: options.fileChunk, fileInline: options.fileInline, counters, route }
 
-  // Paths are opened through the ring when this registration has one.
-  const opener: Opener | null = binding === null ? null : (path, done) => binding.openFile(path, done)
+  // Paths are opened from the dentry cache or through the ring when this registration has one.
+  const opener: Opener | null = binding === null
+    ? null
+    : { cached: (path) => binding.openCached(path), open: (path, done) => binding.openFile(path, done) }
 
   /** The file's response, once it is open: headers, conditionals, range, then the body. */
   function respondWithFile (reply: FastifyReply, file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): void {

@@ -18,13 +18,20 @@ export interface Binding {
   start(fd: number, body: Uint8Array, zc: boolean, slice: number, depth: number, done: DoneCallback,
     released?: (notifications: number, copied: number) => void): number
   startFile(fd: number, fileFd: number, offset: number, length: number, chunk: number, done: DoneCallback,
-    released: undefined, depth: number): number
+    released: undefined, depth: number, pollFirst: boolean): number
+  /** Sends the range by sendfile(2) on this thread if all of it is in the page cache; returns the bytes sent. */
+  sendCached(fd: number, fileFd: number, offset: number, length: number): number
   abort(id: number): void
   progress(id: number): number
   stats(): RingStats
   setPinBudget(bytes: number): void
   /** Opens a file read-only through the ring; throws (errno code) if the ring cannot take it. */
   openFile(path: string, done: (error: string | null, fd: number) => void): void
+  /**
+   * Opens a file read-only at once if its lookup is all in the dentry cache (openat2 with
+   * RESOLVE_CACHED): the descriptor, or -1 (then openFile); throws (errno code) for the open's own error.
+   */
+  openCached(path: string): number
   /** TCP_CORK on or off; false when the socket could not be corked (not TCP). */
   cork(fd: number, on: boolean): boolean
 }

@@ -3,8 +3,8 @@ import { FALLBACK_ENOMEM, FALLBACK_EOPNOTSUPP, FALLBACK_PIN_BUDGET, type Binding
 
 /** One counter for each figure of app.zeroCopy.stats(). */
 export class Counters {
-  readonly responses = { sendZc: 0, send: 0, splice: 0, stream: 0 }
-  readonly bytes = { sendZc: 0, send: 0, splice: 0, stream: 0 }
+  readonly responses = { sendZc: 0, send: 0, splice: 0, sendfile: 0, stream: 0 }
+  readonly bytes = { sendZc: 0, send: 0, splice: 0, sendfile: 0, stream: 0 }
   readonly fallbacks: { [reason: string]: number } = Object.create(null)
 
   constructor (private readonly binding: Binding | null) {}
@@ -13,11 +13,12 @@ export class Counters {
     this.fallbacks[reason] = (this.fallbacks[reason] ?? 0) + 1
   }
 
-  /** A body Fastify's ordinary path carried, and why. */
-  stream (reason: string, length: number): void {
+  /** A body Fastify's ordinary path carried (after `inline` bytes sendfile sent), and why. */
+  stream (reason: string, length: number, inline = 0): void {
     this.fallback(reason)
     this.responses.stream++
     this.bytes.stream += length
+    this.bytes.sendfile += inline
   }
 
   /**
@@ -34,10 +35,16 @@ export class Counters {
     if ((fallbacks & FALLBACK_PIN_BUDGET) !== 0) this.fallback('pin-budget')
   }
 
-  /** A file body the ring spliced (in part, when the client went away or the file shrank). */
-  spliced (bytes: number): void {
-    this.responses.splice++
-    this.bytes.splice += bytes
+  /**
+   * A file body the native path carried (in part, when the client went away or the file
+   * shrank): `inline` bytes by sendfile on the event loop, `spliced` by the ring (`ring`:
+   * whether the ring took part).
+   */
+  file (inline: number, ring: boolean, spliced: number): void {
+    if (ring) this.responses.splice++
+    else this.responses.sendfile++
+    this.bytes.sendfile += inline
+    this.bytes.splice += spliced
   }
 
   snapshot (): ZeroCopyStats {

@@ -87,6 +87,12 @@ declare namespace fastifyZeroCopy {
     pinBudget?: number
     /** Bytes a file moves per splice (the size of its pipe). Default 262144. */
     fileChunk?: number
+    /**
+     * At most this many bytes at the start of a file body go out with one sendfile(2) on the
+     * event loop's thread, and only when all of them are in the page cache (cachestat(2),
+     * Linux 6.5+); the ring splices the rest. 0 splices everything. Default 1048576.
+     */
+    fileInline?: number
   }
 
   export interface ZeroCopyCapabilities {
@@ -108,9 +114,13 @@ declare namespace fastifyZeroCopy {
 
   export interface ZeroCopyStats {
     /** Bodies by the path that carried them (`stream`: Fastify's ordinary path). */
-    responses: { sendZc: number, send: number, splice: number, stream: number }
-    /** Bytes by the path that carried them. */
-    bytes: { sendZc: number, send: number, splice: number, stream: number }
+    responses: { sendZc: number, send: number, splice: number, sendfile: number, stream: number }
+    /**
+     * Bytes by the path that carried them. A file body's cached head counts under `sendfile`
+     * and the rest under `splice`; the response counts under `splice` if the ring carried any
+     * of it, else under `sendfile`.
+     */
+    bytes: { sendZc: number, send: number, splice: number, sendfile: number, stream: number }
     /** SEND_ZC notifications reaped, and how many reported that the kernel copied. */
     notifications: { total: number, copied: number }
     /** Send requests whose completion is still owed, and the bytes they keep pinned. */

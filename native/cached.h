@@ -1,0 +1,22 @@
+// What the event loop's thread may do itself because the kernel has it cached: open a path
+// whose lookup is in the dentry cache, send the head of a file that is in the page cache.
+#pragma once
+
+#include <cstdint>
+
+namespace zerocopy {
+
+// If every page of [offset, offset + length) of `file` is in the page cache (cachestat(2),
+// Linux 6.5+), sends it on the non-blocking socket `sock` with sendfile(2) until done or the
+// socket is full. Returns the bytes sent: 0 when the range is not all cached, cachestat is
+// unavailable, or sendfile sent nothing (the ring then carries the whole range, and meets the
+// socket's or the file's error itself).
+uint64_t SendCached(int sock, int file, uint64_t offset, uint64_t length);
+
+// Opens `path` read-only (O_NONBLOCK | O_CLOEXEC) with openat2(RESOLVE_CACHED) (Linux 5.12+),
+// which fails with EAGAIN instead of waiting for the disk. Returns the descriptor, -EAGAIN when
+// the lookup needs more than the dentry cache (or openat2 cannot be used here: the ring opens
+// it), or another -errno that is the open's answer (ENOENT, EACCES, ...).
+int OpenCached(const char* path);
+
+}  // namespace zerocopy
