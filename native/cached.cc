@@ -47,8 +47,8 @@ struct Cachestat {
 // before 5.12): the ring opens every path.
 std::atomic<bool> openat2Available{true};
 
-// Cleared for the process at the first ENOSYS (a kernel before 6.5) or EPERM (a seccomp
-// profile that does not know the call): from then on every file goes through the ring.
+// Cleared for the process at the first ENOSYS (a kernel before 6.5, or a seccomp profile
+// that does not know the call): from then on every file goes through the ring.
 std::atomic<bool> available{true};
 
 // Whether every page of the range is in the page cache. The kernel counts the pages the range
@@ -58,8 +58,11 @@ bool Cached(int file, uint64_t offset, uint64_t length) {
   CachestatRange range{offset, length};
   Cachestat stat{};
   if (syscall(__NR_cachestat, file, &range, &stat, 0) != 0) {
-    // ENOSYS, EPERM: never here. EOPNOTSUPP (hugetlbfs), EBADF, EINVAL: not this file.
-    if (errno == ENOSYS || errno == EPERM) available.store(false, std::memory_order_relaxed);
+    // ENOSYS: never here. EPERM: not this file. The kernel answers cachestat only for a file
+    // the caller owns or may write (measured on 6.18: a root-owned 0644 file read as nobody),
+    // and a seccomp profile may refuse it with EPERM too; either way the ring sends it.
+    // EOPNOTSUPP (hugetlbfs), EBADF, EINVAL: not this file either.
+    if (errno == ENOSYS) available.store(false, std::memory_order_relaxed);
     return false;
   }
   static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));

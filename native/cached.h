@@ -7,7 +7,7 @@
 namespace zerocopy {
 
 // If every page of [offset, offset + length) of `file` is in the page cache (cachestat(2),
-// Linux 6.5+), sends it on the non-blocking socket `sock` with sendfile(2) until done or the
+// Linux 6.5+, which answers only for a file the caller owns or may write), sends it on the non-blocking socket `sock` with sendfile(2) until done or the
 // socket is full. Returns the bytes sent: 0 when the range is not all cached, cachestat is
 // unavailable, or sendfile sent nothing (the ring then carries the whole range, and meets the
 // socket's or the file's error itself).

@@ -37,7 +37,7 @@ test('mode "stream": every body through Fastify, and capabilities say why', asyn
   t.match(app.zeroCopy.capabilities.reason, /stream/)
   t.equal((await request(port, '/')).sha, sha256(body))
   const stats = app.zeroCopy.stats()
-  t.same(stats.responses, { sendZc: 0, send: 0, splice: 0, stream: 1 })
+  t.same(stats.responses, { sendZc: 0, send: 0, splice: 0, sendfile: 0, stream: 1 })
   t.same(stats.fallbacks, { 'mode-stream': 1 })
 })
 
@@ -50,7 +50,7 @@ test('mode "send": io_uring SEND, counted as send', async (t) => {
   t.equal(app.zeroCopy.capabilities.mode, 'send')
   t.equal((await request(port, '/')).sha, sha256(body))
   t.ok(await eventually(() => app.zeroCopy.stats().responses.send === 1))
-  t.same(app.zeroCopy.stats().bytes, { sendZc: 0, send: 4 * MiB, splice: 0, stream: 0 })
+  t.same(app.zeroCopy.stats().bytes, { sendZc: 0, send: 4 * MiB, splice: 0, sendfile: 0, stream: 0 })
 })
 
 test('an addon that cannot load: the ordinary path, and the reason names what is missing', async (t) => {
@@ -67,7 +67,7 @@ test('an addon that cannot load: the ordinary path, and the reason names what is
   t.equal(server.capabilities.mode, 'stream')
   t.match(server.capabilities.reason, /native addon did not load.*liburing-dev/)
   const stats = await fetchAll(t, server, 2)
-  t.same(stats.responses, { sendZc: 0, send: 0, splice: 0, stream: 2 })
+  t.same(stats.responses, { sendZc: 0, send: 0, splice: 0, sendfile: 0, stream: 2 })
   t.same(stats.fallbacks, { 'native-unavailable': 2 })
 })
 
@@ -81,7 +81,7 @@ for (const errno of ['ENOSYS', 'EPERM']) {
     t.equal(server.capabilities.mode, 'stream')
     t.match(server.capabilities.reason, new RegExp(`io_uring_setup failed with ${errno}`))
     const stats = await fetchAll(t, server, 2)
-    t.same(stats.responses, { sendZc: 0, send: 0, splice: 0, stream: 2 })
+    t.same(stats.responses, { sendZc: 0, send: 0, splice: 0, sendfile: 0, stream: 2 })
 
     const forced = await spawnServer(t, { options: { mode: 'send_zc' } }, { wrap: [deny, errno] })
     t.equal(forced.state, 'FAILED', 'a forced native mode fails at registration')

@@ -188,23 +188,25 @@ test('200 of a whole file: type by extension, length, validators, cache headers'
   t.equal(empty.length, 0)
 })
 
-test('a large file is spliced by the ring; a small one goes through Node (below-threshold)', async (t) => {
+test('a large file goes native (its cached head by sendfile, the rest spliced by the ring); a small one goes through Node (below-threshold)', async (t) => {
   const { dir, files } = makeFiles(t)
   const { app, port } = await startServer(t, { setup: fileRoutes(dir) })
   t.equal(app.zeroCopy.capabilities.mode, 'send_zc', 'this machine has the native path')
   const large = files['large.bin']
   assertWhole(t, await get(port, fileUrl('large.bin')), large, 'application/octet-stream', 'large')
-  t.ok(await eventually(() => app.zeroCopy.stats().responses.splice === 1), 'one spliced response')
+  t.ok(await eventually(() => app.zeroCopy.stats().responses.splice === 1), 'one response the ring took part in')
   let stats = app.zeroCopy.stats()
-  t.same(stats.responses, { sendZc: 0, send: 0, splice: 1, stream: 0 })
-  t.same(stats.bytes, { sendZc: 0, send: 0, splice: large.size, stream: 0 }, 'every byte spliced')
+  t.same(stats.responses, { sendZc: 0, send: 0, splice: 1, sendfile: 0, stream: 0 })
+  // Just written, so cached: up to fileInline (1 MiB) by sendfile, as much as the socket took.
+  t.ok(stats.bytes.sendfile > 0 && stats.bytes.sendfile <= MiB, `${stats.bytes.sendfile} bytes by sendfile`)
+  t.same(stats.bytes, { sendZc: 0, send: 0, splice: large.size - stats.bytes.sendfile, sendfile: stats.bytes.sendfile, stream: 0 }, 'every byte counted once')
   t.same(stats.fallbacks, {})
 
   const small = files['small.txt']
   assertWhole(t, await get(port, fileUrl('small.txt')), small, 'text/plain; charset=utf-8', 'small')
   stats = app.zeroCopy.stats()
-  t.same(stats.responses, { sendZc: 0, send: 0, splice: 1, stream: 1 })
-  t.same(stats.bytes, { sendZc: 0, send: 0, splice: large.size, stream: small.size })
+  t.same(stats.responses, { sendZc: 0, send: 0, splice: 1, sendfile: 0, stream: 1 })
+  t.same(stats.bytes, { sendZc: 0, send: 0, splice: large.size - stats.bytes.sendfile, sendfile: stats.bytes.sendfile, stream: small.size })
   t.same(stats.fallbacks, { 'below-threshold': 1 })
 })
 
@@ -239,6 +241,7 @@ test('no connection is left corked: after native bodies, a small response on the
   }
   t.equal(connections, 1, 'every request went over one connection')
   t.ok(app.zeroCopy.stats().responses.splice >= 5, 'the large file went native')
+  t.ok(app.zeroCopy.stats().bytes.sendfile > 0, 'with its head by sendfile, which the plugin uncorks after')
   delays.sort((a, b) => a - b)
   const median = delays[delays.length >> 1]
   t.ok(median < 100, `a small response after a native body takes ${median.toFixed(1)} ms (median), not a cork's 200 ms`)
@@ -250,6 +253,8 @@ test('the end of a body does not wait for the event loop: the ring uncorks the s
   // (kernel 6.7+), so a client gets the whole of a one-round body at once, while this thread
   // is still busy; an uncork left to the event loop would hold the last bytes until the
   // handler below returns, and here the cork timer would release them after 200 ms.
+  // fileInline 0: the ring carries the whole body. (By default this cached body would go
+  // whole by sendfile, uncorked, before the handler returns: test/file-inline.test.js.)
   const [major, minor] = os.release().split('.').map(Number)
   const ringUncorks = major > 6 || (major === 6 && minor >= 7)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-uncork-'))
@@ -261,6 +266,7 @@ test('the end of a body does not wait for the event loop: the ring uncorks the s
   t.teardown(() => fs.closeSync(fd))
   const BUSY_MS = 2000
   const { app, port } = await startServer(t, {
+    options: { fileInline: 0 },
     setup: (app) => {
       app.get('/busy', (req, reply) => {
         reply.sendZeroCopy({ fd }) // an fd body starts its transfer before this returns
@@ -288,6 +294,7 @@ test('the end of a body does not wait for the event loop: the ring uncorks the s
   t.equal(out.length, content.length, 'the whole body')
   t.equal(out.sha, sha256(content), 'exact')
   t.ok(await eventually(() => app.zeroCopy.stats().responses.splice === 1), 'spliced')
+  t.equal(app.zeroCopy.stats().bytes.sendfile, 0, 'nothing by sendfile')
   t.equal(app.zeroCopy.stats().responses.stream, 0, 'nothing through the ordinary path')
   if (ringUncorks) {
     t.ok(out.ms < 100, `the rest of the body came ${out.ms.toFixed(1)} ms after the headers, while the server's thread was busy for ${BUSY_MS} ms (not after a cork's 200 ms)`)
@@ -319,9 +326,10 @@ test('single ranges: 206 with Content-Range and the exact slice, native and thro
       t.equal(res.headers['content-type'], name === 'large.bin' ? 'application/octet-stream' : 'text/plain; charset=utf-8', `${name} ${range}: content-type`)
     }
   }
-  // large.bin: 100-, 0- and -size are >= 16 KiB and spliced.
+  // large.bin: 100-, 0- and -size are >= 16 KiB and go native, each longer than fileInline.
   t.ok(await eventually(() => app.zeroCopy.stats().responses.splice === 3), 'the large slices were spliced')
-  t.equal(app.zeroCopy.stats().bytes.splice, 3 * MiB + 23 + 3 * MiB + 123 + 3 * MiB + 123)
+  const bytes = app.zeroCopy.stats().bytes
+  t.equal(bytes.splice + bytes.sendfile, 3 * MiB + 23 + 3 * MiB + 123 + 3 * MiB + 123, 'every byte of them counted once')
 })
 
 test('a suffix range longer than the file is the whole file with 206 (RFC 9110 14.1.3)', async (t) => {
@@ -406,12 +414,14 @@ test('40 random ranges of a 96 MiB file are exact', async (t) => {
   }
   const lengths = cases.map((c) => c.end - c.start + 1)
   const total = lengths.reduce((a, b) => a + b, 0)
-  const spliced = lengths.filter((l) => l >= 16 * KiB)
-  t.ok(await eventually(() => app.zeroCopy.stats().responses.splice === spliced.length), 'every large range spliced')
+  const native = lengths.filter((l) => l >= 16 * KiB)
+  const carried = () => { const r = app.zeroCopy.stats().responses; return r.splice + r.sendfile }
+  t.ok(await eventually(() => carried() === native.length), 'every large range went native')
   const stats = app.zeroCopy.stats()
-  t.equal(stats.responses.stream, cases.length - spliced.length)
-  t.equal(stats.bytes.splice, spliced.reduce((a, b) => a + b, 0))
-  t.equal(stats.bytes.splice + stats.bytes.stream, total, 'every byte counted once')
+  t.ok(stats.responses.splice >= native.filter((l) => l > MiB).length, 'the ring took part in every range longer than fileInline')
+  t.equal(stats.responses.stream, cases.length - native.length)
+  t.equal(stats.bytes.splice + stats.bytes.sendfile, native.reduce((a, b) => a + b, 0))
+  t.equal(stats.bytes.splice + stats.bytes.sendfile + stats.bytes.stream, total, 'every byte counted once')
 })
 
 test('If-None-Match and If-Modified-Since: 304 without content headers, or 200', async (t) => {
@@ -800,7 +810,7 @@ test('inject() and mode "stream" serve the same bytes with the same headers', as
   assertPart(t, await get(streamed.port, fileUrl('large.bin'), { headers: { range: 'bytes=-70000' } }), f, f.size - 70000, f.size - 1, f.size, 'mode stream range')
   t.equal((await get(streamed.port, fileUrl('large.bin'), { headers: { 'if-none-match': etagOf(f.stat) } })).status, 304)
   const s = streamed.app.zeroCopy.stats()
-  t.same(s.responses, { sendZc: 0, send: 0, splice: 0, stream: 2 })
+  t.same(s.responses, { sendZc: 0, send: 0, splice: 0, sendfile: 0, stream: 2 })
   t.same(s.fallbacks, { 'mode-stream': 2 })
   t.equal(s.bytes.stream, f.size + 70000)
 })

@@ -20,7 +20,9 @@ const SPEC = {
   depth: (v) => isInt(v, 1, 64),
   pinBudget: (v) => isInt(v, 0, Number.MAX_SAFE_INTEGER),
   mode: (v) => ['auto', 'send_zc', 'send', 'stream'].includes(v),
-  whenCopied: (v) => ['stream', 'send', 'keep'].includes(v)
+  whenCopied: (v) => ['stream', 'send', 'keep'].includes(v),
+  fileChunk: (v) => isInt(v, 4 * KiB, 64 * MiB),
+  fileInline: (v) => isInt(v, 0, 64 * MiB)
 }
 function isInt (v, min, max) {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max
@@ -53,7 +55,9 @@ const optionValue = {
   depth: mostly(fc.integer({ min: 1, max: 64 }), fc.oneof(integerish(1, 64), anything)),
   pinBudget: mostly(fc.integer({ min: 0, max: 256 * MiB }), fc.oneof(integerish(0, 256 * MiB), anything)),
   mode: mostly(fc.constantFrom('auto', 'send_zc', 'send', 'stream'), fc.oneof(fc.constantFrom('AUTO', 'send-zc', '', ' auto'), anything)),
-  whenCopied: mostly(fc.constantFrom('stream', 'send', 'keep'), fc.oneof(fc.constantFrom('Keep', 'copy', ''), anything))
+  whenCopied: mostly(fc.constantFrom('stream', 'send', 'keep'), fc.oneof(fc.constantFrom('Keep', 'copy', ''), anything)),
+  fileChunk: mostly(fc.integer({ min: 4 * KiB, max: 64 * MiB }), fc.oneof(integerish(4 * KiB, 64 * MiB), anything)),
+  fileInline: mostly(fc.integer({ min: 0, max: 64 * MiB }), fc.oneof(integerish(0, 64 * MiB), anything))
 }
 const optionsArb = fc.tuple(
   fc.record(optionValue, { requiredKeys: [] }),

@@ -13,7 +13,11 @@ const bad = [
   [{ depth: 0 }, 'depth'],
   [{ depth: 1000 }, 'depth'],
   [{ pinBudget: -5 }, 'pinBudget'],
-  [{ whenCopied: 'never' }, 'whenCopied']
+  [{ whenCopied: 'never' }, 'whenCopied'],
+  [{ fileChunk: 1024 }, 'fileChunk'],
+  [{ fileInline: -1 }, 'fileInline'],
+  [{ fileInline: 64 * 1024 * 1024 + 1 }, 'fileInline'],
+  [{ fileInline: '1m' }, 'fileInline']
 ]
 
 for (const [options, name] of bad) {

@@ -1,0 +1,283 @@
+'use strict'
+// The cached head of a file body: when every page of the first `fileInline` bytes (1 MiB by
+// default) of what a response sends is in the page cache, the plugin sends them with one
+// sendfile(2) on the event loop's thread, as far as the socket takes them, and the ring splices
+// the rest. Shown here over real sockets, with the page cache set up and checked by a helper
+// of its own (test/fixtures/page-cache.c: posix_fadvise to evict, mincore to look):
+// - a cached file up to fileInline goes whole by sendfile, and the socket is not left corked;
+// - an evicted file, or one with part of its head evicted, goes through the ring; a range
+//   whose own pages are cached goes by sendfile though the file's head is not;
+// - a socket that fills during the sendfile: the ring sends the rest when it drains;
+// - a file cut short before its body started: FILE_CHANGED, a short body, the connection
+//   closed, nothing leaked;
+// - a path whose lookup is not all in the dentry cache is opened through the ring;
+// - as an unprivileged user: a file it owns goes by sendfile; one it may only read does not
+//   (cachestat answers only for a file the caller owns or may write), the ring sends it.
+const fs = require('node:fs')
+const http = require('node:http')
+const os = require('node:os')
+const path = require('node:path')
+const { execFileSync } = require('node:child_process')
+const { Writable } = require('node:stream')
+const { test } = require('tap')
+const {
+  KiB, MiB, sha256, startServer, request, eventually, inFlightIsZero, compileFixture, rateReader,
+  steadyFds, seeded, sleep, after, spawnFixture, getJson
+} = require('./helpers')
+
+const ROOT = process.getuid() === 0
+
+function tempDir (t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-inline-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** The page-cache helper: evict(file[, offset, length]), resident(file[, offset, length]) -> { resident, total }. */
+function pageCache (t) {
+  const bin = compileFixture(t, 'page-cache')
+  const run = (args) => execFileSync(bin, args.map(String), { encoding: 'utf8' })
+  return {
+    evict: (file, ...range) => run(['evict', file, ...range]),
+    resident: (file, ...range) => {
+      const [resident, total] = run(['resident', file, ...range]).trim().split(' ').map(Number)
+      return { resident, total }
+    }
+  }
+}
+
+const openFdsUnder = (dir) => fs.readdirSync('/proc/self/fd').filter((n) => {
+  try { return fs.readlinkSync(`/proc/self/fd/${n}`).startsWith(dir + '/') } catch { return false }
+}).length
+
+test('a cached file up to fileInline goes whole by sendfile; the socket is not left corked after it', async (t) => {
+  const dir = tempDir(t)
+  const file = path.join(dir, 'cached.bin')
+  const body = seeded('inline', 0, 256 * KiB + 7)
+  fs.writeFileSync(file, body)
+  const page = seeded('inline', 1, 700)
+  fs.writeFileSync(path.join(dir, 'page.bin'), page)
+  const routes = (app) => app.get('/f/:name', (req, reply) => reply.sendZeroCopy({ path: path.join(dir, req.params.name) }))
+  const { app, port } = await startServer(t, { setup: routes })
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const delays = []
+  for (let i = 0; i < 5; i++) {
+    t.equal((await request(port, '/f/cached.bin', { agent })).sha, sha256(body), `#${i}: exact`)
+    // Corked with its headers, the body's last partial segment would wait for the kernel's
+    // 200 ms cork timer, and so would this small response on the same connection.
+    const started = process.hrtime.bigint()
+    t.equal((await request(port, '/f/page.bin', { agent })).sha, sha256(page), `#${i}: the small file after it, exact`)
+    delays.push(Number(process.hrtime.bigint() - started) / 1e6)
+  }
+  const stats = app.zeroCopy.stats()
+  t.same(stats.responses, { sendZc: 0, send: 0, splice: 0, sendfile: 5, stream: 5 }, 'the large ones by sendfile alone, the small ones through Node')
+  t.same(stats.bytes, { sendZc: 0, send: 0, splice: 0, sendfile: 5 * body.length, stream: 5 * page.length })
+  t.ok(inFlightIsZero(app), 'nothing on the ring')
+  delays.sort((a, b) => a - b)
+  t.ok(delays[2] < 100, `a small response after a sendfile body takes ${delays[2].toFixed(1)} ms (median), not a cork's 200 ms`)
+
+  const off = await startServer(t, { options: { fileInline: 0 }, setup: routes })
+  t.equal((await request(off.port, '/f/cached.bin')).sha, sha256(body), 'fileInline 0: exact')
+  t.ok(await eventually(() => off.app.zeroCopy.stats().responses.splice === 1), 'fileInline 0: spliced by the ring')
+  t.equal(off.app.zeroCopy.stats().bytes.sendfile, 0, 'fileInline 0: nothing by sendfile')
+})
+
+test('only cached bytes go by sendfile: an evicted file, or a head with pages evicted, goes through the ring', async (t) => {
+  const pc = pageCache(t)
+  const dir = tempDir(t)
+  const file = path.join(dir, 'two.bin')
+  const size = 2 * MiB + 5
+  const body = seeded('inline', 2, size)
+  fs.writeFileSync(file, body)
+  const { app, port } = await startServer(t, {
+    setup: (app) => app.get('/two', (req, reply) => reply.sendZeroCopy({ path: file }))
+  })
+  let last = { splice: 0, sendfile: 0 }
+  /** The bytes each path carried since the last call, once the ring has finished. */
+  async function delta (responses) {
+    t.ok(await eventually(() => { const r = app.zeroCopy.stats().responses; return r.splice + r.sendfile === responses }), `${responses} native responses`)
+    const b = app.zeroCopy.stats().bytes
+    const out = { splice: b.splice - last.splice, sendfile: b.sendfile - last.sendfile }
+    last = { splice: b.splice, sendfile: b.sendfile }
+    return out
+  }
+
+  pc.evict(file)
+  t.equal(pc.resident(file).resident, 0, 'evicted: no page of the file is cached')
+  t.equal((await request(port, '/two')).sha, sha256(body), 'evicted: exact')
+  t.same(await delta(1), { splice: size, sendfile: 0 }, 'evicted: all of it spliced by the ring, which read it from disk')
+
+  const cached = pc.resident(file)
+  t.equal(cached.resident, cached.total, 'the splices brought every page into the cache')
+  t.equal((await request(port, '/two')).sha, sha256(body), 'cached: exact')
+  let d = await delta(2)
+  t.ok(d.sendfile > 0 && d.sendfile <= MiB, `cached: the head by sendfile (${d.sendfile} bytes)`)
+  t.equal(d.sendfile + d.splice, size, 'cached: the rest spliced')
+
+  // 64 KiB in the middle of the head (a smaller hole may sit in a large folio that stays).
+  pc.evict(file, 512 * KiB, 64 * KiB)
+  const hole = pc.resident(file, 0, MiB)
+  t.ok(hole.resident < hole.total, `a hole in the head: ${hole.resident} of ${hole.total} pages cached`)
+  t.equal((await request(port, '/two')).sha, sha256(body), 'a hole in the head: exact')
+  t.same(await delta(3), { splice: size, sendfile: 0 }, 'a hole in the head: nothing by sendfile')
+
+  // The check covers the bytes the response sends, not the file's head.
+  pc.evict(file, 0, MiB)
+  const tail = pc.resident(file, MiB + MiB / 2, size - MiB - MiB / 2)
+  t.equal(tail.resident, tail.total, 'the range below is cached')
+  const res = await request(port, '/two', { headers: { range: `bytes=${MiB + MiB / 2}-` } })
+  t.equal(res.status, 206)
+  t.equal(res.sha, sha256(body.subarray(MiB + MiB / 2)), 'a cached range of an evicted head: exact')
+  d = await delta(4)
+  t.ok(d.sendfile > 0, `a cached range of an evicted head: by sendfile (${d.sendfile} bytes)`)
+  t.equal(d.sendfile + d.splice, size - MiB - MiB / 2)
+})
+
+test('a socket that fills during the sendfile: the ring sends the rest once the client reads', async (t) => {
+  const dir = tempDir(t)
+  const file = path.join(dir, 'big.bin')
+  const body = seeded('inline', 3, 48 * MiB + 11)
+  fs.writeFileSync(file, body)
+  const { app, port } = await startServer(t, {
+    options: { fileInline: 64 * MiB },
+    setup: (app) => app.get('/big', (req, reply) => reply.sendZeroCopy({ path: file }))
+  })
+  // The client reads nothing for a while: the sendfile stops where the socket is full.
+  const reader = rateReader(port, '/big', body, { rate: -1 })
+  t.ok(await eventually(() => inFlightIsZero(app) === false), 'the ring holds the rest, waiting for the socket')
+  await sleep(200)
+  t.notOk(inFlightIsZero(app), 'and still does while the client reads nothing')
+  reader.setRate(0)
+  const res = await Promise.race([reader.done, after(30000, null)])
+  t.not(res, null, 'the body ended')
+  if (res === null) return
+  t.ok(res.exact, `${res.bodyLength} bytes, exact`)
+  t.ok(await eventually(() => app.zeroCopy.stats().responses.splice === 1 && inFlightIsZero(app)), 'the ring finished it')
+  const bytes = app.zeroCopy.stats().bytes
+  t.ok(bytes.sendfile > 0 && bytes.sendfile < body.length, `the socket took ${bytes.sendfile} bytes by sendfile, then was full`)
+  t.equal(bytes.sendfile + bytes.splice, body.length, 'every byte counted once')
+})
+
+test('a file cut short before its body started: FILE_CHANGED, a short body, the connection closed, nothing leaked', async (t) => {
+  const dir = tempDir(t)
+  const size = 3 * MiB
+  const body = seeded('inline', 4, size)
+  const lines = []
+  const logger = { level: 'info', stream: new Writable({ write (chunk, enc, cb) { lines.push(JSON.parse(chunk)); cb() } }) }
+  const cuts = new Map()
+  const { app, port } = await startServer(t, {
+    fastify: { logger },
+    setup (app) {
+      // After the headers (Content-Length: the whole file) are decided, before the body starts.
+      app.addHook('onSend', (req, reply, payload, done) => {
+        const cut = cuts.get(req.query.name)
+        if (cut !== undefined) fs.truncateSync(path.join(dir, req.query.name), cut)
+        done(null, payload)
+      })
+      app.get('/f', (req, reply) => reply.sendZeroCopy({ path: path.join(dir, req.query.name) }))
+    }
+  })
+  const baseline = await steadyFds()
+  // Past the cached head (sendfile sends 1 MiB, the ring meets the end), and inside it
+  // (sendfile sends what there is, if cachestat still counts the large folio that held the
+  // end as cached, and the ring meets the end; or the ring sends all of it).
+  for (const cut of [MiB + 1000, 300 * KiB]) {
+    const name = `cut-${cut}.bin`
+    fs.writeFileSync(path.join(dir, name), body)
+    cuts.set(name, cut)
+    const reader = rateReader(port, `/f?name=${name}`, body)
+    const res = await Promise.race([reader.done, after(30000, null)])
+    t.not(res, null, `${cut}: the connection was closed (no hang)`)
+    if (res === null) return
+    t.match(res.head, /^HTTP\/1\.1 200 /, `${cut}: 200`)
+    t.equal(res.contentLength, size, `${cut}: Content-Length announced the whole file`)
+    t.equal(res.bodyLength, cut, `${cut}: the client got the ${cut} bytes there were`)
+    t.equal(res.firstBad, -1, `${cut}: a true prefix`)
+    t.equal(res.completedAt, 0, `${cut}: the server closed the connection`)
+  }
+  const changed = lines.filter((l) => l.level >= 40 && l.err && l.err.code === 'FST_ZERO_COPY_FILE_CHANGED')
+  t.ok(await eventually(() => lines.filter((l) => l.level >= 40 && l.err && l.err.code === 'FST_ZERO_COPY_FILE_CHANGED').length === 2),
+    `FST_ZERO_COPY_FILE_CHANGED logged once per response (${changed.length} so far)`)
+  t.ok(await eventually(() => inFlightIsZero(app)), 'nothing in flight')
+  const bytes = app.zeroCopy.stats().bytes
+  t.equal(bytes.sendfile + bytes.splice, MiB + 1000 + 300 * KiB, 'what reached the clients, counted once')
+  t.ok(bytes.sendfile >= MiB / 2, `the first one's cached head by sendfile (${bytes.sendfile} bytes in all)`)
+  t.ok(await eventually(() => openFdsUnder(dir) === 0), 'the files are closed')
+  t.equal(await steadyFds(), baseline, 'open fds back to baseline')
+  cuts.clear()
+  fs.writeFileSync(path.join(dir, 'whole.bin'), body)
+  t.equal((await request(port, '/f?name=whole.bin')).sha, sha256(body), 'the server goes on serving')
+})
+
+test('a path whose lookup is not all in the dentry cache is opened through the ring', async (t) => {
+  const dir = tempDir(t)
+  const file = path.join(dir, 'open.bin')
+  const body = seeded('inline', 5, MiB + 3)
+  fs.writeFileSync(file, body)
+  // procfs revalidates its entries, so openat2(RESOLVE_CACHED) cannot resolve /proc/self/root/...
+  // and answers EAGAIN: the plugin then opens the path with IORING_OP_OPENAT.
+  const binding = require('node-gyp-build')(path.join(__dirname, '..'))
+  const fd = binding.openCached(file)
+  t.ok(fd >= 0, 'a cached lookup opens at once')
+  if (fd >= 0) fs.closeSync(fd)
+  t.equal(binding.openCached(`/proc/self/root${file}`), -1, 'a lookup through procfs is left to the ring')
+  t.notOk(fs.existsSync(path.join(dir, 'missing.bin')), 'a lookup of a missing file (now a cached miss)')
+  t.throws(() => binding.openCached(path.join(dir, 'missing.bin')), { code: 'ENOENT' }, 'a cached miss is the answer')
+
+  const { app, port } = await startServer(t, {
+    setup: (app) => app.get('/p/*', (req, reply) => reply.sendZeroCopy({ path: `/proc/self/root${dir}/${req.params['*']}` }))
+  })
+  const res = await request(port, '/p/open.bin')
+  t.equal(res.status, 200)
+  t.equal(res.sha, sha256(body), 'opened through the ring: exact')
+  t.equal((await request(port, '/p/missing.bin')).status, 404, 'a missing file through the ring\'s open: 404')
+  t.ok(await eventually(() => app.zeroCopy.stats().responses.splice === 1), 'native')
+  t.ok(await eventually(() => openFdsUnder(dir) === 0), 'the file is closed')
+})
+
+test('as an unprivileged user: a file it owns goes by sendfile, a file it may only read through the ring', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-inline-user-'))
+  fs.chmodSync(dir, 0o755)
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const owned = seeded('inline', 6, 2 * MiB + 9)
+  fs.writeFileSync(path.join(dir, 'owned.bin'), owned, { mode: 0o644 })
+  // As root the server becomes nobody: the file is given to nobody, and a root-owned one is
+  // what it may only read. Otherwise the server is this user, who owns what it writes; the
+  // file it may only read is Node's own binary when root owns it.
+  let readOnly = null
+  if (ROOT) {
+    fs.chownSync(path.join(dir, 'owned.bin'), 65534, 65534)
+    readOnly = { url: '/file/root.bin', body: seeded('inline', 7, 2 * MiB + 9) }
+    fs.writeFileSync(path.join(dir, 'root.bin'), readOnly.body, { mode: 0o644 })
+  } else if (fs.statSync(process.execPath).uid !== process.getuid() && fs.statSync(process.execPath).size > 2 * MiB) {
+    fs.symlinkSync(process.execPath, path.join(dir, 'node'))
+    const head = Buffer.alloc(2 * MiB)
+    const fd = fs.openSync(process.execPath, 'r')
+    fs.readSync(fd, head, 0, head.length, 0)
+    fs.closeSync(fd)
+    readOnly = { url: '/file/node', range: `bytes=0-${2 * MiB - 1}`, body: head }
+  }
+  const server = await spawnFixture(t, 'file-server', { dir, drop: true })
+  t.equal(server.state, 'READY', server.message)
+  t.not(server.uid, 0, `the server runs as uid ${server.uid}`)
+  t.equal(server.capabilities.mode, 'send_zc', 'the native path is the one serving')
+  const stats = () => getJson(server.port, '/stats')
+
+  t.equal((await request(server.port, '/file/owned.bin')).sha, sha256(owned), 'its own file: exact')
+  let s
+  t.ok(await eventually(async () => { s = await stats(); return s.responses.splice === 1 }), 'its own file: native')
+  t.ok(s.bytes.sendfile > 0, `its own file: the cached head by sendfile (${s.bytes.sendfile} bytes)`)
+  t.equal(s.bytes.sendfile + s.bytes.splice, owned.length, 'its own file: the rest spliced')
+  const before = s.bytes.sendfile
+
+  if (readOnly === null) {
+    t.comment('no file here is readable but neither owned nor writable by this user: that half is shown when the suite runs as root')
+    return
+  }
+  const res = await request(server.port, readOnly.url, { headers: readOnly.range ? { range: readOnly.range } : {} })
+  t.equal(res.sha, sha256(readOnly.body), 'a file it may only read: exact')
+  t.ok(await eventually(async () => { s = await stats(); return s.responses.splice === 2 }), 'a file it may only read: native')
+  t.equal(s.bytes.sendfile, before, 'a file it may only read: nothing by sendfile')
+  t.equal(s.bytes.splice + s.bytes.sendfile, owned.length + readOnly.body.length, 'a file it may only read: all of it spliced by the ring')
+})
