@@ -621,7 +621,7 @@ function summarize (rounds) {
     non2xx: rounds.reduce((a, r) => a + r.non2xx, 0)
   }
   if (rounds[0]?.zc !== undefined) {
-    const tot = { sendZc: 0, send: 0, splice: 0, stream: 0 }
+    const tot = { sendZc: 0, send: 0, splice: 0, sendfile: 0, stream: 0 }
     const notif = { total: 0, copied: 0 }
     let serverErrors = 0
     const fallbacks = {}
@@ -633,7 +633,7 @@ function summarize (rounds) {
       for (const [k, v] of Object.entries(r.zc.fallbacks)) fallbacks[k] = (fallbacks[k] ?? 0) + v
     }
     const all = sum(tot)
-    s.share = all === 0 ? null : { sendZc: tot.sendZc / all, send: tot.send / all, splice: tot.splice / all, stream: tot.stream / all }
+    s.share = all === 0 ? null : Object.fromEntries(Object.entries(tot).map(([k, v]) => [k, v / all]))
     s.notifications = notif
     s.copiedShare = notif.total === 0 ? null : notif.copied / notif.total
     s.serverErrors = serverErrors
@@ -729,7 +729,7 @@ async function runCase (ctx, size, conns, source) {
         result.servers[i].rounds.push(r)
         console.log(`  round ${round + 1} ${servers[i].label.padEnd(34)} ${r.gbps.toFixed(3)} GB/s  ${r.reqPerSec.toFixed(0).padStart(7)} req/s  ` +
           `${r.serverCpuPerGB.toFixed(3)} CPU s/GB  ${(r.peakRssKiB / 1024).toFixed(0)} MiB` +
-          (r.zc ? `  zc ${(100 * r.zc.bytes.sendZc / Math.max(1, sum(r.zc.bytes))).toFixed(0)}% splice ${(100 * (r.zc.bytes.splice ?? 0) / Math.max(1, sum(r.zc.bytes))).toFixed(0)}% copied ${r.zc.notifications.copied}/${r.zc.notifications.total}` : '') +
+          (r.zc ? `  zc ${(100 * r.zc.bytes.sendZc / Math.max(1, sum(r.zc.bytes))).toFixed(0)}% splice ${(100 * (r.zc.bytes.splice ?? 0) / Math.max(1, sum(r.zc.bytes))).toFixed(0)}% sendfile ${(100 * (r.zc.bytes.sendfile ?? 0) / Math.max(1, sum(r.zc.bytes))).toFixed(0)}% copied ${r.zc.notifications.copied}/${r.zc.notifications.total}` : '') +
           `  other ${(100 * r.otherCpuShare).toFixed(0)}%`)
       }
     }
@@ -775,13 +775,13 @@ function markdown (report) {
     'GB = 1e9 bytes, counted as completed requests x body size. CPU s/GB: server utime+stime per GB sent; client: wrk\'s. ' +
     '"x ref": ratio to the peer in the same case: fastify-send (reply.send(buffer)) for buffers, nginx sendfile for files ' +
     '(GB/s: higher is better; CPU s/GB: lower is better); "x static": ratio to @fastify/static for files. ' +
-    'RSS: peak (VmHWM, reset before each round) of the server. zc/send/splice/stream: share of the body bytes the plugin sent with SEND_ZC, ring SEND, ring SPLICE (files), Fastify\'s path. ' +
+    'RSS: peak (VmHWM, reset before each round) of the server. zc/send/splice/sendfile/stream: share of the body bytes the plugin sent with SEND_ZC, ring SEND, ring SPLICE (files), sendfile on the event loop (the cached head of a file), Fastify\'s path. ' +
     'copied: share of SEND_ZC notifications that reported the kernel copied (always 100% on loopback). ' +
     'Every measured run was preceded by one GET /body checked against the body\'s SHA-256. ' +
     'other CPU: the largest share of the machine (all cores) busy in a round outside the server and wrk: other processes, a noise indicator.' +
     ' nginx, @fastify/static and the plugin\'s file route serve the same bytes from one file (page cache warm: written and read just before).' +
     ' fastify-sendfile is a ceiling, not a peer: Fastify, headers corked, then sendfile(2) on the main thread (bench/native/sendfile.c), the least a Fastify handler can do per file response.', '')
-  lines.push('| body | conns | server | GB/s | min-max | x ref | x static | req/s | CPU s/GB | x ref | client CPU s/GB | RSS MiB | p99 ms | zc/send/splice/stream | copied | errors | other CPU |')
+  lines.push('| body | conns | server | GB/s | min-max | x ref | x static | req/s | CPU s/GB | x ref | client CPU s/GB | RSS MiB | p99 ms | zc/send/splice/sendfile/stream | copied | errors | other CPU |')
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
   for (const c of report.cases) {
     if (c.aborted !== undefined) {
@@ -790,7 +790,7 @@ function markdown (report) {
     }
     for (const s of c.servers) {
       const u = s.summary
-      const share = u.share === undefined ? '' : u.share === null ? '-' : `${pct(u.share.sendZc)}/${pct(u.share.send)}/${pct(u.share.splice)}/${pct(u.share.stream)}`
+      const share = u.share === undefined ? '' : u.share === null ? '-' : `${pct(u.share.sendZc)}/${pct(u.share.send)}/${pct(u.share.splice)}/${pct(u.share.sendfile ?? 0)}/${pct(u.share.stream)}`
       const errors = u.socketErrors + u.non2xx + (u.serverErrors ?? 0)
       lines.push(`| ${c.sizeLabel} | ${c.conns} | ${s.label} | ${fmt(u.gbps, 3)} | ${fmt(u.gbpsMin, 3)}-${fmt(u.gbpsMax, 3)} | ${fmt(s.ratio?.gbps)} | ${fmt(s.ratioStatic?.gbps)} | ` +
         `${fmt(u.reqPerSec, 0)} | ${fmt(u.serverCpuPerGB, 3)} | ${fmt(s.ratio?.serverCpuPerGB)} | ${fmt(u.clientCpuPerGB, 3)} | ${fmt(u.peakRssMiB, 0)} | ${fmt(u.latencyP99ms, 1)} | ` +

@@ -38,9 +38,11 @@ app.get('/file', async (req, reply) => {
   return reply.sendZeroCopy({ path: '/etc/hostname' }, options)
 })
 
-app.register(fastifyZeroCopy, { fileChunk: 1 << 20, etag: false, maxAge: 1000 })
+app.register(fastifyZeroCopy, { fileChunk: 1 << 20, fileInline: 0, etag: false, maxAge: 1000 })
 expect(app.register).type.not.toBeCallableWith(fastifyZeroCopy, { etag: 'weak' })
 expect(app.zeroCopy.stats().bytes.splice).type.toBe<number>()
+expect(app.zeroCopy.stats().responses.sendfile).type.toBe<number>()
+expect(app.register).type.not.toBeCallableWith(fastifyZeroCopy, { fileInline: '1m' })
 
 import { fastifyZeroCopy as named } from '../../types/index'
 expect(named).type.toBe(fastifyZeroCopy)
