@@ -325,3 +325,41 @@ test('pipelined file responses on one connection: sendfile alone, sendfile then 
   // when the socket has room for them after the bodies before (usually).
   t.ok(r.splice >= 2, `with the ring ${r.splice}, by sendfile alone ${r.sendfile}`)
 })
+
+test('when the ring cannot take the rest (EMFILE), Node sends it from where sendfile stopped: exact, nothing sent twice', async (t) => {
+  // The server runs out of descriptors between the file's open and the op's dup(): the head
+  // has gone by sendfile, and the rest must continue from there through Fastify's path.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-inline-emfile-'))
+  fs.chmodSync(dir, 0o755)
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const body = seeded('inline', 11, 3 * MiB + 333)
+  fs.writeFileSync(path.join(dir, 'big.bin'), body, { mode: 0o644 })
+  const server = await spawnFixture(t, 'file-server', { dir, fdRoutes: true }, {
+    wrap: ['sh', '-c', 'ulimit -n 256 && exec "$@"', 'sh']
+  })
+  t.equal(server.state, 'READY', server.message)
+  t.equal((await request(server.port, '/file/big.bin')).sha, sha256(body), 'warm-up: exact')
+  let stats
+  t.ok(await eventually(async () => { stats = await getJson(server.port, '/stats'); return stats.responses.splice === 1 }), 'warm-up: native')
+  const before = stats.bytes
+
+  // One descriptor left under the limit while /fds/fill's connection is open, so two once it
+  // closed: the next connection's accept and the file's open take them.
+  const fill = await getJson(server.port, '/fds/fill?free=1')
+  t.equal(fill.limit, 256, 'RLIMIT_NOFILE is 256')
+  const fdCount = () => fs.readdirSync(`/proc/${server.pid}/fd`).length
+  t.ok(await eventually(() => fdCount() === fill.limit - 2), `two descriptors free (${fill.limit - fdCount()})`)
+  const res = await request(server.port, '/file/big.bin')
+  // Retried until the response's descriptors are back and the server can accept again.
+  t.ok(await eventually(async () => { try { await getJson(server.port, '/fds/release'); return true } catch { return false } }), 'descriptors released')
+  t.equal(res.status, 200)
+  t.equal(res.length, body.length, 'the whole body')
+  t.equal(res.sha, sha256(body), 'exact: the head by sendfile, the rest through Node, nothing twice')
+  stats = await getJson(server.port, '/stats')
+  t.same(stats.fallbacks, { 'start-emfile': 1 }, 'the ring could not take it: start-emfile')
+  const head = stats.bytes.sendfile - before.sendfile
+  t.ok(head > 0 && head <= MiB, `the cached head by sendfile (${head} bytes)`)
+  t.equal(stats.bytes.stream, body.length - head, 'the rest through Node')
+  t.equal(stats.responses.stream, 1)
+  t.equal((await request(server.port, '/file/big.bin')).sha, sha256(body), 'the server goes on serving')
+})
