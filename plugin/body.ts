@@ -244,9 +244,10 @@ const READ_CHUNK = 256 * 1024
 
 /**
  * `length` bytes of a file from `offset`: the cached head by sendfile(2) on this thread, the
- * rest spliced by the ring (page cache -> pipe -> socket), or, on the ordinary path (`settings` null, or an onSend hook wrapped the body), read
- * through Node. A file that ends early (truncated during the transfer) is an error either way:
- * the Content-Length sent can no longer be honoured, so the connection is closed.
+ * rest spliced by the ring (page cache -> pipe -> socket); or, on the ordinary path
+ * (`settings` null, or an onSend hook wrapped the body), read through Node. A file that ends
+ * early (truncated during the transfer) is an error either way: the Content-Length sent can
+ * no longer be honoured, so the connection is closed.
  */
 export class FileBody extends RingBody {
   private position: number
