@@ -1,11 +1,11 @@
 // A path whose lookup is in the dentry cache opens with one openat2 here rather than a request
 // that completes on the ring's next reap, one turn of the event loop later. A cached file's
-// first bytes go out with one sendfile(2) on the event loop's thread: the
-// same page references a splice would take, without handing the response to io_uring's
-// workers and back (measured: that hand-off is most of the plugin's cost on a 1 MiB file).
-// Only pages already in the page cache are sent this way, so the thread never waits for the
-// disk: a page evicted between the check and the send is the one exception, and costs one
-// read. Everything else (an uncached range, a full socket, an error) is the ring's.
+// first bytes go out with one sendfile(2) on the event loop's thread: the same page
+// references a splice would take, without handing the response to io_uring's workers and
+// back (measured: that hand-off was most of the plugin's cost on a 1 MiB file). Only pages
+// already in the page cache are sent this way, so the thread never waits for the disk: a
+// page evicted between the check and the send is the one exception, and costs one read.
+// Everything else (an uncached range, a full socket, an error) is the ring's.
 #include "cached.h"
 
 #include <fcntl.h>
