@@ -58,6 +58,22 @@ std::string PathArg(const Napi::Value& value, const char* what) {
   return path;
 }
 
+// The byte range of a file call, arguments 2 (offset) and 3 (length), already checked to be
+// numbers: safe non-negative integers whose sum is safe too, else a RangeError.
+struct FileRange {
+  uint64_t offset;
+  uint64_t length;
+};
+
+FileRange FileRangeArgs(const Napi::CallbackInfo& info, const char* what) {
+  double offset = info[2].As<Napi::Number>().DoubleValue();
+  double length = info[3].As<Napi::Number>().DoubleValue();
+  if (!(offset >= 0 && length >= 0 && offset + length <= 9007199254740991.0)) {
+    throw Napi::RangeError::New(info.Env(), std::string(what) + ": offset and length must be safe non-negative integers");
+  }
+  return FileRange{static_cast<uint64_t>(offset), static_cast<uint64_t>(length)};
+}
+
 // What the environment holds while the ring lives. Deleted when the poll handle closes.
 struct Binding {
   napi_env env = nullptr;
@@ -259,13 +275,9 @@ class Addon : public Napi::Addon<Addon> {
     for (size_t i = 0; ok && i < 5; i++) ok = info[i].IsNumber();
     ok = ok && (info[7].IsUndefined() || info[7].IsNumber());
     if (!ok) throw Napi::TypeError::New(env, "startFile(fd, fileFd, offset, length, chunk, done[, released[, depth[, pollFirst]]])");
-    double offset = info[2].As<Napi::Number>().DoubleValue();
-    double length = info[3].As<Napi::Number>().DoubleValue();
-    if (!(offset >= 0 && length >= 0 && offset + length <= 9007199254740991.0)) {
-      throw Napi::RangeError::New(env, "startFile: offset and length must be safe non-negative integers");
-    }
+    FileRange range = FileRangeArgs(info, "startFile");
     int64_t id = ring->StartFile(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
-                                 static_cast<uint64_t>(offset), static_cast<uint64_t>(length),
+                                 range.offset, range.length,
                                  info[4].As<Napi::Number>().Uint32Value(),
                                  info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 1,
                                  info[8].ToBoolean());
@@ -279,13 +291,9 @@ class Addon : public Napi::Addon<Addon> {
     bool ok = info.Length() >= 4;
     for (size_t i = 0; ok && i < 4; i++) ok = info[i].IsNumber();
     if (!ok) throw Napi::TypeError::New(env, "sendCached(fd, fileFd, offset, length)");
-    double offset = info[2].As<Napi::Number>().DoubleValue();
-    double length = info[3].As<Napi::Number>().DoubleValue();
-    if (!(offset >= 0 && length >= 0 && offset + length <= 9007199254740991.0)) {
-      throw Napi::RangeError::New(env, "sendCached: offset and length must be safe non-negative integers");
-    }
+    FileRange range = FileRangeArgs(info, "sendCached");
     uint64_t sent = zerocopy::SendCached(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
-                                         static_cast<uint64_t>(offset), static_cast<uint64_t>(length));
+                                         range.offset, range.length);
     return Napi::Number::New(env, static_cast<double>(sent));
   }
 
