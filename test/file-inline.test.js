@@ -18,17 +18,18 @@ const http = require('node:http')
 const os = require('node:os')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
-const { Writable } = require('node:stream')
 const { test } = require('tap')
 const {
   KiB, MiB, sha256, startServer, request, eventually, inFlightIsZero, compileFixture, rateReader,
-  steadyFds, seeded, sleep, after, spawnFixture, getJson
+  steadyFds, seeded, sleep, after, spawnFixture, getJson, fdsUnder, logCapture
 } = require('./helpers')
 
 const ROOT = process.getuid() === 0
 
-function tempDir (t) {
+/** A fresh directory in os.tmpdir(), removed at teardown (0755 where a server as nobody reads it). */
+function tempDir (t, mode = 0o700) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-inline-'))
+  fs.chmodSync(dir, mode)
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
   return dir
 }
@@ -46,10 +47,6 @@ function pageCache (t) {
     }
   }
 }
-
-const openFdsUnder = (dir) => fs.readdirSync('/proc/self/fd').filter((n) => {
-  try { return fs.readlinkSync(`/proc/self/fd/${n}`).startsWith(dir + '/') } catch { return false }
-}).length
 
 test('a cached file up to fileInline goes whole by sendfile; the socket is not left corked after it', async (t) => {
   const dir = tempDir(t)
@@ -168,8 +165,7 @@ test('a file cut short before its body started: FILE_CHANGED, a short body, the 
   const dir = tempDir(t)
   const size = 3 * MiB
   const body = seeded('inline', 4, size)
-  const lines = []
-  const logger = { level: 'info', stream: new Writable({ write (chunk, enc, cb) { lines.push(JSON.parse(chunk)); cb() } }) }
+  const { lines, logger } = logCapture()
   const cuts = new Map()
   const { app, port } = await startServer(t, {
     fastify: { logger },
@@ -208,7 +204,7 @@ test('a file cut short before its body started: FILE_CHANGED, a short body, the 
   const bytes = app.zeroCopy.stats().bytes
   t.equal(bytes.sendfile + bytes.splice, MiB + 1000 + 300 * KiB, 'what reached the clients, counted once')
   t.ok(bytes.sendfile >= MiB / 2, `the first one's cached head by sendfile (${bytes.sendfile} bytes in all)`)
-  t.ok(await eventually(() => openFdsUnder(dir) === 0), 'the files are closed')
+  t.ok(await eventually(() => fdsUnder(dir) === 0), 'the files are closed')
   t.equal(await steadyFds(), baseline, 'open fds back to baseline')
   cuts.clear()
   fs.writeFileSync(path.join(dir, 'whole.bin'), body)
@@ -238,13 +234,11 @@ test('a path whose lookup is not all in the dentry cache is opened through the r
   t.equal(res.sha, sha256(body), 'opened through the ring: exact')
   t.equal((await request(port, '/p/missing.bin')).status, 404, 'a missing file through the ring\'s open: 404')
   t.ok(await eventually(() => app.zeroCopy.stats().responses.splice === 1), 'native')
-  t.ok(await eventually(() => openFdsUnder(dir) === 0), 'the file is closed')
+  t.ok(await eventually(() => fdsUnder(dir) === 0), 'the file is closed')
 })
 
 test('as an unprivileged user: a file it owns goes by sendfile, a file it may only read through the ring', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-inline-user-'))
-  fs.chmodSync(dir, 0o755)
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const dir = tempDir(t, 0o755)
   const owned = seeded('inline', 6, 2 * MiB + 9)
   fs.writeFileSync(path.join(dir, 'owned.bin'), owned, { mode: 0o644 })
   // As root the server becomes nobody: the file is given to nobody, and a root-owned one is
@@ -334,9 +328,7 @@ test('pipelined file responses on one connection: sendfile alone, sendfile then 
 test('when the ring cannot take the rest (EMFILE), Node sends it from where sendfile stopped: exact, nothing sent twice', async (t) => {
   // The server runs out of descriptors between the file's open and the op's dup(): the head
   // has gone by sendfile, and the rest must continue from there through Fastify's path.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-inline-emfile-'))
-  fs.chmodSync(dir, 0o755)
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const dir = tempDir(t, 0o755)
   const body = seeded('inline', 11, 3 * MiB + 333)
   fs.writeFileSync(path.join(dir, 'big.bin'), body, { mode: 0o644 })
   const server = await spawnFixture(t, 'file-server', { dir, fdRoutes: true }, {

@@ -11,11 +11,10 @@ const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
-const { Writable } = require('node:stream')
 const { test } = require('tap')
 const {
   KiB, MiB, sha256, startServer, request, readPartOf, eventually, inFlightIsZero, spawnFixture,
-  getJson, procRss, steadyFds, fetchChecked, rateReader, sleep, seeded, after
+  getJson, procRss, steadyFds, fetchChecked, rateReader, sleep, seeded, after, fdLinks, fdsUnder, logCapture
 } = require('./helpers')
 
 const GiB = 1024 * MiB
@@ -56,16 +55,7 @@ async function hashFile (file) {
   return hash.digest('hex')
 }
 
-/** Targets of a process's open fds ('pipe:[n]', 'socket:[n]', paths). */
-function fdLinks (pid = process.pid) {
-  const out = []
-  for (const n of fs.readdirSync(`/proc/${pid}/fd`)) {
-    try { out.push(fs.readlinkSync(`/proc/${pid}/fd/${n}`)) } catch {} // closed meanwhile
-  }
-  return out
-}
 const pipeCount = (pid) => fdLinks(pid).filter((l) => l.startsWith('pipe:')).length
-const fdsUnder = (dir, pid) => fdLinks(pid).filter((l) => l.startsWith(dir + '/')).length
 
 /**
  * Fds the test keeps opening while responses run: they take the lowest free numbers, often
@@ -100,13 +90,6 @@ function sentinels (t) {
       return lost
     }
   }
-}
-
-/** Fastify logger options that collect the JSON lines in `lines`. */
-function logCapture () {
-  const lines = []
-  const stream = new Writable({ write (chunk, enc, cb) { lines.push(JSON.parse(chunk)); cb() } })
-  return { lines, logger: { level: 'info', stream } }
 }
 
 /** A request whose (small) body is kept as text; fails after `ms` instead of hanging. */

@@ -373,7 +373,29 @@ function sleep (ms) {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-Object.assign(module.exports, { spawnFixture, getJson, procFds, procRss, fetchChecked, rateReader, sleep, seeded, tagged, ownerAt })
+/** Targets of a process's open fds ('pipe:[n]', 'socket:[n]', paths). */
+function fdLinks (pid = process.pid) {
+  const out = []
+  for (const n of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try { out.push(fs.readlinkSync(`/proc/${pid}/fd/${n}`)) } catch {} // closed meanwhile
+  }
+  return out
+}
+
+/** How many of a process's open fds are files below `dir`. */
+function fdsUnder (dir, pid) {
+  return fdLinks(pid).filter((l) => l.startsWith(dir + '/')).length
+}
+
+/** Fastify logger options that collect the JSON lines in `lines`. */
+function logCapture () {
+  const { Writable } = require('node:stream')
+  const lines = []
+  const stream = new Writable({ write (chunk, enc, cb) { lines.push(JSON.parse(chunk)); cb() } })
+  return { lines, logger: { level: 'info', stream } }
+}
+
+Object.assign(module.exports, { spawnFixture, getJson, procFds, procRss, fetchChecked, rateReader, sleep, seeded, tagged, ownerAt, fdLinks, fdsUnder, logCapture })
 
 /** Resolves with `value` after `ms`, without keeping the process alive (for Promise.race). */
 function after (ms, value) {
