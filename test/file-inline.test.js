@@ -15,24 +15,15 @@
 //   (cachestat answers only for a file the caller owns or may write), the ring sends it.
 const fs = require('node:fs')
 const http = require('node:http')
-const os = require('node:os')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { test } = require('tap')
 const {
   KiB, MiB, sha256, startServer, request, eventually, inFlightIsZero, compileFixture, rateReader,
-  steadyFds, seeded, sleep, after, spawnFixture, getJson, fdsUnder, logCapture
+  steadyFds, seeded, sleep, after, spawnFixture, getJson, fdsUnder, logCapture, tempDir
 } = require('./helpers')
 
 const ROOT = process.getuid() === 0
-
-/** A fresh directory in os.tmpdir(), removed at teardown (0755 where a server as nobody reads it). */
-function tempDir (t, mode = 0o700) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-inline-'))
-  fs.chmodSync(dir, mode)
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
 
 /** The page-cache helper: evict(file[, offset, length]), load(...), resident(...) -> { resident, total }. */
 function pageCache (t) {

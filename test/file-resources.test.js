@@ -8,25 +8,16 @@ const fs = require('node:fs')
 const fsp = require('node:fs/promises')
 const http = require('node:http')
 const net = require('node:net')
-const os = require('node:os')
 const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { test } = require('tap')
 const {
   KiB, MiB, sha256, startServer, request, readPartOf, eventually, inFlightIsZero, spawnFixture,
-  getJson, procRss, steadyFds, fetchChecked, rateReader, sleep, seeded, after, fdLinks, fdsUnder, logCapture
+  getJson, procRss, steadyFds, fetchChecked, rateReader, sleep, seeded, after, fdLinks, fdsUnder, logCapture, tempDir
 } = require('./helpers')
 
 const GiB = 1024 * MiB
 const ROOT = process.getuid() === 0
-
-/** A fresh directory in os.tmpdir(), removed at teardown. */
-function tempDir (t, mode = 0o700) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-files-'))
-  fs.chmodSync(dir, mode)
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
 
 /** Writes seeded(seed, 0, size) to `file` in 8 MiB chunks; returns its SHA-256. */
 function writeSeeded (file, seed, size) {

@@ -373,6 +373,16 @@ function sleep (ms) {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
+/** A fresh directory in os.tmpdir() (0755 where a server running as nobody reads it), removed at teardown. */
+function tempDir (t, mode = 0o700) {
+  const os = require('node:os')
+  const path = require('node:path')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-files-'))
+  fs.chmodSync(dir, mode)
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
 /** Targets of a process's open fds ('pipe:[n]', 'socket:[n]', paths). */
 function fdLinks (pid = process.pid) {
   const out = []
@@ -395,7 +405,7 @@ function logCapture () {
   return { lines, logger: { level: 'info', stream } }
 }
 
-Object.assign(module.exports, { spawnFixture, getJson, procFds, procRss, fetchChecked, rateReader, sleep, seeded, tagged, ownerAt, fdLinks, fdsUnder, logCapture })
+Object.assign(module.exports, { spawnFixture, getJson, procFds, procRss, fetchChecked, rateReader, sleep, seeded, tagged, ownerAt, fdLinks, fdsUnder, logCapture, tempDir })
 
 /** Resolves with `value` after `ms`, without keeping the process alive (for Promise.race). */
 function after (ms, value) {
