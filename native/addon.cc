@@ -25,12 +25,17 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <fcntl.h>
+
 #include <cstring>
+#include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "cached.h"
+#include "fsclass.h"
 #include "ring.h"
 
 namespace zerocopy {
@@ -74,6 +79,23 @@ FileRange FileRangeArgs(const Napi::CallbackInfo& info, const char* what) {
   return FileRange{static_cast<uint64_t>(offset), static_cast<uint64_t>(length)};
 }
 
+// Every file descriptor the plugin opened or duplicated in this environment, until it closes
+// it. A terminated worker never finishes its responses, so their descriptors would stay open
+// with nobody to close them: the environment's teardown closes what is left here.
+struct Owned {
+  std::unordered_set<int> open;     // the plugin's, closed by closeFile or at teardown
+  std::unordered_set<int> closing;  // handed to the ring's close: the kernel releases them
+
+  int Adopt(int fd) {
+    if (fd >= 0) open.insert(fd);
+    return fd;
+  }
+  void CloseAll() {
+    for (int fd : open) close(fd);
+    open.clear();
+  }
+};
+
 // What the environment holds while the ring lives. Deleted when the poll handle closes.
 struct Binding {
   napi_env env = nullptr;
@@ -88,6 +110,14 @@ struct Binding {
   std::unordered_map<uint32_t, Pending> pending;
   std::unordered_map<uint32_t, Napi::FunctionReference> opening;  // openFile callbacks, by open id
   Binding** owner = nullptr;  // the addon's pointer to us, cleared at teardown
+  std::shared_ptr<Owned> owned;
+
+  // Closes the ring finished are no longer the plugin's to close.
+  void ForgetClosed() {
+    std::vector<int> closed;
+    ring->TakeClosed(&closed);
+    for (int fd : closed) owned->closing.erase(fd);
+  }
 
   void UpdateRef() {
     // While any CQE is owed, the loop must stay alive to reap it.
@@ -104,6 +134,8 @@ struct Binding {
     ring->Reap(&finished, &released);
     std::vector<Ring::Opened> opened;
     ring->TakeOpened(&opened);  // before any JS runs
+    for (const Ring::Opened& o : opened) owned->Adopt(o.result);
+    ForgetClosed();
     Napi::Env e(env);
     Napi::HandleScope scope(e);
     for (const Ring::Finished& f : finished) {
@@ -129,7 +161,7 @@ struct Binding {
     for (const Ring::Opened& o : opened) {
       auto it = opening.find(o.id);
       if (it == opening.end()) {
-        if (o.result >= 0) close(o.result);  // cannot happen: every open has its callback
+        if (o.result >= 0 && owned->open.erase(o.result) != 0) close(o.result);  // cannot happen: every open has its callback
         continue;
       }
       Napi::FunctionReference cb = std::move(it->second);
@@ -160,6 +192,7 @@ struct Binding {
     b->hook = handle;
     std::vector<Ring::Released> released;
     b->ring->Drain(kTeardownDrainMs, &released);
+    b->ForgetClosed();
     b->pending.clear();  // the environment is going away: no callbacks, drop the references
     b->opening.clear();  // (Drain closed what the opens in flight opened)
     uv_poll_stop(&b->poll);
@@ -189,7 +222,19 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("cork", &Addon::Cork),
                              InstanceMethod("openFile", &Addon::OpenFile),
                              InstanceMethod("openCached", &Addon::OpenCached),
+                             InstanceMethod("dup", &Addon::Dup),
+                             InstanceMethod("isRemote", &Addon::IsRemoteFile),
+                             InstanceMethod("closeFile", &Addon::CloseFile),
+                             InstanceMethod("adopt", &Addon::AdoptFile),
                          });
+    // Runs after the ring's teardown (cleanup hooks run newest first, and the ring's is added
+    // later), when every op has closed its own duplicates.
+    auto* hold = new std::shared_ptr<Owned>(owned_);
+    napi_add_env_cleanup_hook(env, [](void* arg) {
+      auto* held = static_cast<std::shared_ptr<Owned>*>(arg);
+      (*held)->CloseAll();
+      delete held;
+    }, hold);
   }
 
   ~Addon() {
@@ -221,6 +266,7 @@ class Addon : public Napi::Addon<Addon> {
     Binding* b = new Binding();
     b->env = env;
     b->ring = ring;
+    b->owned = owned_;
     b->poll.data = b;
     int uvret = uv_poll_init(loop, &b->poll, ring->EventFd());
     if (uvret == 0) uvret = uv_poll_start(&b->poll, UV_READABLE, &Binding::OnPoll);
@@ -280,7 +326,7 @@ class Addon : public Napi::Addon<Addon> {
                                  range.offset, range.length,
                                  info[4].As<Napi::Number>().Uint32Value(),
                                  info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 1,
-                                 info[8].ToBoolean());
+                                 info[8].ToBoolean(), info[9].ToBoolean());
     if (id < 0) throw ErrnoError(env, static_cast<int>(-id), "io_uring splice");
     Track(info, id);
     return Napi::Number::New(env, static_cast<double>(id));
@@ -375,11 +421,58 @@ class Addon : public Napi::Addon<Addon> {
     int fd = zerocopy::OpenCached(path.c_str());
     if (fd == -EAGAIN) return Napi::Number::New(env, -1);
     if (fd < 0) throw ErrnoError(env, -fd, "openat2");
-    return Napi::Number::New(env, fd);
+    return Napi::Number::New(env, owned_->Adopt(fd));
+  }
+
+  // dup(fd): the plugin's own reference to a caller's file (FileHandle or { fd }), taken at
+  // the call, so that the caller closing theirs (or the collector closing a dropped
+  // FileHandle) can never make the response read whatever file gets that number next.
+  Napi::Value Dup(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "dup(fd)");
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    int own = fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) throw ErrnoError(env, fd < 0 ? EBADF : errno, "dup");
+    return Napi::Number::New(env, owned_->Adopt(own));
+  }
+
+  // adopt(fd): a descriptor the plugin opened through libuv becomes the environment's to close.
+  Napi::Value AdoptFile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "adopt(fd)");
+    owned_->Adopt(info[0].As<Napi::Number>().Int32Value());
+    return env.Undefined();
+  }
+
+  // isRemote(fd): whether the file's filesystem may wait on a server or a daemon (fsclass.h).
+  Napi::Value IsRemoteFile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "isRemote(fd)");
+    return Napi::Boolean::New(env, zerocopy::IsRemote(info[0].As<Napi::Number>().Int32Value()));
+  }
+
+  // closeFile(fd, remote): closes a descriptor the plugin owns: at once, or for a remote file
+  // through the ring. false when the plugin no longer owns it here and must close it itself
+  // off this thread (a remote file without a ring: libuv's pool).
+  Napi::Value CloseFile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "closeFile(fd, remote)");
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    if (owned_->open.erase(fd) == 0) return Napi::Boolean::New(env, true);  // not ours (any more)
+    if (!info[1].ToBoolean()) {
+      close(fd);  // EIO on closing a read-only file leaves nothing to do
+      return Napi::Boolean::New(env, true);
+    }
+    if (binding_ == nullptr || binding_->ring == nullptr) return Napi::Boolean::New(env, false);
+    owned_->closing.insert(fd);
+    binding_->ring->CloseAsync(fd);
+    binding_->UpdateRef();
+    return Napi::Boolean::New(env, true);
   }
 
   Binding* binding_ = nullptr;
   int openError_ = 0;
+  std::shared_ptr<Owned> owned_ = std::make_shared<Owned>();
 };
 
 }  // namespace

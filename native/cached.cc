@@ -5,10 +5,13 @@
 // back (measured: that hand-off was most of the plugin's cost on a 1 MiB file). Only pages
 // already in the page cache are sent this way, so the thread never waits for the disk: a
 // page evicted between the check and the send is the one exception, and costs one read.
-// Everything else (an uncached range, a full socket, an error) is the ring's.
+// Everything else (an uncached range, a full socket, an error) is the ring's. Both are for
+// files on local filesystems only (fsclass.h): elsewhere an open, a getattr or a read of a
+// cached page may still ask a server or a daemon.
 #include "cached.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <linux/openat2.h>
 #include <sys/sendfile.h>
 #include <sys/syscall.h>
@@ -17,6 +20,10 @@
 #include <atomic>
 #include <cerrno>
 #include <climits>
+#include <cstdio>
+#include <vector>
+
+#include "fsclass.h"
 
 // Debian 12's headers predate cachestat (Linux 6.5); its number is 451 on every architecture.
 #ifndef __NR_cachestat
@@ -51,8 +58,14 @@ std::atomic<bool> openat2Available{true};
 // that does not know the call): from then on every file goes through the ring.
 std::atomic<bool> available{true};
 
-// Whether every page of the range is in the page cache. The kernel counts the pages the range
-// touches, partial pages at either end included.
+const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+
+// Whether every page of the range is in the page cache and holds its data. cachestat counts
+// the folios in the cache, and that includes folios still being read (another request's
+// readahead): sendfile would wait for that read. mincore reports a page only once it is up to
+// date. cachestat goes first: it is the cheaper no for a range not all present, and its EPERM
+// tells the files mincore would lie about (it reports every page resident for a file the
+// caller may neither write nor owns, the same rule cachestat refuses by).
 bool Cached(int file, uint64_t offset, uint64_t length) {
   if (!available.load(std::memory_order_relaxed)) return false;
   CachestatRange range{offset, length};
@@ -65,21 +78,56 @@ bool Cached(int file, uint64_t offset, uint64_t length) {
     if (errno == ENOSYS) available.store(false, std::memory_order_relaxed);
     return false;
   }
-  static const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-  uint64_t pages = (offset + length - 1) / page - offset / page + 1;
-  return stat.nrCache >= pages;
+  uint64_t first = offset / kPage;
+  uint64_t pages = (offset + length - 1) / kPage - first + 1;
+  if (stat.nrCache < pages) return false;
+  size_t span = static_cast<size_t>(pages * kPage);
+  void* map = mmap(nullptr, span, PROT_READ, MAP_SHARED, file, static_cast<off_t>(first * kPage));
+  if (map == MAP_FAILED) return false;
+  std::vector<unsigned char> resident(static_cast<size_t>(pages));
+  bool uptodate = mincore(map, span, resident.data()) == 0;
+  for (size_t i = 0; uptodate && i < resident.size(); i++) uptodate = (resident[i] & 1) != 0;
+  munmap(map, span);
+  return uptodate;
+}
+
+// The lookup of `path` from the dentry cache without opening the file (O_PATH calls no
+// filesystem's open), then, on a local filesystem, the open itself through the same file
+// (/proc/self/fd reopens that inode, whatever the path names by now).
+int OpenCachedClassified(const char* path) {
+  open_how how{};
+  how.flags = O_PATH | O_CLOEXEC;
+  how.resolve = RESOLVE_CACHED;
+  long pathFd = syscall(__NR_openat2, AT_FDCWD, path, &how, sizeof how);
+  if (pathFd < 0) return -errno;
+  int fd = -EAGAIN;  // remote: the ring opens it on its workers
+  if (!IsRemote(static_cast<int>(pathFd))) {
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%ld", pathFd);
+    fd = open(self, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) fd = errno == ENOENT ? -EAGAIN : -errno;  // no /proc: the ring's open
+  }
+  close(static_cast<int>(pathFd));  // an O_PATH descriptor has nothing to flush
+  return fd;
 }
 
 }  // namespace
 
 int OpenCached(const char* path) {
   if (!openat2Available.load(std::memory_order_relaxed)) return -EAGAIN;
-  open_how how{};
-  how.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC;
-  how.resolve = RESOLVE_CACHED;
-  long fd = syscall(__NR_openat2, AT_FDCWD, path, &how, sizeof how);
-  if (fd >= 0) return static_cast<int>(fd);
-  int err = errno;
+  int err;
+  if (RemoteMountsPresent()) {
+    int fd = OpenCachedClassified(path);
+    if (fd >= 0) return fd;
+    err = -fd;
+  } else {
+    open_how how{};
+    how.flags = O_RDONLY | O_NONBLOCK | O_CLOEXEC;
+    how.resolve = RESOLVE_CACHED;
+    long fd = syscall(__NR_openat2, AT_FDCWD, path, &how, sizeof how);
+    if (fd >= 0) return static_cast<int>(fd);
+    err = errno;
+  }
   switch (err) {
     case ENOSYS:
     case EINVAL:  // the flags are fixed, so only an unknown RESOLVE_CACHED

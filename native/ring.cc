@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cerrno>
 #include <memory>
@@ -87,17 +88,19 @@ struct Op {
   // once the first chain or round completed (every finish goes through Advance).
   bool corked = true;
   bool uncorkQueued = false;
+  // The file is on a filesystem whose close may wait (fsclass.h): its duplicate is closed by
+  // the ring (IORING_OP_CLOSE goes to the workers when the file has a flush to call).
+  bool remote = false;
   bool IsFile() const { return file >= 0; }
 };
 
 namespace {
 
-void CloseFds(Op* op) {
-  for (int* fd : {&op->fd, &op->file, &op->pipeRead, &op->pipeWrite}) {
-    if (*fd >= 0) close(*fd);
-    *fd = -1;
-  }
-}
+// Pages pinned by SEND_ZC requests of every ring of the process (each Node environment has
+// one): the budget applies to the process, as RLIMIT_MEMLOCK does (to the user, even).
+std::atomic<uint64_t> gPinned{0};
+
+const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 
 // user_data is a key, never an address: (slice key << 1) for a send, (op id << 1) | 1 for a
 // cancel. A CQE whose key is no longer known is counted and dropped, never dereferenced.
@@ -185,6 +188,7 @@ Ring::~Ring() {
   // Ops still here only if Drain timed out: the kernel holds its own page references, so
   // nothing it reads is freed under it; the bytes of a dead connection may be stale.
   for (auto& entry : ops_) {
+    entry.second->remote = false;  // no ring left to close it: the environment's thread does
     CloseFds(entry.second);
     delete entry.second;
   }
@@ -239,15 +243,49 @@ Op* Ring::NewOp(int own) {
   return op;
 }
 
+void Ring::CloseFds(Op* op) {
+  if (op->remote && op->file >= 0) {
+    CloseAsync(op->file);
+    op->file = -1;
+  }
+  for (int* fd : {&op->fd, &op->file, &op->pipeRead, &op->pipeWrite}) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
+  }
+}
+
+void Ring::CloseAsync(int fd) {
+  io_uring_sqe* sqe = SingleSqe();
+  if (sqe == nullptr) {
+    closeBacklog_.push_back(fd);  // submitted at the next reap
+    return;
+  }
+  uint64_t key = nextSlice_++;
+  closes_.emplace(key, fd);
+  io_uring_prep_close(sqe, fd);
+  io_uring_sqe_set_data64(sqe, key << 1);
+  Flush();
+}
+
+void Ring::TakeClosed(std::vector<int>* out) {
+  out->insert(out->end(), closed_.begin(), closed_.end());
+  closed_.clear();
+}
+
 int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth,
-                        bool pollFirst) {
+                        bool pollFirst, bool remote) {
   if (broken_ != 0) return -broken_;
   if (length == 0 || chunk == 0 || offset > static_cast<uint64_t>(INT64_MAX) - length) return -EINVAL;
   if (!splice_) return -EOPNOTSUPP;
-  struct stat st;
-  if (fstat(file, &st) < 0) return -errno;
-  if (!S_ISREG(st.st_mode)) return -EINVAL;  // a pipe or socket would be consumed, not read
+  if (!remote) {
+    // A pipe or socket would be consumed, not read. (A remote file's fstat may wait on its
+    // server: the plugin checked it is a regular file off this thread.)
+    struct stat st;
+    if (fstat(file, &st) < 0) return -errno;
+    if (!S_ISREG(st.st_mode)) return -EINVAL;
+  }
   Op* op = NewOp(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  op->remote = remote;
   int err = 0;
   int pipes[2] = {-1, -1};
   if (op->fd < 0) {
@@ -269,7 +307,7 @@ int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint
   // the pipe has (smaller splices).
   fcntl(op->pipeWrite, F_SETPIPE_SZ, static_cast<int>(std::min<uint32_t>(chunk, INT32_MAX)));
   int size = fcntl(op->pipeWrite, F_GETPIPE_SZ);
-  op->pipeSize = size > 0 ? static_cast<uint32_t>(size) : 4096;
+  op->pipeSize = size > 0 ? static_cast<uint32_t>(size) : static_cast<uint32_t>(kPage);
   op->fileOffset = offset;
   op->length = length;
   op->depth = std::max<uint32_t>(1, depth);
@@ -291,6 +329,9 @@ int64_t Ring::OpenFile(const char* path) {
   // O_NONBLOCK: a FIFO opens at once (and is then refused as not a regular file).
   io_uring_prep_openat(sqe, AT_FDCWD, it->second.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
   io_uring_sqe_set_data64(sqe, key << 1);
+  // Straight to the workers: tried inline, an open whose lookup is cached runs the
+  // filesystem's open on this thread (a FUSE daemon's or an NFS server's answer).
+  sqe->flags |= IOSQE_ASYNC;
   Flush();
   return id;
 }
@@ -355,7 +396,7 @@ void Ring::SubmitRound(Op* op) {
     uint64_t at = op->fileOffset + planned;
     // A fill that starts inside a page spends a pipe slot on a partial page: ask one page
     // less, so an empty pipe always takes the whole fill.
-    size_t room = op->pipeSize - (at % 4096 != 0 && op->pipeSize > 4096 ? 4096 : 0);
+    size_t room = op->pipeSize - (at % kPage != 0 && op->pipeSize > kPage ? kPage : 0);
     size_t want = std::min<size_t>(room, op->length - planned);
     push(static_cast<uint32_t>(want), Kind::kFill, [&](io_uring_sqe* sqe) {
       io_uring_prep_splice(sqe, op->file, static_cast<int64_t>(at), op->pipeWrite, -1, static_cast<unsigned>(want),
@@ -394,7 +435,7 @@ void Ring::SubmitChain(Op* op) {
     if (sqe == nullptr) break;
     uint32_t len = static_cast<uint32_t>(std::min<size_t>(op->zc ? op->slice : kCopySlice, op->length - off));
     bool zc = op->zc;
-    if (zc && pinned_ + len > pinBudget_) {
+    if (zc && gPinned.load(std::memory_order_relaxed) + len > pinBudget_) {
       // Pinning more would pass the budget (RLIMIT_MEMLOCK for unprivileged users): copy.
       zc = false;
       op->result.fallbacks |= kFallbackPinBudget;
@@ -404,6 +445,7 @@ void Ring::SubmitChain(Op* op) {
       io_uring_prep_send_zc(sqe, op->fd, op->data + off, len, kSendFlags,
                             reportUsage_ ? IORING_SEND_ZC_REPORT_USAGE : 0);
       pinned_ += len;
+      gPinned.fetch_add(len, std::memory_order_relaxed);
     } else {
       io_uring_prep_send(sqe, op->fd, op->data + off, len, kSendFlags);
     }
@@ -444,6 +486,14 @@ void Ring::Abort(uint32_t id) {
   // Its drain is hard-linked behind it and fails with EPIPE once the socket is shut down.
   if (sqe != nullptr) {
     io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
+    io_uring_sqe_set_data64(sqe, (static_cast<uint64_t>(op->id) << 1) | kCancelBit);
+    op->cqesOwed++;
+    Flush();
+  }
+  // A fill's request belongs to the pipe (splice's output), not to the socket: cancelled by
+  // the pipe's descriptor. One that is reading is interrupted (a slow filesystem's wait is).
+  if (op->pipeWrite >= 0 && (sqe = SingleSqe()) != nullptr) {
+    io_uring_prep_cancel_fd(sqe, op->pipeWrite, IORING_ASYNC_CANCEL_ALL);
     io_uring_sqe_set_data64(sqe, (static_cast<uint64_t>(op->id) << 1) | kCancelBit);
     op->cqesOwed++;
     Flush();
@@ -497,6 +547,9 @@ void Ring::Reap(std::vector<Finished>* finished, std::vector<Released>* released
       if (it != ops_.end()) MaybeRelease(it->second, released);
     }
   }
+  std::vector<int> backlog;
+  backlog.swap(closeBacklog_);
+  for (int fd : backlog) CloseAsync(fd);
   Flush();  // SQEs left by an earlier EAGAIN/EBUSY
 }
 
@@ -513,6 +566,13 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vec
     touched->push_back(op->id);
     // >= 0: cancelled; -ENOENT: nothing left to cancel; -EALREADY: running, and the
     // shutdown in Abort makes it return. Nothing more to decide.
+    return;
+  }
+  auto closing = closes_.find(data >> 1);
+  if (closing != closes_.end()) {
+    // 0, or an errno of the file's flush (EIO, EINTR): the descriptor is released either way.
+    closed_.push_back(closing->second);
+    closes_.erase(closing);
     return;
   }
   auto open = opens_.find(data >> 1);
@@ -539,6 +599,7 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vec
       op->copied++;
     }
     pinned_ -= s.len;
+    gPinned.fetch_sub(s.len, std::memory_order_relaxed);
     sends_--;
     op->cqesOwed--;
     slices_.erase(it);
@@ -557,7 +618,10 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vec
     OnFileResult(op, s, cqe->res);
   }
   if (!(cqe->flags & IORING_CQE_F_MORE)) {
-    if (s.zc()) pinned_ -= s.len;
+    if (s.zc()) {
+      pinned_ -= s.len;
+      gPinned.fetch_sub(s.len, std::memory_order_relaxed);
+    }
     sends_--;
     op->cqesOwed--;
     slices_.erase(it);
@@ -704,7 +768,7 @@ void Ring::Drain(unsigned timeoutMs, std::vector<Released>* released) {
   timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   std::vector<Finished> finished;
-  while (!ops_.empty() || !opens_.empty()) {
+  while (!ops_.empty() || !opens_.empty() || !closes_.empty() || !closeBacklog_.empty()) {
     __kernel_timespec wait{0, 50 * 1000 * 1000};
     io_uring_cqe* cqe;
     io_uring_wait_cqe_timeout(&ring_, &cqe, &wait);

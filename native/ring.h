@@ -89,8 +89,13 @@ class Ring {
   // splice (the pipe's size), up to `depth` fill/drain pairs per linked round. The op holds
   // its own duplicate of `file`. `pollFirst`: the socket was just found full, so the first
   // round waits for POLLOUT. Returns the id or -errno.
+  // `remote`: the file is on a filesystem whose fstat and close may wait (fsclass.h).
   int64_t StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth,
-                    bool pollFirst);
+                    bool pollFirst, bool remote);
+  // Closes `fd` through the ring (on its workers when the file has a flush that may wait);
+  // TakeClosed reports it once the kernel has released it.
+  void CloseAsync(int fd);
+  void TakeClosed(std::vector<int>* out);
   // Opens `path` read-only (O_NONBLOCK | O_CLOEXEC) with IORING_OP_OPENAT: inline when the
   // path is in the dentry cache, else on io_uring's workers, never on libuv's pool. Returns
   // the request's id (> 0) or -errno; the result comes out of TakeOpened after a Reap.
@@ -112,12 +117,15 @@ class Ring {
   // closes what opens completed meanwhile.
   void Drain(unsigned timeoutMs, std::vector<Released>* released);
 
-  bool Idle() const { return ops_.empty() && opens_.empty() && opened_.empty(); }
+  bool Idle() const {
+    return ops_.empty() && opens_.empty() && opened_.empty() && closes_.empty() && closeBacklog_.empty() && closed_.empty();
+  }
   Stats GetStats() const;
 
  private:
   Ring() = default;
   Op* NewOp(int own);
+  void CloseFds(Op* op);
   int64_t Launch(Op* op);
   void Submit(Op* op);
   void SubmitChain(Op* op);
@@ -163,6 +171,9 @@ class Ring {
   std::unordered_map<uint64_t, OpenReq> opens_;
   std::vector<Opened> opened_;
   uint32_t nextOpen_ = 1;
+  std::unordered_map<uint64_t, int> closes_;  // closes in flight, by key -> the descriptor
+  std::vector<int> closeBacklog_;             // closes that found the queue full
+  std::vector<int> closed_;                   // closes completed since the last TakeClosed
 };
 
 }  // namespace zerocopy

@@ -282,7 +282,8 @@ export class FileBody extends RingBody {
     const settings = this.settings as SendSettings
     // One sendfile of a cached head costs less than a hand-off to io_uring's workers and back
     // (bench/README.md); it stops at a full socket, and the ring, polling first, goes on.
-    const want = Math.min(this.length, settings.fileInline)
+    // Only a local file's cached pages: a remote one's read may still ask its server.
+    const want = this.file.remote ? 0 : Math.min(this.length, settings.fileInline)
     if (want > 0) {
       this.inlineBytes = settings.binding.sendCached(fd, this.file.fd, this.position, want)
       this.position += this.inlineBytes
@@ -290,7 +291,7 @@ export class FileBody extends RingBody {
     const rest = this.end - this.position
     if (rest === 0) return 0
     const full = this.inlineBytes > 0 && this.inlineBytes < want
-    const id = settings.binding.startFile(fd, this.file.fd, this.position, rest, settings.fileChunk, done, undefined, settings.depth, full)
+    const id = settings.binding.startFile(fd, this.file.fd, this.position, rest, settings.fileChunk, done, undefined, settings.depth, full, this.file.remote)
     this.ring = true
     return id
   }

@@ -1,12 +1,13 @@
 // File bodies: what to open, which headers and status a request gets (the semantics of
 // @fastify/send for a single file), and who closes what. The bytes themselves go through
 // FileBody (body.ts): spliced by the ring, or read through Node on the ordinary path.
-import { closeSync, fstatSync, open, read, constants as fsc, type promises as fsp, type Stats } from 'node:fs'
+import { close, fstat, fstatSync, open, read, constants as fsc, type promises as fsp, type Stats } from 'node:fs'
 import type { FastifyReply } from 'fastify'
 import mime from 'mime'
 import fresh from 'fresh'
 import parseRange from 'range-parser'
 import type { ZeroCopyFileOptions } from '../types/index'
+import type { Binding } from './native'
 import {
   FST_ZERO_COPY_FILE_FORBIDDEN,
   FST_ZERO_COPY_FILE_NOT_FOUND,
@@ -61,15 +62,26 @@ export function readFileHttpOptions (opts: Partial<Record<keyof FileHttpOptions,
 }
 
 /**
- * An open file and who closes it. The plugin closes what it opened (a `{ path }`) exactly
- * once, whatever happens, and never while one of its reads is in flight (the number could
- * be reused by then); a FileHandle or fd the caller passed stays the caller's.
+ * An open file and who closes it. Every descriptor here is the plugin's own: what it opened for
+ * a `{ path }`, or its duplicate of a caller's FileHandle or `{ fd }` (taken at the call, so
+ * the caller's stays theirs and closing it changes nothing here). It is closed exactly once,
+ * whatever happens, and never while one of its reads is in flight (the number could be reused
+ * by then). `remote`: on a filesystem whose calls may wait (fsclass.h), so fstat and close
+ * happen off the event loop's thread.
  */
 export class OpenFile {
   private reads = 0
   private closing = false
 
-  constructor (readonly fd: number, readonly path: string | null, readonly owned: boolean) {}
+  constructor (
+    readonly fd: number,
+    readonly path: string | null,
+    readonly owned: boolean,
+    readonly remote: boolean,
+    private readonly addon: Binding | null,
+    /** Without the addon there is no duplicate: the caller's FileHandle, kept from the collector. */
+    readonly keep: unknown = null
+  ) {}
 
   /** Reads into `buffer` at `position`. */
   read (buffer: Buffer, position: number): Promise<number> {
@@ -77,7 +89,7 @@ export class OpenFile {
     this.reads++
     return new Promise((resolve, reject) => {
       read(this.fd, buffer, 0, buffer.length, position, (err, bytesRead) => {
-        if (--this.reads === 0 && this.closing) closeFd(this.fd)
+        if (--this.reads === 0 && this.closing) this.release()
         if (err === null) resolve(bytesRead)
         else reject(err)
       })
@@ -87,20 +99,17 @@ export class OpenFile {
   close (): void {
     if (!this.owned || this.closing) return
     this.closing = true
-    if (this.reads === 0) closeFd(this.fd)
+    if (this.reads === 0) this.release()
   }
-}
 
-/**
- * Closed at once, not through the thread pool: the descriptor is read-only, so close(2) has
- * nothing to write back, and the pool's round trip cost more than the call on every request.
- */
-function closeFd (fd: number): void {
-  try {
-    closeSync(fd)
-  } catch {
-    // EBADF cannot happen (nobody else has this descriptor); EIO on close of a read-only
-    // file leaves nothing to do.
+  /**
+   * A local file's descriptor closes at once (read-only: nothing to write back, and the pool's
+   * round trip cost more than the call); a remote one's through the ring or libuv's pool, since
+   * its close may wait (a FUSE flush, an NFS server).
+   */
+  private release (): void {
+    if (this.addon !== null && this.addon.closeFile(this.fd, this.remote)) return
+    close(this.fd, () => {}) // EIO on closing a read-only file leaves nothing to do
   }
 }
 
@@ -141,6 +150,8 @@ function openError (err: NodeJS.ErrnoException, path: string | null): Error {
       out = new FST_ZERO_COPY_FILE_FORBIDDEN()
       break
     case 'EISDIR':
+    case 'ENXIO': // a Unix socket, or a device without its driver
+    case 'ENODEV':
       out = new FST_ZERO_COPY_NOT_A_FILE()
       break
     default:
@@ -151,83 +162,113 @@ function openError (err: NodeJS.ErrnoException, path: string | null): Error {
 
 export type Opened = (err: Error | null, file?: OpenFile, stat?: Stats) => void
 
-/** How paths are opened when there is a ring. */
-export interface Opener {
-  /** At once, from the dentry cache: the descriptor, or -1 when the lookup needs more; throws (errno code) for the open's own error. */
-  cached: (path: string) => number
-  /** The ring's IORING_OP_OPENAT; throws if the ring cannot take it. */
-  open: (path: string, done: (error: string | null, fd: number) => void) => void
+/** What opens, duplicates and classifies descriptors: the addon (null when it did not load) and the ring. */
+export interface Files {
+  addon: Binding | null
+  /** The ring's IORING_OP_OPENAT (on its workers); throws if the ring cannot take it. Null without a ring. */
+  open: ((path: string, done: (error: string | null, fd: number) => void) => void) | null
 }
 
 /**
- * Opens (or adopts) the file and stats it, then calls `done` once: with the file, or with a
- * Fastify error that has a status. Callbacks, not promises: this runs on every request.
- * With a ring (`opener`), a path whose lookup is in the dentry cache opens at once, on this
- * thread (`done` is then called before this returns); any other path is opened through the
- * ring, so native responses never queue behind libuv's pool (four threads by default: fs,
- * dns.lookup, crypto, zlib). Without a ring, a path is opened through that pool (which also reads the bodies below the threshold). Both open
- * with O_NONBLOCK, so that a FIFO cannot block until a writer comes (it changes nothing for a
- * regular file, which is all that is served). The fstat is synchronous: on an open descriptor
- * it reads the inode the kernel holds.
+ * Opens (or duplicates) the file and stats it, then calls `done` once: with the file, or with
+ * a Fastify error that has a status. Callbacks, not promises: this runs on every request.
+ * Nothing here waits on a disk or a network filesystem on this thread:
+ * - a path whose lookup is in the dentry cache, on a local filesystem, opens at once (the
+ *   addon's openat2 with RESOLVE_CACHED; `done` is then called before this returns);
+ * - any other path is opened by the ring's workers, so native responses never queue behind
+ *   libuv's pool (four threads by default: fs, dns.lookup, crypto, zlib), or without a ring
+ *   through that pool;
+ * - a local file's fstat runs here (it reads the inode the kernel holds), a remote file's in
+ *   the pool.
+ * Opens use O_NONBLOCK, so that a FIFO cannot block until a writer comes (it changes nothing for
+ * a regular file, which is all that is served).
  */
-export function openFile (body: unknown, opener: Opener | null, done: Opened): void {
-  if (isFileHandle(body as object)) {
-    statFile(new OpenFile((body as fsp.FileHandle).fd, null, false), done)
-  } else if (typeof (body as { path?: unknown }).path === 'string') {
-    const path = (body as { path: string }).path
-    if (path.length === 0 || path.includes('\0')) {
-      done(openError(Object.assign(new Error('invalid path'), { code: 'ENOENT' }), path))
+export function openFile (body: unknown, files: Files, done: Opened): void {
+  const { addon } = files
+  if (isFileHandle(body as object) || typeof (body as { path?: unknown }).path !== 'string') {
+    const fd = isFileHandle(body as object) ? (body as fsp.FileHandle).fd : (body as { fd: number }).fd
+    if (!Number.isInteger(fd) || fd < 0) {
+      done(new FST_ZERO_COPY_INVALID_BODY(`{ fd: ${fd} }`))
       return
     }
-    const opened = (err: NodeJS.ErrnoException | null, fd: number): void => {
-      if (err !== null) done(openError(err, path))
-      else statFile(new OpenFile(fd, path, true), done)
+    if (addon === null) {
+      // No duplicate without the addon: the caller's descriptor, which must stay open.
+      statFile(new OpenFile(fd, null, false, true, null, body), done)
+      return
     }
-    if (opener !== null) {
-      let fd: number
-      try {
-        fd = opener.cached(path)
-      } catch (err) {
-        opened(err as NodeJS.ErrnoException, -1)
-        return
-      }
-      if (fd >= 0) {
-        opened(null, fd)
-        return
-      }
-      try {
-        opener.open(path, (code, fd) => opened(code === null ? null : Object.assign(new Error(code), { code }), fd))
-        return
-      } catch {
-        // The ring cannot take it now (its queue is full, or it broke): libuv's pool can.
-      }
+    let own: number
+    try {
+      own = addon.dup(fd)
+    } catch {
+      done(new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that is not open (${fd})`))
+      return
     }
-    open(path, fsc.O_RDONLY | fsc.O_NONBLOCK, opened)
-  } else {
-    const fd = (body as { fd: number }).fd
-    if (!Number.isInteger(fd) || fd < 0) done(new FST_ZERO_COPY_INVALID_BODY(`{ fd: ${fd} }`))
-    else statFile(new OpenFile(fd, null, false), done)
+    statFile(new OpenFile(own, null, true, addon.isRemote(own), addon), done)
+    return
   }
+  const path = (body as { path: string }).path
+  if (path.length === 0 || path.includes('\0')) {
+    done(openError(Object.assign(new Error('invalid path'), { code: 'ENOENT' }), path))
+    return
+  }
+  const opened = (err: NodeJS.ErrnoException | null, fd: number): void => {
+    if (err !== null) done(openError(err, path))
+    else statFile(new OpenFile(fd, path, true, addon === null || addon.isRemote(fd), addon), done)
+  }
+  if (addon !== null) {
+    let fd: number
+    try {
+      fd = addon.openCached(path)
+    } catch (err) {
+      opened(err as NodeJS.ErrnoException, -1)
+      return
+    }
+    if (fd >= 0) {
+      opened(null, fd)
+      return
+    }
+  }
+  if (files.open !== null) {
+    try {
+      files.open(path, (code, fd) => opened(code === null ? null : Object.assign(new Error(code), { code }), fd))
+      return
+    } catch {
+      // The ring cannot take it now (its queue is full, or it broke): libuv's pool can.
+    }
+  }
+  open(path, fsc.O_RDONLY | fsc.O_NONBLOCK, (err, fd) => {
+    if (err === null && addon !== null) addon.adopt(fd)
+    opened(err, fd)
+  })
 }
 
 function statFile (file: OpenFile, done: Opened): void {
+  const checked = (err: NodeJS.ErrnoException | null, stat: Stats | null): void => {
+    if (err !== null || stat === null) {
+      file.close()
+      done(file.path === null ? new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that cannot be read (${err?.code})`) : openError(err as NodeJS.ErrnoException, file.path))
+      return
+    }
+    if (!stat.isFile()) {
+      file.close()
+      if (file.path !== null) done(Object.assign(new FST_ZERO_COPY_NOT_A_FILE(), { path: file.path }))
+      else done(new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that is not a regular file (${file.fd})`))
+      return
+    }
+    done(null, file, stat)
+  }
+  if (file.remote) {
+    fstat(file.fd, (err, stat) => checked(err, stat ?? null))
+    return
+  }
   let stat: Stats
   try {
     stat = fstatSync(file.fd)
   } catch (err) {
-    file.close()
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EBADF' && !file.owned) done(new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that is not open (${file.fd})`))
-    else done(openError(err as NodeJS.ErrnoException, file.path))
+    checked(err as NodeJS.ErrnoException, null)
     return
   }
-  if (!stat.isFile()) {
-    file.close()
-    if (file.owned) done(Object.assign(new FST_ZERO_COPY_NOT_A_FILE(), { path: file.path }))
-    else done(new FST_ZERO_COPY_INVALID_BODY(`a file descriptor that is not a regular file (${file.fd})`))
-    return
-  }
-  done(null, file, stat)
+  checked(null, stat)
 }
 
 /** The part of the file the handler asked for, before any Range header: `start`..`end` inclusive. */
@@ -277,6 +318,11 @@ export function setFileHeaders (reply: FastifyReply, file: OpenFile, stat: Stats
   return added
 }
 
+/** RFC 9110 8.8.3.2: two entity tags match strongly when neither is weak and they are the same. */
+function strongMatch (a: string, b: string): boolean {
+  return a === b && a.startsWith('"')
+}
+
 function tokens (list: string): string[] {
   return list.split(',').map((t) => t.trim()).filter((t) => t.length > 0)
 }
@@ -285,8 +331,9 @@ function tokens (list: string): string[] {
 function preconditionFailed (req: NodeJS.Dict<string | string[]>, etag: string, lastModified: string): boolean {
   const ifMatch = req['if-match']
   if (typeof ifMatch === 'string' && ifMatch.trim() !== '*') {
-    // Strong comparison in the RFC; like @fastify/send, a weak validator matches its tag.
-    if (!tokens(ifMatch).some((t) => t === etag || 'W/' + t === etag)) return true
+    // The strong comparison (RFC 9110 13.1.1): a weak ETag never matches. @fastify/send
+    // compares weakly here.
+    if (!tokens(ifMatch).some((t) => strongMatch(t, etag))) return true
   }
   const since = req['if-unmodified-since']
   if (typeof since === 'string' && ifMatch === undefined) {
@@ -303,7 +350,9 @@ function preconditionFailed (req: NodeJS.Dict<string | string[]>, etag: string, 
 function rangeFresh (req: NodeJS.Dict<string | string[]>, etag: string, lastModified: string): boolean {
   const ifRange = req['if-range']
   if (typeof ifRange !== 'string') return true
-  if (ifRange.includes('"')) return etag !== '' && ifRange.includes(etag)
+  // One entity tag, compared strongly (RFC 9110 13.1.5); @fastify/send matches weak tags and
+  // substrings.
+  if (ifRange.includes('"')) return strongMatch(ifRange.trim(), etag)
   const at = Date.parse(ifRange)
   const modified = Date.parse(lastModified)
   return !Number.isNaN(at) && !Number.isNaN(modified) && modified <= at

@@ -3,6 +3,7 @@
 // capabilities, decorators.
 import os from 'node:os'
 import { Readable } from 'node:stream'
+import { markAsUntransferable } from 'node:worker_threads'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import type { FastifyZeroCopyOptions, ZeroCopyCapabilities, ZeroCopyDecorator, ZeroCopyFileOptions } from '../types/index'
@@ -13,7 +14,7 @@ import { Counters } from './stats'
 import { BufferBody, FileBody, type SendSettings } from './body'
 import {
   FILE_HTTP_DEFAULTS, decide, entity, isFileBody, notModified, openFile, readFileHttpOptions, setFileHeaders,
-  type FileHttpOptions, type OpenFile, type Opener
+  type FileHttpOptions, type Files, type OpenFile
 } from './file'
 
 const KiB = 1024
@@ -128,13 +129,15 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     ? null
     : { binding, zc: capabilities.mode === 'send_zc', sliceSize: options.sliceSize, depth: options.depth, fileChunk: options.fileChunk, fileInline: options.fileInline, counters, route }
 
-  // Paths are opened from the dentry cache or through the ring when this registration has one.
-  const opener: Opener | null = binding === null
-    ? null
-    : { cached: (path) => binding.openCached(path), open: (path, done) => binding.openFile(path, done) }
+  // Descriptors are the addon's wherever it loaded (even with mode 'stream'); paths not in the
+  // dentry cache are opened by the ring when this registration has one.
+  const files: Files = {
+    addon: machine.addon,
+    open: binding === null ? null : (path, done) => binding.openFile(path, done)
+  }
 
   /** The file's response, once it is open: headers, conditionals, range, then the body. */
-  function respondWithFile (reply: FastifyReply, file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): void {
+  function respondWithFile (reply: FastifyReply, replySend: FastifyReply['send'], file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): void {
     if (reply.sent || reply.raw.destroyed) {
       file.close() // the client went away while the file was opening
       return
@@ -145,14 +148,14 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       file.close()
       // A 412 or 416 is not the file: none of its validators or caching headers.
       for (const name of added) reply.removeHeader(name)
-      reply.send(decision.error)
+      replySend.call(reply, decision.error)
       return
     }
     if (decision.status === 304) {
       file.close()
       notModified(reply)
       // For HEAD, an empty stream keeps Fastify's head route from adding Content-Length: 0.
-      reply.send(isHead(reply) ? Readable.from([]) : undefined)
+      replySend.call(reply, isHead(reply) ? Readable.from([]) : undefined)
       return
     }
     if (decision.status === 206) reply.code(206)
@@ -162,32 +165,33 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       file.close()
       // An empty stream, not undefined: Fastify then keeps the Content-Length set above
       // (for HEAD, its own head route would otherwise replace it with 0).
-      reply.send(Readable.from([]))
+      replySend.call(reply, Readable.from([]))
       return
     }
     const reason = chooseRoute(reply, decision.length, route, 'file')
     if (reason !== null || send === null) counters.stream(reason ?? 'native-unavailable', decision.length)
     const body = new FileBody(reason === null ? send : null, file, decision.offset, decision.length, reply)
     body.once('close', () => file.close())
-    reply.send(body)
+    replySend.call(reply, body)
   }
 
   function sendFile (reply: FastifyReply, body: unknown, part: ZeroCopyFileOptions): FastifyReply {
     // Options are checked now, so a mistake throws in the handler like any other.
     const http = readFileHttpOptions(part as Record<string, unknown>, options.http)
     entity(part, 0)
-    openFile(body, opener, (err, file, stat) => {
+    const replySend = holdSend(reply)
+    openFile(body, files, (err, file, stat) => {
       if (err !== null || file === undefined || stat === undefined) {
-        if (!reply.sent) reply.send(err)
+        if (!reply.sent) replySend.call(reply, err)
         return
       }
       // Whatever happens next, a file the plugin opened is closed when the response is.
       reply.raw.once('close', () => file.close())
       try {
-        respondWithFile(reply, file, stat, part, http)
+        respondWithFile(reply, replySend, file, stat, part, http)
       } catch (err) {
         file.close() // never an uncaught exception: the error goes to Fastify's handler
-        if (!reply.sent) reply.send(err)
+        if (!reply.sent) replySend.call(reply, err)
       }
     })
     return reply
@@ -198,6 +202,10 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
   fastify.decorateReply('sendZeroCopy', function sendZeroCopy (this: FastifyReply, body: unknown, part?: ZeroCopyFileOptions): FastifyReply {
     if (isFileBody(body)) return sendFile(this, body, part ?? {})
     const buffer = asBuffer(body)
+    // A transfer (postMessage, structuredClone) would detach the body under the response and
+    // hand its memory to an owner that may free it while the kernel still reads it: marked,
+    // the buffer is copied instead. This stays on the caller's ArrayBuffer.
+    markAsUntransferable(buffer.buffer)
     if (!this.hasHeader('content-type')) this.header('content-type', 'application/octet-stream')
     const reason = chooseRoute(this, buffer.length, route, 'buffer')
     if (reason !== null || send === null) {
@@ -207,6 +215,24 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     this.header('content-length', String(buffer.length))
     return this.send(new BufferBody(send, buffer, this))
   })
+}
+
+/**
+ * A file response is sent once its file is open and its headers are known, which may be after
+ * the handler returned. An async handler that did not return the reply resolves to undefined,
+ * and Fastify then sends an empty reply in its place (wrap-thenable): while the response is
+ * the plugin's, such a `reply.send(undefined)` is ignored, so the handler gets its file
+ * whether the open was immediate or not. Returns Fastify's own send, for the plugin's calls.
+ */
+function holdSend (reply: FastifyReply): FastifyReply['send'] {
+  const send = reply.send
+  if (Object.prototype.hasOwnProperty.call(reply, 'send')) return send
+  const held = function (this: FastifyReply, payload?: unknown): FastifyReply {
+    return payload === undefined ? this : send.call(this, payload)
+  }
+  Object.defineProperty(reply, 'send', { value: held, configurable: true, writable: true })
+  reply.raw.once('close', () => { delete (reply as { send?: unknown }).send })
+  return send
 }
 
 function isHead (reply: FastifyReply): boolean {

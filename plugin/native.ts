@@ -18,7 +18,7 @@ export interface Binding {
   start(fd: number, body: Uint8Array, zc: boolean, slice: number, depth: number, done: DoneCallback,
     released?: (notifications: number, copied: number) => void): number
   startFile(fd: number, fileFd: number, offset: number, length: number, chunk: number, done: DoneCallback,
-    released: undefined, depth: number, pollFirst: boolean): number
+    released: undefined, depth: number, pollFirst: boolean, remote: boolean): number
   /** Sends the range by sendfile(2) on this thread if all of it is in the page cache; returns the bytes sent. */
   sendCached(fd: number, fileFd: number, offset: number, length: number): number
   abort(id: number): void
@@ -34,6 +34,17 @@ export interface Binding {
   openCached(path: string): number
   /** TCP_CORK on or off; false when the socket could not be corked (not TCP). */
   cork(fd: number, on: boolean): boolean
+  /** The plugin's own duplicate of a caller's descriptor (throws EBADF when it is not open). */
+  dup(fd: number): number
+  /** A descriptor the plugin opened through libuv becomes the environment's to close at teardown. */
+  adopt(fd: number): void
+  /** Whether the file's filesystem may wait on a server or a daemon (NFS, CIFS, FUSE, ...). */
+  isRemote(fd: number): boolean
+  /**
+   * Closes a descriptor the plugin owns: at once, or through the ring for a remote file; false
+   * when it must be closed off this thread by the caller (a remote file, no ring).
+   */
+  closeFile(fd: number, remote: boolean): boolean
 }
 
 // Bits of the `fallbacks` argument of DoneCallback (native/ring.h).
@@ -42,7 +53,10 @@ export const FALLBACK_ENOMEM = 2
 export const FALLBACK_PIN_BUDGET = 4
 
 export interface Probe {
+  /** The ring's binding: null when no ring opened. */
   binding: Binding | null
+  /** The addon, whether or not a ring opened (descriptors, the dentry-cache open). */
+  addon: Binding | null
   native: boolean
   ioUring: boolean
   sendZc: boolean
@@ -93,16 +107,17 @@ export function probe (): Probe {
   if (probed !== undefined) return probed
   const { binding, reason } = loaded
   if (binding === null) {
-    probed = { binding: null, native: false, ioUring: false, sendZc: false, send: false, splice: false, reason }
+    probed = { binding: null, addon: null, native: false, ioUring: false, sendZc: false, send: false, splice: false, reason }
     return probed
   }
   const ring = binding.open()
   if (!ring.ok) {
-    probed = { binding: null, native: true, ioUring: false, sendZc: false, send: false, splice: false, reason: describeRingError(ring.code) }
+    probed = { binding: null, addon: binding, native: true, ioUring: false, sendZc: false, send: false, splice: false, reason: describeRingError(ring.code) }
     return probed
   }
   probed = {
     binding,
+    addon: binding,
     native: true,
     ioUring: true,
     sendZc: ring.sendZc,
