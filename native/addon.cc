@@ -227,6 +227,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("closeFile", &Addon::CloseFile),
                              InstanceMethod("adopt", &Addon::AdoptFile),
                          });
+    RemoteMountsPresent();  // opens the mount table now: one descriptor for the process's life
     // Runs after the ring's teardown (cleanup hooks run newest first, and the ring's is added
     // later), when every op has closed its own duplicates.
     auto* hold = new std::shared_ptr<Owned>(owned_);
