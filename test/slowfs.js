@@ -23,21 +23,24 @@ function fuseFlags () {
 
 /**
  * Mounts a slowfs serving `files` ({ name: size }: AES-CTR bytes seeded by the name, see
- * writeSeededFile) with `delays` ({ read: 50, ... } in ms). Resolves with { dir (the mount
- * point), files: { name: { path, size, sha } }, setDelay(op, ms), stats(), unmount() }.
+ * writeSeededFile), or the files already in `backing`, with `delays` ({ read: 50, ... } in ms);
+ * `interrupts: false`: requests the kernel interrupts sleep on (else they fail with EINTR);
+ * `syncRead`, `directIo`, `entryTimeout`, `attrTimeout`: see test/fixtures/slowfs.c.
+ * Resolves with { dir (the mount point), files: { name: { path, size, sha } }, pid,
+ * setDelay(op, ms), stats(), unmount(), isMounted() }.
  * The mount is removed at teardown whatever happened (fusermount3 -u, then -u -z, then the
  * daemon is killed and the mount detached), and the filesystem unmounts itself if this
  * process dies (the end of its stdin). Root mounts it with allow_other, for servers that
  * drop to nobody.
  */
-async function mountSlowFs (t, { files, delays = {}, entryTimeout = 3600, attrTimeout = 0, syncRead = false, directIo = false }) {
+async function mountSlowFs (t, { files = {}, backing: given = null, delays = {}, entryTimeout = 3600, attrTimeout = 0, syncRead = false, directIo = false, interrupts = true }) {
   const binary = compileFixture(t, 'slowfs', fuseFlags())
   const root = process.getuid() === 0
   const top = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-slowfs-'))
   fs.chmodSync(top, 0o755) // a server running as nobody walks through it
-  const backing = path.join(top, 'backing')
+  const backing = given ?? path.join(top, 'backing')
   const dir = path.join(top, 'mnt')
-  fs.mkdirSync(backing, { mode: 0o755 })
+  if (given === null) fs.mkdirSync(backing, { mode: 0o755 })
   fs.mkdirSync(dir, { mode: 0o755 })
   const described = {}
   for (const [name, size] of Object.entries(files)) {
@@ -47,6 +50,7 @@ async function mountSlowFs (t, { files, delays = {}, entryTimeout = 3600, attrTi
   for (const [op, ms] of Object.entries(delays)) args.push('--delay', `${op}=${ms}`)
   if (syncRead) args.push('--sync-read')
   if (directIo) args.push('--direct-io')
+  if (!interrupts) args.push('--ignore-interrupts')
   if (root) args.push('--allow-other')
   const child = spawn(binary, args, { stdio: ['pipe', 'pipe', 'pipe'] })
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
