@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes a fresh checkout ready: liburing-dev from Debian's packages (the native path needs its
-# headers and archive), the npm dependencies, the addon and the compiled plugin. Idempotent:
-# what is already there is not redone.
+# headers and archive), fuse3, libfuse3-dev and pkg-config (the tests' slow filesystem), the
+# npm dependencies, the addon and the compiled plugin. Idempotent: what is already there is
+# not redone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,9 +16,17 @@ apt_install() {
   fi
 }
 
-if [ "$(uname -s)" = Linux ] && [ ! -f /usr/include/liburing.h ] && command -v apt-get >/dev/null 2>&1; then
-  echo "bootstrap: installing liburing-dev"
-  apt_install liburing-dev
+if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  [ -f /usr/include/liburing.h ] || missing+=(liburing-dev)
+  # The tests' slow filesystem (test/fixtures/slowfs.c): libfuse3 and fusermount3.
+  command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
+  [ -f /usr/include/fuse3/fuse_lowlevel.h ] || missing+=(libfuse3-dev)
+  command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "bootstrap: installing ${missing[*]}"
+    apt_install "${missing[@]}"
+  fi
 fi
 if [ ! -d node_modules/fastify ] || [ ! -d node_modules/tap ]; then
   echo "bootstrap: npm install"

@@ -126,15 +126,18 @@ function spawnServer (t, config, { wrap = [] } = {}) {
   })
 }
 
-/** Compiles a C fixture with the system compiler into a temporary directory. */
-function compileFixture (t, name) {
+/**
+ * Compiles a C fixture with the system compiler into a temporary directory; `flags` follow
+ * the source (libraries: e.g. the words of `pkg-config --cflags --libs fuse3`).
+ */
+function compileFixture (t, name, flags = []) {
   const { execFileSync } = require('node:child_process')
   const os = require('node:os')
   const path = require('node:path')
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-fixture-'))
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
   const out = path.join(dir, name)
-  execFileSync(process.env.CC || 'cc', ['-O2', '-Wall', '-o', out, path.join(__dirname, 'fixtures', `${name}.c`)])
+  execFileSync(process.env.CC || 'cc', ['-O2', '-Wall', '-o', out, path.join(__dirname, 'fixtures', `${name}.c`), ...flags])
   return out
 }
 
