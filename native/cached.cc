@@ -66,7 +66,7 @@ const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 // date. cachestat goes first: it is the cheaper no for a range not all present, and its EPERM
 // tells the files mincore would lie about (it reports every page resident for a file the
 // caller may neither write nor owns, the same rule cachestat refuses by).
-bool Cached(int file, uint64_t offset, uint64_t length) {
+bool CachedRange(int file, uint64_t offset, uint64_t length) {
   if (!available.load(std::memory_order_relaxed)) return false;
   CachestatRange range{offset, length};
   Cachestat stat{};
@@ -144,9 +144,13 @@ int OpenCached(const char* path) {
   }
 }
 
+bool PageCached(int file, uint64_t offset, uint64_t length) {
+  return length > 0 && offset <= static_cast<uint64_t>(LLONG_MAX) - length && CachedRange(file, offset, length);
+}
+
 uint64_t SendCached(int sock, int file, uint64_t offset, uint64_t length) {
   if (length == 0 || offset > static_cast<uint64_t>(LLONG_MAX) - length) return 0;
-  if (!Cached(file, offset, length)) return 0;
+  if (!CachedRange(file, offset, length)) return 0;
   uint64_t sent = 0;
   while (sent < length) {
     off_t at = static_cast<off_t>(offset + sent);

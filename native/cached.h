@@ -6,12 +6,18 @@
 
 namespace zerocopy {
 
-// If every page of [offset, offset + length) of `file` is in the page cache (cachestat(2),
-// Linux 6.5+, which answers only for a file the caller owns or may write), sends it on the non-blocking socket `sock` with sendfile(2) until done or the
+// If every page of [offset, offset + length) of `file` is in the page cache and up to date
+// (cachestat(2), Linux 6.5+, which answers only for a file the caller owns or may write, then
+// mincore(2)), sends it on the non-blocking socket `sock` with sendfile(2) until done or the
 // socket is full. Returns the bytes sent: 0 when the range is not all cached, cachestat is
 // unavailable, or sendfile sent nothing (the ring then carries the whole range, and meets the
 // socket's or the file's error itself).
 uint64_t SendCached(int sock, int file, uint64_t offset, uint64_t length);
+
+// Whether every page of [offset, offset + length) of `file` is in the page cache and up to
+// date (cachestat(2) and mincore(2), same permission rule as SendCached): reading it waits for
+// no device.
+bool PageCached(int file, uint64_t offset, uint64_t length);
 
 // Opens `path` read-only (O_NONBLOCK | O_CLOEXEC) with openat2(RESOLVE_CACHED) (Linux 5.12+),
 // which fails with EAGAIN instead of waiting for the disk. Returns the descriptor, -EAGAIN when

@@ -1,0 +1,544 @@
+#include "classic.h"
+
+#include <fcntl.h>
+#include <linux/errqueue.h>
+#include <linux/tcp.h>  // struct tcp_info with tcpi_bytes_acked (glibc's copy predates it)
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstddef>
+#include <unordered_map>
+
+#include "../cached.h"
+
+// Debian 12's headers have these; a libc without them gets the kernel's values.
+#ifndef SO_ZEROCOPY
+#define SO_ZEROCOPY 60
+#endif
+#ifndef MSG_ZEROCOPY
+#define MSG_ZEROCOPY 0x4000000
+#endif
+#ifndef SO_EE_ORIGIN_ZEROCOPY
+#define SO_EE_ORIGIN_ZEROCOPY 5
+#endif
+#ifndef SO_EE_CODE_ZEROCOPY_COPIED
+#define SO_EE_CODE_ZEROCOPY_COPIED 1
+#endif
+
+namespace zerocopy {
+namespace classic {
+
+struct Op {
+  uint32_t id = 0;
+  int fd = -1;    // our own duplicate of the socket: a close by Node can never redirect these bytes
+  int file = -1;  // our own duplicate of the file (a file op)
+  bool remote = false;
+  const uint8_t* data = nullptr;
+  uint64_t fileOffset = 0;
+  size_t length = 0;
+  size_t sent = 0;
+  size_t turn = 0;  // bytes at most per turn of the loop
+  bool zc = false;
+  uint32_t zcNext = 0;  // the socket's next MSG_ZEROCOPY id
+  std::unordered_map<uint32_t, uint32_t> pins;  // zero-copy sends the error queue still owes: id -> bytes
+  bool waitingWritable = false;
+  bool queued = false;
+  bool job = false;  // a disk thread is sending a part of it
+  bool corked = true;
+  bool aborting = false;
+  bool finished = false;
+  int error = 0;
+  uint32_t notifications = 0;
+  uint32_t copied = 0;
+  OpResult result;
+  bool IsFile() const { return file >= 0; }
+};
+
+namespace {
+
+constexpr uint64_t kWakeKey = 0;  // the epoll key of the wake-up eventfd; ops' ids are > 0
+
+int Dup(int fd) {
+  return fcntl(fd, F_DUPFD_CLOEXEC, 0);
+}
+
+void Uncork(Op* op) {
+  if (!op->corked) return;
+  op->corked = false;
+  int off = 0;
+  setsockopt(op->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+}
+
+}  // namespace
+
+int Classic::Create(Classic** out) {
+  std::unique_ptr<Classic> c(new Classic());
+  c->epfd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (c->epfd_ < 0) return -errno;
+  c->wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (c->wake_ < 0) return -errno;
+  c->inbox_ = std::make_shared<Inbox>(c->wake_);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kWakeKey;
+  if (epoll_ctl(c->epfd_, EPOLL_CTL_ADD, c->wake_, &ev) < 0) return -errno;
+  *out = c.release();
+  return 0;
+}
+
+Classic::~Classic() {
+  for (auto& entry : ops_) {
+    Op* op = entry.second;
+    if (op->job) continue;  // a disk thread still uses its descriptors: leave them to it
+    for (int fd : {op->fd, op->file}) {
+      if (fd >= 0) close(fd);
+    }
+    delete op;
+  }
+  if (epfd_ >= 0) close(epfd_);
+  // wake_ belongs to inbox_, closed when no disk job refers to it any more.
+}
+
+void Classic::Wake() {
+  uint64_t one = 1;
+  if (write(wake_, &one, sizeof one) < 0) {
+    // EAGAIN: already signalled.
+  }
+}
+
+int64_t Classic::Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_t slice, uint32_t depth,
+                       uint32_t zcNext) {
+  if (length == 0 || slice == 0 || depth == 0) return -EINVAL;
+  int own = Dup(fd);
+  if (own < 0) return -errno;
+  Op* op = new Op();
+  op->fd = own;
+  op->data = data;
+  op->length = length;
+  op->turn = static_cast<size_t>(slice) * depth;
+  op->zcNext = zcNext;
+  if (zc && zeroCopy_) {
+    int on = 1;
+    if (setsockopt(own, SOL_SOCKET, SO_ZEROCOPY, &on, sizeof on) == 0) {
+      op->zc = true;
+    } else if (errno == ENOPROTOOPT || errno == EINVAL) {
+      zeroCopy_ = false;  // this kernel (or sandbox) has no MSG_ZEROCOPY: copying sends from now on
+      op->result.fallbacks |= kFallbackEopnotsupp;
+    } else {
+      op->result.fallbacks |= kFallbackEopnotsupp;  // this socket refused it (EOPNOTSUPP)
+    }
+  }
+  return Launch(op);
+}
+
+int64_t Classic::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth,
+                           bool /*pollFirst*/, bool remote) {
+  if (length == 0 || chunk == 0 || offset > static_cast<uint64_t>(INT64_MAX) - length) return -EINVAL;
+  if (!remote) {
+    // A pipe or socket would be consumed, not read. (A remote file's fstat may wait on its
+    // server: the plugin checked it is a regular file off this thread.)
+    struct stat st;
+    if (fstat(file, &st) < 0) return -errno;
+    if (!S_ISREG(st.st_mode)) return -EINVAL;
+  }
+  int own = Dup(fd);
+  if (own < 0) return -errno;
+  int ownFile = Dup(file);
+  if (ownFile < 0) {
+    int err = errno;
+    close(own);
+    return -err;
+  }
+  Op* op = new Op();
+  op->fd = own;
+  op->file = ownFile;
+  op->remote = remote;
+  op->fileOffset = offset;
+  op->length = length;
+  op->turn = static_cast<size_t>(chunk) * std::max<uint32_t>(1, depth);
+  // A socket found full needs no special start: the first sendfile says EAGAIN, and the op
+  // waits for EPOLLOUT like any other.
+  return Launch(op);
+}
+
+int64_t Classic::Launch(Op* op) {
+  do {
+    op->id = nextId_++;
+  } while (op->id == 0 || ops_.count(op->id) != 0);
+  epoll_event ev{};
+  // Edge-triggered: a writable socket wakes the loop when it becomes writable, not every turn;
+  // EPOLLERR (the error queue has zero-copy completions) is reported whatever is asked.
+  ev.events = EPOLLOUT | EPOLLET;
+  ev.data.u64 = op->id;
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, op->fd, &ev) < 0) {
+    int err = errno;
+    for (int fd : {op->fd, op->file}) {
+      if (fd >= 0) close(fd);
+    }
+    delete op;
+    return -err;
+  }
+  ops_.emplace(op->id, op);
+  // The first turn runs at the next reap (one wake-up later): callbacks never run inside start().
+  op->queued = true;
+  ready_.push_back(op->id);
+  Wake();
+  return op->id;
+}
+
+void Classic::Abort(uint32_t id) {
+  auto it = ops_.find(id);
+  if (it == ops_.end()) return;
+  Op* op = it->second;
+  if (op->finished || op->aborting) return;
+  op->aborting = true;
+  // The connection must go. Disconnecting it (connect with AF_UNSPEC: TCP sends a reset and
+  // purges its queues) makes a disk thread's sendfile into it return, and frees the queued
+  // segments, so the error queue reports every zero-copy send of the op complete (measured on
+  // 6.18: all of them, at once) and the pages can be released.
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  if (connect(op->fd, &unspec, sizeof unspec) < 0) {
+    linger hard{1, 0};  // not TCP (cannot happen here): a reset at the last close, at least
+    setsockopt(op->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+    shutdown(op->fd, SHUT_RDWR);
+  }
+  if (!op->queued && !op->job) {
+    op->queued = true;
+    ready_.push_back(op->id);
+  }
+  Wake();
+}
+
+int64_t Classic::Progress(uint32_t id) const {
+  auto it = ops_.find(id);
+  if (it == ops_.end()) return -1;
+  const Op* op = it->second;
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (getsockopt(op->fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+      len >= offsetof(tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked) {
+    return static_cast<int64_t>(info.tcpi_bytes_acked);
+  }
+  return static_cast<int64_t>(op->sent);
+}
+
+Engine::Stats Classic::GetStats() const {
+  uint64_t sends = jobs_;
+  for (const auto& entry : ops_) sends += entry.second->pins.size();
+  return Stats{notifications_, copied_, sends, pinned_, ops_.size(), strays_};
+}
+
+// One turn of an op: as much as the socket takes, up to its turn's bytes.
+void Classic::Run(Op* op) {
+  op->queued = false;
+  if (op->finished || op->job) return;
+  if (op->aborting) {
+    Fail(op, ECANCELED);
+    return;
+  }
+  size_t budget = op->turn;
+  while (op->sent < op->length && budget > 0) {
+    size_t want = std::min(op->length - op->sent, budget);
+    ssize_t n;
+    if (op->IsFile()) {
+      uint64_t at = op->fileOffset + op->sent;
+      // Only pages already read in go on this thread; anything else (and a remote file's
+      // every byte) on a disk thread.
+      if (op->remote || !PageCached(op->file, at, want)) {
+        StartDiskJob(op, want);
+        return;
+      }
+      off_t pos = static_cast<off_t>(at);
+      n = sendfile(op->fd, op->file, &pos, want);
+    } else {
+      n = SendBuffer(op, want);
+    }
+    if (n > 0) {
+      OnSent(op, n);
+      budget -= std::min(budget, static_cast<size_t>(n));
+      continue;
+    }
+    int err = n == 0 ? ENODATA : errno;  // sendfile's 0: the file ended before the length announced
+    if (err == EINTR) continue;
+    if (err == EAGAIN) {
+      op->waitingWritable = true;  // EPOLLOUT resumes it
+      return;
+    }
+    Fail(op, err);
+    return;
+  }
+  if (op->sent < op->length) {
+    // The turn is used up and the socket may take more: the other connections first.
+    op->queued = true;
+    ready_.push_back(op->id);
+    Wake();
+    return;
+  }
+  Finish(op);
+}
+
+// Every errno of a buffer's send gets a decision here.
+ssize_t Classic::SendBuffer(Op* op, size_t want) {
+  for (;;) {
+    bool zc = op->zc;
+    if (zc && ProcessPinned().load(std::memory_order_relaxed) + want > pinBudget_) {
+      zc = false;  // pinning more would pass the budget (RLIMIT_MEMLOCK for unprivileged users)
+      op->result.fallbacks |= kFallbackPinBudget;
+    }
+    int flags = MSG_DONTWAIT | MSG_NOSIGNAL | (op->sent + want < op->length ? MSG_MORE : 0) | (zc ? MSG_ZEROCOPY : 0);
+    ssize_t n = send(op->fd, op->data + op->sent, want, flags);
+    if (n > 0) {
+      if (zc) {
+        // One id per send call that took bytes; its pages stay pinned until the error queue
+        // reports the id complete.
+        op->pins.emplace(op->zcNext++, static_cast<uint32_t>(n));
+        pinned_ += static_cast<uint64_t>(n);
+        ProcessPinned().fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+        op->result.zcBytes += static_cast<uint64_t>(n);
+      } else {
+        op->result.copyBytes += static_cast<uint64_t>(n);
+      }
+      return n;
+    }
+    if (n < 0 && zc) {
+      switch (errno) {
+        case ENOBUFS:
+        case ENOMEM:
+          // optmem or RLIMIT_MEMLOCK: this part by copy, never a failed response.
+          op->result.fallbacks |= kFallbackEnomem;
+          op->zc = false;
+          continue;
+        case EINVAL:
+        case EOPNOTSUPP:
+          // The flag itself is refused (gVisor: EINVAL): copying sends from now on.
+          if (errno == EINVAL) zeroCopy_ = false;
+          op->result.fallbacks |= kFallbackEopnotsupp;
+          op->zc = false;
+          continue;
+        default:
+          break;
+      }
+    }
+    return n;  // EAGAIN, EINTR, EPIPE, ECONNRESET, ...: the caller decides
+  }
+}
+
+void Classic::OnSent(Op* op, ssize_t n) {
+  op->sent += static_cast<size_t>(n);
+  if (op->IsFile()) op->result.spliceBytes += static_cast<uint64_t>(n);
+  // The headers left with the first bytes (the plugin corked them); the rest goes uncorked,
+  // with MSG_MORE keeping a buffer's segments full.
+  Uncork(op);
+}
+
+void Classic::StartDiskJob(Op* op, size_t want) {
+  op->job = true;
+  jobs_++;
+  int sock = op->fd;
+  int file = op->file;
+  off_t pos = static_cast<off_t>(op->fileOffset + op->sent);
+  // Blocks on the disk or the filesystem's server, here and nowhere else; returns at a full
+  // socket (it is non-blocking) with what it sent, or -errno.
+  RunOnDiskThread(inbox_, op->id, [sock, file, pos, want]() -> int64_t {
+    off_t at = pos;
+    ssize_t n;
+    do {
+      n = sendfile(sock, file, &at, want);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -static_cast<int64_t>(errno) : static_cast<int64_t>(n);
+  });
+}
+
+void Classic::OnDiskJob(Op* op, int64_t result) {
+  op->job = false;
+  jobs_--;
+  if (op->aborting) {
+    Fail(op, ECANCELED);
+    return;
+  }
+  if (result > 0) {
+    OnSent(op, static_cast<ssize_t>(result));
+  } else if (result == 0) {
+    Fail(op, ENODATA);  // the file ended before the length announced
+    return;
+  } else if (result == -EAGAIN) {
+    op->waitingWritable = true;  // the pages it read are cached now: the loop sends them
+    return;
+  } else {
+    Fail(op, static_cast<int>(-result));
+    return;
+  }
+  if (!op->queued) {
+    op->queued = true;
+    ready_.push_back(op->id);
+  }
+}
+
+// Zero-copy completions: ranges [ee_info, ee_data] of send ids, each released once.
+void Classic::ReadErrorQueue(Op* op) {
+  for (;;) {
+    char control[256];
+    msghdr msg{};
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(op->fd, &msg, MSG_ERRQUEUE | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return;  // EAGAIN: nothing left
+    }
+    for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+      bool ip = (cm->cmsg_level == SOL_IP && cm->cmsg_type == IP_RECVERR) ||
+                (cm->cmsg_level == SOL_IPV6 && cm->cmsg_type == IPV6_RECVERR);
+      if (!ip) continue;
+      const sock_extended_err* err = reinterpret_cast<const sock_extended_err*>(CMSG_DATA(cm));
+      if (err->ee_origin != SO_EE_ORIGIN_ZEROCOPY || err->ee_errno != 0) {
+        strays_++;  // not a completion (TCP queues no other errors here without IP_RECVERR)
+        continue;
+      }
+      bool copied = (err->ee_code & SO_EE_CODE_ZEROCOPY_COPIED) != 0;
+      for (uint32_t id = err->ee_info;; id++) {
+        ReleasePin(op, id, copied);
+        if (id == err->ee_data) break;
+      }
+    }
+  }
+}
+
+void Classic::ReleasePin(Op* op, uint32_t zcId, bool copied) {
+  auto it = op->pins.find(zcId);
+  if (it == op->pins.end()) {
+    strays_++;
+    return;
+  }
+  pinned_ -= it->second;
+  ProcessPinned().fetch_sub(it->second, std::memory_order_relaxed);
+  op->pins.erase(it);
+  notifications_++;
+  op->notifications++;
+  if (copied) {
+    copied_++;
+    op->copied++;
+  }
+}
+
+void Classic::Fail(Op* op, int err) {
+  if (op->error == 0) op->error = err;
+  Finish(op);
+}
+
+// Every byte is out (or the op failed): the callback is due. The pages of zero-copy sends may
+// still be read by the kernel; MaybeRelease waits for their completions.
+void Classic::Finish(Op* op) {
+  if (op->finished) return;
+  Uncork(op);
+  op->finished = true;
+  if (op->aborting && op->error == 0) op->error = ECANCELED;
+  op->result.error = op->error;
+  op->result.zcNext = op->zcNext;
+  finishedSinceReap_.push_back(Finished{op->id, op->result});
+}
+
+void Classic::MaybeRelease(Op* op, std::vector<Released>* released) {
+  if (!op->finished || op->job || !op->pins.empty()) return;
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, op->fd, nullptr);  // before the close: Node's descriptor keeps the socket open
+  for (int fd : {op->fd, op->file}) {
+    if (fd >= 0) close(fd);
+  }
+  released->push_back(Released{op->id, op->notifications, op->copied});
+  ops_.erase(op->id);
+  delete op;
+}
+
+void Classic::Reap(std::vector<Finished>* finished, std::vector<Released>* released) {
+  uint64_t count;
+  if (read(wake_, &count, sizeof count) < 0) {
+    // EAGAIN: nothing signalled; the rest is looked at regardless.
+  }
+  std::vector<uint32_t> touched;
+  std::vector<std::pair<uint32_t, int64_t>> done;
+  {
+    std::lock_guard<std::mutex> guard(inbox_->lock);
+    done.swap(inbox_->done);
+  }
+  for (const auto& job : done) {
+    auto it = ops_.find(job.first);
+    if (it == ops_.end()) {
+      strays_++;
+      continue;
+    }
+    OnDiskJob(it->second, job.second);
+    touched.push_back(job.first);
+  }
+  epoll_event events[64];
+  int n;
+  do {
+    n = epoll_wait(epfd_, events, 64, 0);
+  } while (n < 0 && errno == EINTR);
+  for (int i = 0; i < n; i++) {
+    if (events[i].data.u64 == kWakeKey) continue;
+    uint32_t id = static_cast<uint32_t>(events[i].data.u64);
+    auto it = ops_.find(id);
+    if (it == ops_.end()) continue;
+    Op* op = it->second;
+    touched.push_back(id);
+    if (events[i].events & EPOLLERR) ReadErrorQueue(op);
+    if (op->waitingWritable && (events[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+      op->waitingWritable = false;
+      if (!op->queued) {
+        op->queued = true;
+        ready_.push_back(id);
+      }
+    }
+  }
+  // One turn for each op that was ready when this reap began; what queues itself again runs
+  // at the next one, after the loop served everything else.
+  std::vector<uint32_t> turn;
+  turn.swap(ready_);
+  for (uint32_t id : turn) {
+    auto it = ops_.find(id);
+    if (it == ops_.end()) continue;
+    Run(it->second);
+    touched.push_back(id);
+  }
+  finished->insert(finished->end(), finishedSinceReap_.begin(), finishedSinceReap_.end());
+  finishedSinceReap_.clear();
+  for (uint32_t id : touched) {
+    auto it = ops_.find(id);
+    if (it != ops_.end()) MaybeRelease(it->second, released);
+  }
+  // With 64 events at a time there may be more: the next turn of the loop reads them.
+  if (n == 64) Wake();
+}
+
+void Classic::Drain(unsigned timeoutMs, std::vector<Released>* released) {
+  for (auto& entry : ops_) {
+    if (!entry.second->finished) Abort(entry.first);
+  }
+  timespec start;
+  clock_gettime(CLOCK_MONOTONIC, &start);
+  std::vector<Finished> finished;
+  while (!ops_.empty()) {
+    pollfd sleep{epfd_, POLLIN, 0};
+    poll(&sleep, 1, 50);  // until something is ready (poll, not epoll_wait: no event is consumed)
+    Wake();
+    Reap(&finished, released);
+    timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long elapsedMs = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+    if (elapsedMs >= static_cast<long>(timeoutMs)) break;
+  }
+}
+
+}  // namespace classic
+}  // namespace zerocopy

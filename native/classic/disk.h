@@ -1,0 +1,33 @@
+// The classic engine's disk threads: where a transfer's call that may wait on a disk or a
+// network filesystem runs, so that the event loop's thread never does (nginx's `aio threads`).
+// A few threads for the whole process, started on first use, shared by every Node environment;
+// not libuv's pool, which a stuck NFS mount would take from the application's fs, dns and
+// crypto work.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+namespace zerocopy {
+namespace classic {
+
+// Where an engine's finished jobs wait for its event loop: the job's id and what it returned.
+// Shared with the threads, so a job that outlives its engine (a teardown that gave up on a
+// stuck filesystem) still has somewhere to land.
+struct Inbox {
+  explicit Inbox(int wake) : wake(wake) {}
+  ~Inbox();
+  std::mutex lock;
+  std::vector<std::pair<uint32_t, int64_t>> done;
+  int wake;  // an eventfd in the engine's epoll: written once a job lands
+};
+
+// Runs `job` on a disk thread; its result lands in `inbox` under `id`.
+void RunOnDiskThread(std::shared_ptr<Inbox> inbox, uint32_t id, std::function<int64_t()> job);
+
+}  // namespace classic
+}  // namespace zerocopy

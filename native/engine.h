@@ -1,0 +1,92 @@
+// What an engine does for one transfer, whichever kernel interface carries it: start it, abort
+// it, tell its progress, and report when it finished (its callback is due) and when it was
+// released (the kernel holds no reference to its memory any more). Two engines implement it:
+// the io_uring ring (uring/ring.h) and the classic one made of the calls container profiles
+// allow (classic/classic.h: sendfile, send with MSG_ZEROCOPY, the loop's own epoll).
+// Nothing here knows about JavaScript: addon.cc owns the JS references and calls back.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace zerocopy {
+
+// Why a body did not go entirely by a zero-copy send (bits of OpResult::fallbacks).
+enum : uint32_t {
+  kFallbackEopnotsupp = 1,  // the socket refused zero-copy sends: the op went on copying
+  kFallbackEnomem = 2,      // pinning was refused (RLIMIT_MEMLOCK, optmem): the rest went by copy
+  kFallbackPinBudget = 4,   // the process's pin budget was full: that part went by copy
+};
+
+struct OpResult {
+  int error = 0;             // 0, or the errno that ended the op (ECANCELED when aborted)
+  uint64_t zcBytes = 0;      // bytes the kernel accepted through a zero-copy send
+  uint64_t copyBytes = 0;    // bytes the kernel accepted through a copying send
+  uint64_t spliceBytes = 0;  // bytes of a file the kernel moved into the socket (splice, sendfile)
+  uint32_t fallbacks = 0;    // kFallback* bits
+  uint32_t zcNext = 0;       // the socket's next MSG_ZEROCOPY id after this op (classic engine)
+};
+
+// Bytes of every engine's zero-copy sends not yet released by the kernel, in the whole process
+// (each Node environment has an engine of its own): the pin budget applies to the process, as
+// RLIMIT_MEMLOCK does (to the user, even).
+inline std::atomic<uint64_t>& ProcessPinned() {
+  static std::atomic<uint64_t> pinned{0};
+  return pinned;
+}
+
+class Engine {
+ public:
+  struct Finished {
+    uint32_t id;
+    OpResult result;
+  };
+  struct Released {
+    uint32_t id;
+    uint32_t notifications;  // the op's zero-copy completions
+    uint32_t copied;         // ... of which the kernel reported it copied the data
+  };
+  struct Stats {
+    uint64_t notifications;  // zero-copy completions reaped
+    uint64_t copied;         // ... of which the kernel reported it copied the data
+    uint64_t sends;          // requests (or sends) whose completion is still owed
+    uint64_t pinnedBytes;    // bytes of zero-copy sends whose completion is still owed
+    uint64_t ops;            // operations not yet released
+    uint64_t strays;         // completions for requests already retired (dropped)
+  };
+
+  virtual ~Engine() = default;
+
+  virtual const char* Name() const = 0;
+  // A descriptor that polls readable when Reap has work: the loop's uv_poll watches it.
+  virtual int EventFd() const = 0;
+  virtual bool SupportsZeroCopy() const = 0;
+  virtual bool SupportsSend() const = 0;
+  virtual bool SupportsFiles() const = 0;
+  virtual void SetPinBudget(uint64_t bytes) = 0;
+
+  // Sends [data, data + length) on a duplicate of the socket `fd`. The caller keeps `data`
+  // alive until Reap reports the op released. `zcNext`: the socket's next MSG_ZEROCOPY id.
+  // Returns the op's id (> 0) or -errno.
+  virtual int64_t Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_t slice, uint32_t depth,
+                        uint32_t zcNext) = 0;
+  // Sends `length` bytes of the regular file `file` from `offset` on a duplicate of the socket
+  // `fd`, holding its own duplicate of the file. `pollFirst`: the socket was just found full.
+  // `remote`: the file is on a filesystem whose calls may wait (fsclass.h).
+  virtual int64_t StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth,
+                            bool pollFirst, bool remote) = 0;
+  // Ends an op early; it finishes once nothing of it is running in the kernel or a thread.
+  virtual void Abort(uint32_t id) = 0;
+  // Bytes the kernel accepted so far, or -1 for an unknown op.
+  virtual int64_t Progress(uint32_t id) const = 0;
+  // Does what is ready. Appends the ops that finished, then those released.
+  virtual void Reap(std::vector<Finished>* finished, std::vector<Released>* released) = 0;
+  // Environment teardown: aborts every op and waits up to `timeoutMs` for what is owed.
+  virtual void Drain(unsigned timeoutMs, std::vector<Released>* released) = 0;
+  virtual bool Idle() const = 0;
+  virtual Stats GetStats() const = 0;
+};
+
+}  // namespace zerocopy
