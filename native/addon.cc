@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "cached.h"
+#include "errno_name.h"
 #include "ring.h"
 
 namespace zerocopy {
@@ -39,8 +40,7 @@ namespace {
 constexpr unsigned kTeardownDrainMs = 2000;
 
 std::string ErrnoName(int err) {
-  const char* name = strerrorname_np(err);
-  return name != nullptr ? name : "E" + std::to_string(err);
+  return ErrnoToName(err);
 }
 
 Napi::Error ErrnoError(Napi::Env env, int err, const char* what) {

@@ -20,6 +20,7 @@
 // The pipe holds references to page-cache pages, so no byte of the file is copied on the
 // sending side (what sendfile does). The kernel runs the splices on io_uring's workers.
 #include "ring.h"
+#include "file_stat.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -245,7 +246,7 @@ int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint
   if (length == 0 || chunk == 0 || offset > static_cast<uint64_t>(INT64_MAX) - length) return -EINVAL;
   if (!splice_) return -EOPNOTSUPP;
   struct stat st;
-  if (fstat(file, &st) < 0) return -errno;
+  if (FileStat(file, &st) < 0) return -errno;
   if (!S_ISREG(st.st_mode)) return -EINVAL;  // a pipe or socket would be consumed, not read
   Op* op = NewOp(fcntl(fd, F_DUPFD_CLOEXEC, 0));
   int err = 0;
