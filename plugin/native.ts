@@ -64,9 +64,11 @@ function load (): { binding: Binding | null, reason: string | null } {
     return { binding: build(packageRoot), reason: null }
   } catch (err) {
     const first = String((err as Error).message).split('\n')[0]
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { installHint } = require(path.join(packageRoot, 'scripts', 'install-hint.js')) as { installHint: () => string }
     return {
       binding: null,
-      reason: `the native addon did not load (${first}); install liburing-dev, a C++ compiler and Python, then run "npm rebuild fastify-zero-copy"`
+      reason: `the native addon did not load (${first}); to compile it: ${installHint()}, then run "npm rebuild fastify-zero-copy"`
     }
   }
 }

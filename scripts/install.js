@@ -4,6 +4,7 @@
 // app.zeroCopy.capabilities.reason says what is missing.
 const { spawnSync } = require('node:child_process')
 const path = require('node:path')
+const { installHint } = require('./install-hint')
 
 const root = path.join(__dirname, '..')
 
@@ -27,9 +28,10 @@ const [cmd, args] = nodeGyp ? [process.execPath, [nodeGyp, 'rebuild']] : ['node-
 const result = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' })
 if (result.status !== 0 || !loads()) {
   console.warn([
-    'fastify-zero-copy: the native addon could not be built, so replies take Fastify\'s ordinary path.',
-    'For the io_uring path install liburing-dev (Debian/Ubuntu: apt-get install liburing-dev), a C++',
-    'compiler, make and Python 3, then run: npm rebuild fastify-zero-copy'
+    'fastify-zero-copy: no prebuilt addon fits this system and the native addon could not be built,',
+    'so replies take Fastify\'s ordinary path. For the io_uring path:',
+    `  ${installHint()}`,
+    'then run: npm rebuild fastify-zero-copy'
   ].join('\n'))
 }
 process.exit(0)
