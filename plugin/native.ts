@@ -2,6 +2,7 @@
 // (main thread, worker) loads its own copy of this module and so opens its own ring.
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
+import { installHint } from './install-hint'
 
 export interface RingStats {
   notifications: number
@@ -64,8 +65,6 @@ function load (): { binding: Binding | null, reason: string | null } {
     return { binding: build(packageRoot), reason: null }
   } catch (err) {
     const first = String((err as Error).message).split('\n')[0]
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { installHint } = require(path.join(packageRoot, 'scripts', 'install-hint.js')) as { installHint: () => string }
     return {
       binding: null,
       reason: `the native addon did not load (${first}); to compile it: ${installHint()}, then run "npm rebuild fastify-zero-copy"`

@@ -4,7 +4,16 @@
 // app.zeroCopy.capabilities.reason says what is missing.
 const { spawnSync } = require('node:child_process')
 const path = require('node:path')
-const { installHint } = require('./install-hint')
+
+// The packages to add, by distribution (dist/ is in the tarball; a fresh checkout installs
+// before it compiles the TypeScript).
+function installHint () {
+  try {
+    return require('../dist/plugin/install-hint.js').installHint()
+  } catch {
+    return 'install liburing\'s development files, a C++ compiler, make and Python 3'
+  }
+}
 
 const root = path.join(__dirname, '..')
 

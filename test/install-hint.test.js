@@ -5,7 +5,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { test } = require('tap')
-const { installHint } = require('../scripts/install-hint')
+const { installHint } = require('../dist/plugin/install-hint.js')
 
 test('the packages to add, by distribution', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-hint-'))
