@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "cached.h"
+#include "errno_name.h"
 #include "fsclass.h"
 #include "ring.h"
 
@@ -44,8 +45,7 @@ namespace {
 constexpr unsigned kTeardownDrainMs = 2000;
 
 std::string ErrnoName(int err) {
-  const char* name = strerrorname_np(err);
-  return name != nullptr ? name : "E" + std::to_string(err);
+  return ErrnoToName(err);
 }
 
 Napi::Error ErrnoError(Napi::Env env, int err, const char* what) {

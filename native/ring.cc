@@ -20,6 +20,7 @@
 // The pipe holds references to page-cache pages, so no byte of the file is copied on the
 // sending side (what sendfile does). The kernel runs the splices on io_uring's workers.
 #include "ring.h"
+#include "file_stat.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -281,7 +282,7 @@ int64_t Ring::StartFile(int fd, int file, uint64_t offset, uint64_t length, uint
     // A pipe or socket would be consumed, not read. (A remote file's fstat may wait on its
     // server: the plugin checked it is a regular file off this thread.)
     struct stat st;
-    if (fstat(file, &st) < 0) return -errno;
+    if (FileStat(file, &st) < 0) return -errno;
     if (!S_ISREG(st.st_mode)) return -EINVAL;
   }
   Op* op = NewOp(fcntl(fd, F_DUPFD_CLOEXEC, 0));

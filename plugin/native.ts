@@ -2,6 +2,7 @@
 // (main thread, worker) loads its own copy of this module and so opens its own ring.
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
+import { installHint } from './install-hint'
 
 export interface RingStats {
   notifications: number
@@ -80,7 +81,7 @@ function load (): { binding: Binding | null, reason: string | null } {
     const first = String((err as Error).message).split('\n')[0]
     return {
       binding: null,
-      reason: `the native addon did not load (${first}); install liburing-dev, a C++ compiler and Python, then run "npm rebuild fastify-zero-copy"`
+      reason: `the native addon did not load (${first}); to compile it: ${installHint()}, then run "npm rebuild fastify-zero-copy"`
     }
   }
 }

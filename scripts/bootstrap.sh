@@ -28,11 +28,25 @@ if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null 2>&1; then
     apt_install "${missing[@]}"
   fi
 fi
+# What the release build (npm pack: the linux-arm64 prebuild) and test/prebuilds.test.js need:
+# the arm64 cross compiler, qemu, an arm64 Node and kernel, a Debian 11 root. Cached under
+# /var/cache/fastify-zero-copy; a no-op when all is there.
+if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] && command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    bash scripts/platforms.sh >/dev/null
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo bash scripts/platforms.sh >/dev/null
+  else
+    bash scripts/platforms.sh >/dev/null || echo "bootstrap: run scripts/platforms.sh as root for the arm64 prebuild and its tests" >&2
+  fi
+fi
 if [ ! -d node_modules/fastify ] || [ ! -d node_modules/tap ]; then
   echo "bootstrap: npm install"
   npm install --no-audit --no-fund
 fi
 if [ ! -f build/Release/zerocopy.node ]; then
-  node scripts/install.js
+  # The checkout's own build, never a prebuild (node-gyp-build prefers build/): the tests run
+  # the sources as they are.
+  npx node-gyp rebuild --loglevel=warn >/dev/null
 fi
 npx tsc -p tsconfig.json

@@ -5,6 +5,16 @@
 const { spawnSync } = require('node:child_process')
 const path = require('node:path')
 
+// The packages to add, by distribution (dist/ is in the tarball; a fresh checkout installs
+// before it compiles the TypeScript).
+function installHint () {
+  try {
+    return require('../dist/plugin/install-hint.js').installHint()
+  } catch {
+    return 'install liburing\'s development files, a C++ compiler, make and Python 3'
+  }
+}
+
 const root = path.join(__dirname, '..')
 
 function loads () {
@@ -27,9 +37,10 @@ const [cmd, args] = nodeGyp ? [process.execPath, [nodeGyp, 'rebuild']] : ['node-
 const result = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' })
 if (result.status !== 0 || !loads()) {
   console.warn([
-    'fastify-zero-copy: the native addon could not be built, so replies take Fastify\'s ordinary path.',
-    'For the io_uring path install liburing-dev (Debian/Ubuntu: apt-get install liburing-dev), a C++',
-    'compiler, make and Python 3, then run: npm rebuild fastify-zero-copy'
+    'fastify-zero-copy: no prebuilt addon fits this system and the native addon could not be built,',
+    'so replies take Fastify\'s ordinary path. For the io_uring path:',
+    `  ${installHint()}`,
+    'then run: npm rebuild fastify-zero-copy'
   ].join('\n'))
 }
 process.exit(0)

@@ -80,6 +80,7 @@ test('the tarball holds what a user needs, and only that', async (t) => {
   t.ok(files.includes('plugin/esm.mjs'), 'ES module entry')
   t.ok(files.includes('types/index.d.ts'), 'types')
   t.ok(files.some((f) => /^prebuilds\/linux-x64\/.*\.node$/.test(f)), 'a prebuilt addon for linux-x64')
+  t.ok(files.some((f) => /^prebuilds\/linux-arm64\/.*\.node$/.test(f)), 'a prebuilt addon for linux-arm64')
   t.ok(files.includes('native/ring.cc') && files.includes('binding.gyp'), 'native sources for a local build')
   t.ok(files.includes('README.md') && files.includes('LICENSE'))
   const stray = files.filter((f) => /^(test|bench|example|\.ci)\//.test(f) || f.startsWith('build/') || f.endsWith('.ts') && f !== 'types/index.d.ts')

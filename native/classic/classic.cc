@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "../cached.h"
+#include "../file_stat.h"
 
 // Debian 12's headers have these; a libc without them gets the kernel's values.
 #ifndef SO_ZEROCOPY
@@ -148,7 +149,7 @@ int64_t Classic::StartFile(int fd, int file, uint64_t offset, uint64_t length, u
     // A pipe or socket would be consumed, not read. (A remote file's fstat may wait on its
     // server: the plugin checked it is a regular file off this thread.)
     struct stat st;
-    if (fstat(file, &st) < 0) return -errno;
+    if (FileStat(file, &st) < 0) return -errno;
     if (!S_ISREG(st.st_mode)) return -EINVAL;
   }
   int own = Dup(fd);
