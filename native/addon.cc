@@ -83,6 +83,13 @@ FileRange FileRangeArgs(const Napi::CallbackInfo& info, const char* what) {
 // it. A terminated worker never finishes its responses, so their descriptors would stay open
 // with nobody to close them: the environment's teardown closes what is left here.
 struct Owned {
+  // Counted by hand: std::shared_ptr binds glibc and libstdc++ symbols newer than the
+  // prebuilds' floor. Held by the addon, the ring's binding and the teardown hook.
+  void Ref() { refs++; }
+  void Unref() {
+    if (--refs == 0) delete this;
+  }
+  int refs = 1;  // one environment's thread only
   std::unordered_set<int> open;     // the plugin's, closed by closeFile or at teardown
   std::unordered_set<int> closing;  // handed to the ring's close: the kernel releases them
 
@@ -110,7 +117,11 @@ struct Binding {
   std::unordered_map<uint32_t, Pending> pending;
   std::unordered_map<uint32_t, Napi::FunctionReference> opening;  // openFile callbacks, by open id
   Binding** owner = nullptr;  // the addon's pointer to us, cleared at teardown
-  std::shared_ptr<Owned> owned;
+  Owned* owned = nullptr;  // a reference of its own, dropped when the binding is deleted
+
+  ~Binding() {
+    if (owned != nullptr) owned->Unref();
+  }
 
   // Closes the ring finished are no longer the plugin's to close.
   void ForgetClosed() {
@@ -230,16 +241,17 @@ class Addon : public Napi::Addon<Addon> {
     RemoteMountsPresent();  // opens the mount table now: one descriptor for the process's life
     // Runs after the ring's teardown (cleanup hooks run newest first, and the ring's is added
     // later), when every op has closed its own duplicates.
-    auto* hold = new std::shared_ptr<Owned>(owned_);
+    owned_->Ref();
     napi_add_env_cleanup_hook(env, [](void* arg) {
-      auto* held = static_cast<std::shared_ptr<Owned>*>(arg);
-      (*held)->CloseAll();
-      delete held;
-    }, hold);
+      Owned* held = static_cast<Owned*>(arg);
+      held->CloseAll();
+      held->Unref();
+    }, owned_);
   }
 
   ~Addon() {
     if (binding_ != nullptr) binding_->owner = nullptr;
+    owned_->Unref();
   }
 
  private:
@@ -268,6 +280,7 @@ class Addon : public Napi::Addon<Addon> {
     b->env = env;
     b->ring = ring;
     b->owned = owned_;
+    owned_->Ref();
     b->poll.data = b;
     int uvret = uv_poll_init(loop, &b->poll, ring->EventFd());
     if (uvret == 0) uvret = uv_poll_start(&b->poll, UV_READABLE, &Binding::OnPoll);
@@ -473,7 +486,7 @@ class Addon : public Napi::Addon<Addon> {
 
   Binding* binding_ = nullptr;
   int openError_ = 0;
-  std::shared_ptr<Owned> owned_ = std::make_shared<Owned>();
+  Owned* owned_ = new Owned();
 };
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstddef>
+#include <memory>
 #include <unordered_map>
 
 #include "../cached.h"
@@ -88,7 +89,7 @@ int Classic::Create(Classic** out) {
   if (c->epfd_ < 0) return -errno;
   c->wake_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (c->wake_ < 0) return -errno;
-  c->inbox_ = std::make_shared<Inbox>(c->wake_);
+  c->inbox_ = new Inbox(c->wake_);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kWakeKey;
@@ -108,6 +109,11 @@ Classic::~Classic() {
   }
   if (epfd_ >= 0) close(epfd_);
   // wake_ belongs to inbox_, closed when no disk job refers to it any more.
+  if (inbox_ != nullptr) {
+    inbox_->Unref();
+  } else if (wake_ >= 0) {
+    close(wake_);
+  }
 }
 
 void Classic::Wake() {

@@ -18,7 +18,6 @@
 //   finished -> (no zero-copy send still owed by the error queue, no disk job) released
 #pragma once
 
-#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -73,7 +72,7 @@ class Classic : public Engine {
 
   int epfd_ = -1;
   int wake_ = -1;  // owned by inbox_; written by the disk threads and by Wake()
-  std::shared_ptr<Inbox> inbox_;
+  Inbox* inbox_ = nullptr;  // one reference: the engine's
   bool zeroCopy_ = true;  // cleared when the kernel refuses SO_ZEROCOPY or MSG_ZEROCOPY (gVisor: EINVAL)
   uint64_t pinBudget_ = 0;
   uint64_t pinned_ = 0;

@@ -15,7 +15,7 @@ namespace {
 constexpr unsigned kThreads = 4;
 
 struct Job {
-  std::shared_ptr<Inbox> inbox;
+  Inbox* inbox;
   uint32_t id;
   std::function<int64_t()> run;
 };
@@ -47,6 +47,7 @@ struct Pool {
       if (write(job.inbox->wake, &one, sizeof one) < 0) {
         // EAGAIN: the counter is already non-zero, the loop will look anyway.
       }
+      job.inbox->Unref();
     }
   }
 };
@@ -62,10 +63,11 @@ Inbox::~Inbox() {
   if (wake >= 0) close(wake);
 }
 
-void RunOnDiskThread(std::shared_ptr<Inbox> inbox, uint32_t id, std::function<int64_t()> job) {
+void RunOnDiskThread(Inbox* inbox, uint32_t id, std::function<int64_t()> job) {
   Pool& pool = ThePool();
+  inbox->Ref();
   std::lock_guard<std::mutex> guard(pool.lock);
-  pool.jobs.push_back(Job{std::move(inbox), id, std::move(job)});
+  pool.jobs.push_back(Job{inbox, id, std::move(job)});
   if (pool.idle < pool.jobs.size() && pool.threads < kThreads) {
     pool.threads++;
     std::thread([&pool] { pool.Loop(); }).detach();
