@@ -1,11 +1,19 @@
 #include "disk.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
-#include <thread>
+
+// glibc 2.34 moved pthread_create into libc under a new version; the prebuilds load on glibc
+// 2.28, so bind the version every glibc since the architecture's first has.
+#if defined(__x86_64__)
+__asm__(".symver pthread_create, pthread_create@GLIBC_2.2.5");
+#elif defined(__aarch64__)
+__asm__(".symver pthread_create, pthread_create@GLIBC_2.17");
+#endif
 
 namespace zerocopy {
 namespace classic {
@@ -20,24 +28,30 @@ struct Job {
   std::function<int64_t()> run;
 };
 
+// pthreads rather than std::thread and std::condition_variable, whose libstdc++ symbols are
+// newer than the prebuilds' floor (GLIBCXX_3.4.30 for condition_variable::wait with GCC 12).
 struct Pool {
-  std::mutex lock;
-  std::condition_variable ready;
+  pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_cond_t ready = PTHREAD_COND_INITIALIZER;
   std::deque<Job> jobs;
   unsigned threads = 0;
   unsigned idle = 0;
 
+  static void* Main(void* self) {
+    static_cast<Pool*>(self)->Loop();
+    return nullptr;
+  }
+
   void Loop() {
     for (;;) {
       Job job;
-      {
-        std::unique_lock<std::mutex> guard(lock);
-        idle++;
-        ready.wait(guard, [this] { return !jobs.empty(); });
-        idle--;
-        job = std::move(jobs.front());
-        jobs.pop_front();
-      }
+      pthread_mutex_lock(&lock);
+      idle++;
+      while (jobs.empty()) pthread_cond_wait(&ready, &lock);
+      idle--;
+      job = std::move(jobs.front());
+      jobs.pop_front();
+      pthread_mutex_unlock(&lock);
       int64_t result = job.run();
       {
         std::lock_guard<std::mutex> guard(job.inbox->lock);
@@ -66,13 +80,23 @@ Inbox::~Inbox() {
 void RunOnDiskThread(Inbox* inbox, uint32_t id, std::function<int64_t()> job) {
   Pool& pool = ThePool();
   inbox->Ref();
-  std::lock_guard<std::mutex> guard(pool.lock);
+  pthread_mutex_lock(&pool.lock);
   pool.jobs.push_back(Job{inbox, id, std::move(job)});
   if (pool.idle < pool.jobs.size() && pool.threads < kThreads) {
-    pool.threads++;
-    std::thread([&pool] { pool.Loop(); }).detach();
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    // Signals stay with Node's threads: a disk thread blocks them all.
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, &old);  // this thread's mask (pthread_sigmask binds GLIBC_2.32)
+    if (pthread_create(&thread, &attr, &Pool::Main, &pool) == 0) pool.threads++;
+    sigprocmask(SIG_SETMASK, &old, nullptr);
+    pthread_attr_destroy(&attr);
   }
-  pool.ready.notify_one();
+  pthread_cond_signal(&pool.ready);
+  pthread_mutex_unlock(&pool.lock);
 }
 
 }  // namespace classic
