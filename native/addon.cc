@@ -3,7 +3,9 @@
 // ring signals (no extra thread), torn down at environment exit after reaping every CQE owed.
 //
 // JS API (plugin/native.ts wraps it):
-//   open()                         -> { ok, code, sendZc, send, splice }
+//   open([maxEntries])             -> { ok, code, sendZc, send, splice }: the ring opens at the
+//     first call, with at most maxEntries SQ entries if given (256 by default, 32 at least)
+//   start, startFile and openFile throw code RING_BROKEN once io_uring_enter failed for good
 //   start(fd, uint8array, zc, slice, depth, done, released) -> id
 //     done(errCode|null, zcBytes, copyBytes, fallbacks): every result is in; the socket is free
 //     released(notifications, copied): every CQE is in; the body is no longer referenced
@@ -250,7 +252,8 @@ class Addon : public Napi::Addon<Addon> {
  private:
   Napi::Value Open(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (binding_ == nullptr && openError_ == 0) openError_ = CreateBinding(env);
+    unsigned maxEntries = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
+    if (binding_ == nullptr && openError_ == 0) openError_ = CreateBinding(env, maxEntries);
     Napi::Object out = Napi::Object::New(env);
     out.Set("ok", Napi::Boolean::New(env, binding_ != nullptr));
     out.Set("code", openError_ == 0 ? env.Null() : Napi::String::New(env, ErrnoName(openError_)));
@@ -260,9 +263,9 @@ class Addon : public Napi::Addon<Addon> {
     return out;
   }
 
-  int CreateBinding(Napi::Env env) {
+  int CreateBinding(Napi::Env env, unsigned maxEntries) {
     Ring* ring = nullptr;
-    int ret = Ring::Create(&ring);
+    int ret = Ring::Create(&ring, maxEntries);
     if (ret < 0) return -ret;
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok) {

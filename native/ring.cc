@@ -175,7 +175,7 @@ bool ProbeSocketCommand(io_uring* ring) {
 
 }  // namespace
 
-int Ring::Create(Ring** out) {
+int Ring::Create(Ring** out, unsigned maxEntries) {
   std::unique_ptr<Ring> r(new Ring());
   // Measured on 6.18: the rings themselves count against RLIMIT_MEMLOCK for users without
   // CAP_IPC_LOCK (256 + 4096 entries need 84 KiB). Under a tight limit, smaller rings still
@@ -183,6 +183,7 @@ int Ring::Create(Ring** out) {
   static const unsigned kSizes[][2] = {{kEntries, kCqEntries}, {128, 1024}, {64, 256}, {32, 64}};
   int ret = -ENOMEM;
   for (const auto& size : kSizes) {
+    if (maxEntries != 0 && size[0] > maxEntries && size[0] != kSizes[3][0]) continue;
     io_uring_params p{};
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
     p.cq_entries = size[1];

@@ -79,9 +79,10 @@ class Ring {
                // again after a backoff, whether or not a CQE comes
   };
 
-  // Creates a ring and probes it. Returns 0, or -errno (ENOSYS under seccomp, EPERM under
+  // Creates a ring of at most `maxEntries` SQ entries (0: the default, 256; at least 32) and
+  // probes it. Returns 0, or -errno (ENOSYS under seccomp, EPERM under
   // kernel.io_uring_disabled, ENOMEM, ...).
-  static int Create(Ring** out);
+  static int Create(Ring** out, unsigned maxEntries = 0);
   ~Ring();
   Ring(const Ring&) = delete;
   Ring& operator=(const Ring&) = delete;

@@ -102,9 +102,9 @@ function sqEntries (pid) {
 test('a full SQ on the smallest ring (32 entries): 64 concurrent large bodies, buffers and files, all exact, none failed with EBUSY', async (t) => {
   const sizes = Array.from({ length: 8 }, (_, i) => MiB + i * 262147)
   const files = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`f${i}.bin`, 4 * MiB + i * 65537]))
-  // ulimit -l 8: the rings get 8 KiB, which only the 32-entry ring fits in.
-  const ulimit = ['sh', '-c', 'ulimit -l 8 && exec "$@"', 'sh']
-  const server = await flakyServer(t, { sizes, files, wrap: ulimit, options: { fileInline: 0 } })
+  // The smallest ring, as a tight `ulimit -l` gives it (test/memlock.test.js), without
+  // depending on what else the same user has locked at the time.
+  const server = await flakyServer(t, { sizes, files, wrap: ['env', 'FASTIFY_ZERO_COPY_RING_ENTRIES=32'], options: { fileInline: 0 } })
   t.equal(sqEntries(server.pid), 32, 'the ring has 32 SQ entries')
   // The first few submits go through, so bodies are under way when the submits start failing
   // and the SQ fills behind them.
@@ -122,7 +122,9 @@ test('a full SQ on the smallest ring (32 entries): 64 concurrent large bodies, b
   const st = server.status()
   t.equal(st.gen, gen)
   t.ok(st.genDenied > 0, `${st.genDenied} submits failed with EBUSY`)
-  t.equal(st.maxToSubmit, 32, `the SQ filled: a submit of ${st.maxToSubmit} SQEs`)
+  // A file's round takes up to 3 + 2 x depth (4) = 11 SQEs: a submit of more than 32 - 11
+  // means the SQ had no room left for one more.
+  t.ok(st.maxToSubmit > 21, `the SQ filled: a submit of ${st.maxToSubmit} of its 32 SQEs`)
   let stats
   t.ok(await eventually(async () => {
     stats = await getJson(server.port, '/stats')
