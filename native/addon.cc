@@ -396,7 +396,10 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Ring::Stats s{};
-    if (binding_ != nullptr && binding_->ring != nullptr) s = binding_->ring->GetStats();
+    if (binding_ != nullptr && binding_->ring != nullptr) {
+      s = binding_->ring->GetStats();
+      binding_->ring->QueueStats(&s);
+    }
     Napi::Object out = Napi::Object::New(env);
     out.Set("notifications", Napi::Number::New(env, static_cast<double>(s.notifications)));
     out.Set("copied", Napi::Number::New(env, static_cast<double>(s.copied)));

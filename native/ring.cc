@@ -298,6 +298,12 @@ uint32_t Ring::RoundPairs(const Op* op) const {
   return std::max<uint32_t>(1, std::min<uint32_t>(op->depth, (ring_.sq.ring_entries - 3) / 2));
 }
 
+void Ring::QueueStats(Stats* s) const {
+  s->waiting = waiting_.size();
+  s->waits = waits_;
+  s->broken = broken_;
+}
+
 Ring::Due Ring::Pending() const {
   if (broken_ != 0) return sweepDue_ || !opened_.empty() ? Due::kNow : Due::kNothing;
   for (const Op* op : waiting_) {
@@ -632,7 +638,7 @@ int64_t Ring::Progress(uint32_t id) const {
 }
 
 Ring::Stats Ring::GetStats() const {
-  return Stats{notifications_, copied_, sends_, pinned_, ops_.size(), strays_, waiting_.size(), waits_, broken_};
+  return Stats{notifications_, copied_, sends_, pinned_, ops_.size(), strays_};
 }
 
 void Ring::Reap(std::vector<Finished>* finished, std::vector<Released>* released) {

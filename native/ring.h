@@ -66,9 +66,9 @@ class Ring {
     uint64_t pinnedBytes;    // bytes of SEND_ZC requests whose notification is still owed
     uint64_t ops;            // operations not yet released
     uint64_t strays;         // CQEs for requests already retired (dropped)
-    uint64_t waiting;        // operations waiting for room in the SQ
-    uint64_t waits;          // times an operation had to wait for room in the SQ
-    int broken;              // errno that broke the ring, or 0
+    uint64_t waiting = 0;    // operations waiting for room in the SQ      (QueueStats)
+    uint64_t waits = 0;      // times the SQ had no room for the next one  (QueueStats)
+    int broken = 0;          // errno that broke the ring, or 0            (QueueStats)
   };
   // What the ring needs from its caller's event loop besides the eventfd (see ring.cc, "The
   // ring's own progress").
@@ -134,6 +134,7 @@ class Ring {
   // EBADR for CQEs the kernel dropped), or 0. Broken, the ring takes no new op.
   int Broken() const { return broken_; }
   Stats GetStats() const;
+  void QueueStats(Stats* s) const;
 
  private:
   Ring() = default;
