@@ -3,7 +3,9 @@
 // ring signals (no extra thread), torn down at environment exit after reaping every CQE owed.
 //
 // JS API (plugin/native.ts wraps it):
-//   open()                         -> { ok, code, sendZc, send, splice }
+//   open([maxEntries])             -> { ok, code, sendZc, send, splice }: the ring opens at the
+//     first call, with at most maxEntries SQ entries if given (256 by default, 32 at least)
+//   start, startFile and openFile throw code RING_BROKEN once io_uring_enter failed for good
 //   start(fd, uint8array, zc, slice, depth, done, released) -> id
 //     done(errCode|null, zcBytes, copyBytes, fallbacks): every result is in; the socket is free
 //     released(notifications, copied): every CQE is in; the body is no longer referenced
@@ -27,6 +29,7 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -43,6 +46,10 @@ namespace zerocopy {
 namespace {
 
 constexpr unsigned kTeardownDrainMs = 2000;
+// Backoff of the retry timer while the kernel refuses submits (EAGAIN, EBUSY): soon enough
+// that a lone response hardly notices a short refusal, rare enough not to spin on a long one.
+constexpr uint64_t kRetryFirstMs = 1;
+constexpr uint64_t kRetryMaxMs = 100;
 
 std::string ErrnoName(int err) {
   return ErrnoToName(err);
@@ -103,11 +110,18 @@ struct Owned {
   }
 };
 
-// What the environment holds while the ring lives. Deleted when the poll handle closes.
+// What the environment holds while the ring lives. Deleted when both its handles closed.
 struct Binding {
   napi_env env = nullptr;
   Ring* ring = nullptr;
   uv_poll_t poll{};
+  // Reaps and submits again when no CQE will: SQEs the kernel refused for now, ops waiting
+  // for room in the SQ (backoff kRetryFirstMs doubling to kRetryMaxMs), finishes no CQE
+  // announces (at once). Referenced exactly when the poll handle is.
+  uv_timer_t retry{};
+  uint64_t backoffMs = kRetryFirstMs;
+  bool retrying = false;  // OnReadable runs from the timer
+  int handles = 0;        // handles to close before the Binding is deleted
   napi_async_cleanup_hook_handle hook = nullptr;
   struct Pending {
     Napi::Reference<Napi::Uint8Array> body;  // keeps the pages alive until released (empty for a file)
@@ -131,12 +145,40 @@ struct Binding {
   }
 
   void UpdateRef() {
-    // While any CQE is owed, the loop must stay alive to reap it.
-    if (ring->Idle()) {
-      uv_unref(reinterpret_cast<uv_handle_t*>(&poll));
-    } else {
-      uv_ref(reinterpret_cast<uv_handle_t*>(&poll));
+    // While any CQE is owed, the loop must stay alive to reap it (a broken ring's ops, once
+    // failed, are not waited for: their CQEs may never come).
+    for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&poll), reinterpret_cast<uv_handle_t*>(&retry)}) {
+      if (ring->NeedsLoop()) {
+        uv_ref(h);
+      } else {
+        uv_unref(h);
+      }
     }
+  }
+
+  // After anything that may have left work no CQE will announce (see Ring::Due).
+  void Kick() {
+    bool fired = retrying;
+    retrying = false;
+    switch (ring->Pending()) {
+      case Ring::Due::kNothing:
+        uv_timer_stop(&retry);
+        backoffMs = kRetryFirstMs;
+        break;
+      case Ring::Due::kNow:
+        uv_timer_start(&retry, &Binding::OnRetry, 0, 0);
+        break;
+      case Ring::Due::kRetry:
+        // Still refused after a retry: wait longer. Otherwise a retry already armed stands.
+        if (fired) {
+          backoffMs = std::min(backoffMs * 2, kRetryMaxMs);
+          uv_timer_start(&retry, &Binding::OnRetry, backoffMs, 0);
+        } else if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&retry))) {
+          uv_timer_start(&retry, &Binding::OnRetry, backoffMs, 0);
+        }
+        break;
+    }
+    UpdateRef();
   }
 
   void OnReadable() {
@@ -180,7 +222,7 @@ struct Binding {
       Napi::Value err = o.result >= 0 ? e.Null() : Napi::String::New(e, ErrnoName(-o.result));
       Call(cb.Value(), {err, Napi::Number::New(e, o.result >= 0 ? o.result : -1)});
     }
-    if (ring != nullptr) UpdateRef();
+    if (ring != nullptr) Kick();
   }
 
   // MakeCallback runs the microtasks and nextTicks the callback queued, as Node's own I/O
@@ -198,6 +240,19 @@ struct Binding {
     static_cast<Binding*>(handle->data)->OnReadable();
   }
 
+  static void OnRetry(uv_timer_t* handle) {
+    Binding* b = static_cast<Binding*>(handle->data);
+    b->retrying = true;
+    b->OnReadable();  // Reap: settles, pumps and submits again
+  }
+
+  static void OnClosed(uv_handle_t* h) {
+    Binding* self = static_cast<Binding*>(h->data);
+    if (--self->handles > 0) return;
+    if (self->hook != nullptr) napi_remove_async_cleanup_hook(self->hook);
+    delete self;
+  }
+
   static void OnCleanup(napi_async_cleanup_hook_handle handle, void* arg) {
     Binding* b = static_cast<Binding*>(arg);
     b->hook = handle;
@@ -207,14 +262,12 @@ struct Binding {
     b->pending.clear();  // the environment is going away: no callbacks, drop the references
     b->opening.clear();  // (Drain closed what the opens in flight opened)
     uv_poll_stop(&b->poll);
+    uv_timer_stop(&b->retry);
     delete b->ring;  // io_uring_queue_exit
     b->ring = nullptr;
     if (b->owner != nullptr) *b->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), [](uv_handle_t* h) {
-      Binding* self = static_cast<Binding*>(h->data);
-      if (self->hook != nullptr) napi_remove_async_cleanup_hook(self->hook);
-      delete self;
-    });
+    uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), &Binding::OnClosed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&b->retry), &Binding::OnClosed);
   }
 };
 
@@ -257,7 +310,8 @@ class Addon : public Napi::Addon<Addon> {
  private:
   Napi::Value Open(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (binding_ == nullptr && openError_ == 0) openError_ = CreateBinding(env);
+    unsigned maxEntries = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
+    if (binding_ == nullptr && openError_ == 0) openError_ = CreateBinding(env, maxEntries);
     Napi::Object out = Napi::Object::New(env);
     out.Set("ok", Napi::Boolean::New(env, binding_ != nullptr));
     out.Set("code", openError_ == 0 ? env.Null() : Napi::String::New(env, ErrnoName(openError_)));
@@ -267,9 +321,9 @@ class Addon : public Napi::Addon<Addon> {
     return out;
   }
 
-  int CreateBinding(Napi::Env env) {
+  int CreateBinding(Napi::Env env, unsigned maxEntries) {
     Ring* ring = nullptr;
-    int ret = Ring::Create(&ring);
+    int ret = Ring::Create(&ring, maxEntries);
     if (ret < 0) return -ret;
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
@@ -282,14 +336,20 @@ class Addon : public Napi::Addon<Addon> {
     b->owned = owned_;
     owned_->Ref();
     b->poll.data = b;
+    b->retry.data = b;
+    uv_timer_init(loop, &b->retry);  // cannot fail
+    b->handles = 1;
     int uvret = uv_poll_init(loop, &b->poll, ring->EventFd());
-    if (uvret == 0) uvret = uv_poll_start(&b->poll, UV_READABLE, &Binding::OnPoll);
+    if (uvret == 0) {
+      b->handles = 2;
+      uvret = uv_poll_start(&b->poll, UV_READABLE, &Binding::OnPoll);
+    }
     if (uvret != 0) {
       // uv_poll_init failing leaves nothing to close; after it, the handle must be closed.
       delete ring;
       b->ring = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(&b->poll),
-               [](uv_handle_t* h) { delete static_cast<Binding*>(h->data); });
+      if (b->handles == 2) uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), &Binding::OnClosed);
+      uv_close(reinterpret_cast<uv_handle_t*>(&b->retry), &Binding::OnClosed);
       return -uvret;
     }
     b->UpdateRef();
@@ -299,6 +359,20 @@ class Addon : public Napi::Addon<Addon> {
     b->owner = &binding_;
     binding_ = b;
     return 0;
+  }
+
+  // A start the ring refused. Broken, it says so (code RING_BROKEN, the plugin's fallback
+  // reason 'ring-broken'); the errno otherwise (EMFILE on dup, ...). Either way the ring may
+  // have work to report first (a start can be what found it broken).
+  Napi::Error StartError(Napi::Env env, int err, const char* what) {
+    binding_->Kick();
+    int broken = binding_->ring->Broken();
+    if (broken == 0) return ErrnoError(env, err, what);
+    Napi::Error e = Napi::Error::New(env, std::string("the io_uring ring is broken (io_uring_enter failed with ") +
+                                              ErrnoName(broken) + "): bodies go by Node");
+    e.Set("code", Napi::String::New(env, "RING_BROKEN"));
+    e.Set("cause", Napi::String::New(env, ErrnoName(broken)));
+    return e;
   }
 
   Ring* RequireRing(Napi::Env env) {
@@ -322,7 +396,7 @@ class Addon : public Napi::Addon<Addon> {
     uint32_t slice = info[3].As<Napi::Number>().Uint32Value();
     uint32_t depth = info[4].As<Napi::Number>().Uint32Value();
     int64_t id = ring->Start(fd, body.Data(), body.ByteLength(), zc, slice, depth);
-    if (id < 0) throw ErrnoError(env, static_cast<int>(-id), "io_uring send");
+    if (id < 0) throw StartError(env, static_cast<int>(-id), "io_uring send");
     Binding::Pending& p = Track(info, id);
     p.body = Napi::Persistent(body);
     return Napi::Number::New(env, static_cast<double>(id));
@@ -341,7 +415,7 @@ class Addon : public Napi::Addon<Addon> {
                                  info[4].As<Napi::Number>().Uint32Value(),
                                  info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 1,
                                  info[8].ToBoolean(), info[9].ToBoolean());
-    if (id < 0) throw ErrnoError(env, static_cast<int>(-id), "io_uring splice");
+    if (id < 0) throw StartError(env, static_cast<int>(-id), "io_uring splice");
     Track(info, id);
     return Napi::Number::New(env, static_cast<double>(id));
   }
@@ -362,13 +436,14 @@ class Addon : public Napi::Addon<Addon> {
     Binding::Pending& p = binding_->pending[static_cast<uint32_t>(id)];
     p.callback = Napi::Persistent(info[5].As<Napi::Function>());
     if (info[6].IsFunction()) p.released = Napi::Persistent(info[6].As<Napi::Function>());
-    binding_->UpdateRef();
+    binding_->Kick();
     return p;
   }
 
   Napi::Value Abort(const Napi::CallbackInfo& info) {
     Ring* ring = RequireRing(info.Env());
     ring->Abort(info[0].As<Napi::Number>().Uint32Value());
+    binding_->Kick();  // an op that waited for room finishes at the next reap
     return info.Env().Undefined();
   }
 
@@ -381,7 +456,10 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Ring::Stats s{};
-    if (binding_ != nullptr && binding_->ring != nullptr) s = binding_->ring->GetStats();
+    if (binding_ != nullptr && binding_->ring != nullptr) {
+      s = binding_->ring->GetStats();
+      binding_->ring->QueueStats(&s);
+    }
     Napi::Object out = Napi::Object::New(env);
     out.Set("notifications", Napi::Number::New(env, static_cast<double>(s.notifications)));
     out.Set("copied", Napi::Number::New(env, static_cast<double>(s.copied)));
@@ -389,6 +467,9 @@ class Addon : public Napi::Addon<Addon> {
     out.Set("pinnedBytes", Napi::Number::New(env, static_cast<double>(s.pinnedBytes)));
     out.Set("ops", Napi::Number::New(env, static_cast<double>(s.ops)));
     out.Set("strays", Napi::Number::New(env, static_cast<double>(s.strays)));
+    out.Set("waiting", Napi::Number::New(env, static_cast<double>(s.waiting)));
+    out.Set("waits", Napi::Number::New(env, static_cast<double>(s.waits)));
+    out.Set("broken", s.broken == 0 ? env.Null() : Napi::String::New(env, ErrnoName(s.broken)));
     return out;
   }
 
@@ -420,9 +501,12 @@ class Addon : public Napi::Addon<Addon> {
     }
     std::string path = PathArg(info[0], "openFile");
     int64_t id = ring->OpenFile(path.c_str());
-    if (id < 0) throw ErrnoError(env, static_cast<int>(-id), "io_uring openat");
+    if (id < 0) {
+      binding_->Kick();
+      throw ErrnoError(env, static_cast<int>(-id), "io_uring openat");
+    }
     binding_->opening[static_cast<uint32_t>(id)] = Napi::Persistent(info[1].As<Napi::Function>());
-    binding_->UpdateRef();
+    binding_->Kick();
     return env.Undefined();
   }
 

@@ -19,6 +19,34 @@
 // the round ends at the first short drain: the socket is full, the next round polls first.
 // The pipe holds references to page-cache pages, so no byte of the file is copied on the
 // sending side (what sendfile does). The kernel runs the splices on io_uring's workers.
+//
+// The ring's own progress (submission never waits for another request's completion):
+//   An op's next chain or round goes to the back of `waiting_`; Pump moves ops from its
+//   front into the SQ, each chain or round whole (never half a chain: the kernel would run
+//   the halves as two chains, side by side on one socket), once the SQ has room for all of
+//   it, then submits. A full SQ means waiting there, never failing the op.
+//   io_uring_enter's answer to a submit (Flush), every errno decided:
+//     >= 0             the kernel consumed that many SQEs; the rest (if any) stay queued.
+//     EINTR            a signal came first: tried again at once, a few times, then as EAGAIN.
+//     EAGAIN, EBUSY    the kernel was short of memory or of room for completions and
+//                      consumed nothing: the SQEs stay queued. Pending() says kRetry and the
+//                      caller (addon.cc) reaps and submits again after a backoff (1 ms
+//                      doubling to 100 ms), so a lone response never waits for another one.
+//     anything else    (EBADR: completions were dropped; EBADF, EFAULT, EINVAL, ENXIO,
+//                      EOPNOTSUPP, ENOMEM: the ring or this process cannot go on) the ring is
+//                      broken: Break.
+//   A reap that finds the kernel dropped CQEs (the CQ overflow counter, or EBADR from
+//   io_uring_get_events) breaks the ring too: some ops would never hear from their requests.
+//   Broken (for good: the ring is never submitted to again, and never replaced):
+//     - the SQEs the kernel never consumed are taken back (DropUnsubmitted): no CQE will come
+//       for them, so what they owed is forgotten, and an open among them fails with the errno;
+//     - every unfinished op is finished with the errno at the next Reap, its socket reset and
+//       shut down (Cut) so the client sees the connection end and a request of it still in
+//       the kernel returns; the plugin destroys the response;
+//     - ops with requests in the kernel stay (their memory referenced) until their CQEs come,
+//       which may be never if CQEs were lost: so they no longer keep the event loop alive
+//       (NeedsLoop), and teardown waits for them only its bounded time;
+//     - Start, StartFile and OpenFile fail at once: the plugin sends by Node instead.
 #include "ring.h"
 #include "file_stat.h"
 
@@ -92,6 +120,7 @@ struct Op {
   // The file is on a filesystem whose close may wait (fsclass.h): its duplicate is closed by
   // the ring (IORING_OP_CLOSE goes to the workers when the file has a flush to call).
   bool remote = false;
+  bool waiting = false;  // in Ring::waiting_: its next chain or round waits for room in the SQ
   bool IsFile() const { return file >= 0; }
 };
 
@@ -150,7 +179,7 @@ bool ProbeSocketCommand(io_uring* ring) {
 
 }  // namespace
 
-int Ring::Create(Ring** out) {
+int Ring::Create(Ring** out, unsigned maxEntries) {
   std::unique_ptr<Ring> r(new Ring());
   // Measured on 6.18: the rings themselves count against RLIMIT_MEMLOCK for users without
   // CAP_IPC_LOCK (256 + 4096 entries need 84 KiB). Under a tight limit, smaller rings still
@@ -158,6 +187,7 @@ int Ring::Create(Ring** out) {
   static const unsigned kSizes[][2] = {{kEntries, kCqEntries}, {128, 1024}, {64, 256}, {32, 64}};
   int ret = -ENOMEM;
   for (const auto& size : kSizes) {
+    if (maxEntries != 0 && size[0] > maxEntries && size[0] != kSizes[3][0]) continue;
     io_uring_params p{};
     p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
     p.cq_entries = size[1];
@@ -217,22 +247,75 @@ int64_t Ring::Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_
 int64_t Ring::Launch(Op* op) {
   ops_.emplace(op->id, op);
   Submit(op);
-  if (op->resultsOwed == 0) {
-    // Nothing reached the ring: no CQE will ever come for it, so fail it here.
+  if (broken_ == 0 && (op->waiting || op->resultsOwed > 0)) return op->id;  // under way, or queued
+  if (op->resultsOwed == 0 && op->cqesOwed == 0) {
+    // Nothing of it is in the kernel (the ring broke under it): no CQE will ever come for it,
+    // so fail it here, and the caller sends the body another way.
+    if (op->waiting) waiting_.erase(std::find(waiting_.begin(), waiting_.end(), op));
     ops_.erase(op->id);
     CloseFds(op);
     delete op;
     return -(broken_ != 0 ? broken_ : EBUSY);
   }
-  return op->id;
+  return op->id;  // part of it reached the kernel before the ring broke: the next Reap fails it
 }
 
+// The op's next chain or round goes in behind those already waiting for room.
 void Ring::Submit(Op* op) {
-  if (op->IsFile()) {
-    SubmitRound(op);
-  } else {
-    SubmitChain(op);
+  op->waiting = true;
+  waiting_.push_back(op);
+  Pump();
+}
+
+// Moves waiting ops into the SQ, oldest first, each whole, while they fit; then submits.
+void Ring::Pump() {
+  while (!waiting_.empty() && broken_ == 0) {
+    Op* op = waiting_.front();
+    unsigned need = Need(op);
+    if (io_uring_sq_space_left(&ring_) < need) {
+      Flush();  // what the SQ holds goes first; its room is ours once the kernel took it
+      if (broken_ != 0 || io_uring_sq_space_left(&ring_) < need) {
+        waits_++;
+        break;  // the kernel refused for now: the retry (Pending kRetry) pumps again
+      }
+    }
+    waiting_.pop_front();
+    op->waiting = false;
+    if (op->IsFile()) {
+      SubmitRound(op);
+    } else {
+      SubmitChain(op);
+    }
   }
+  Flush();
+}
+
+// SQEs the op's next chain or round may take: at most, so that it always fits whole. Start
+// and RoundPairs keep this within the SQ's size, so an empty SQ always takes it.
+unsigned Ring::Need(const Op* op) const {
+  if (op->IsFile()) return 3 + 2 * RoundPairs(op);
+  return op->depth + 1;  // the slices and an uncork
+}
+
+// Fill/drain pairs per round: room for a poll, a leftover drain and an uncork besides the
+// pairs, even in the smallest ring.
+uint32_t Ring::RoundPairs(const Op* op) const {
+  return std::max<uint32_t>(1, std::min<uint32_t>(op->depth, (ring_.sq.ring_entries - 3) / 2));
+}
+
+void Ring::QueueStats(Stats* s) const {
+  s->waiting = waiting_.size();
+  s->waits = waits_;
+  s->broken = broken_;
+}
+
+Ring::Due Ring::Pending() const {
+  if (broken_ != 0) return sweepDue_ || !opened_.empty() ? Due::kNow : Due::kNothing;
+  for (const Op* op : waiting_) {
+    if (op->aborting) return Due::kNow;  // no CQE will finish it: Reap does
+  }
+  if (!waiting_.empty() || io_uring_sq_ready(&ring_) > 0) return Due::kRetry;
+  return Due::kNothing;
 }
 
 Op* Ring::NewOp(int own) {
@@ -362,12 +445,9 @@ uint64_t Ring::Key(Op* op, uint32_t len, Kind kind) {
   return key << 1;
 }
 
+// Builds the op's next round; Pump made room for all of it (Need) and submits it.
 void Ring::SubmitRound(Op* op) {
-  // Room for a poll, a leftover drain and an uncork besides the pairs, even in the smallest ring.
-  uint32_t pairs = std::max<uint32_t>(1, std::min<uint32_t>(op->depth, (ring_.sq.ring_entries - 3) / 2));
-  unsigned need = 3 + 2 * pairs;
-  if (io_uring_sq_space_left(&ring_) < need) Flush();
-  if (io_uring_sq_space_left(&ring_) < need) return;  // the caller fails the op
+  uint32_t pairs = RoundPairs(op);
   op->chainStart = op->acked;
   op->chainFilled = op->filled;
   op->socketFull = false;
@@ -408,7 +488,6 @@ void Ring::SubmitRound(Op* op) {
     PushUncork(op, &last);
   }
   if (last != nullptr) last->flags &= ~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
-  Flush();
 }
 
 // Right behind the first send or drain: the headers and the body's first bytes are in the
@@ -426,8 +505,8 @@ void Ring::PushUncork(Op* op, io_uring_sqe** last) {
   *last = sqe;
 }
 
+// Builds the op's next chain; Pump made room for all of it (Need) and submits it.
 void Ring::SubmitChain(Op* op) {
-  if (io_uring_sq_space_left(&ring_) < op->depth + 1) Flush();
   size_t off = op->acked;
   op->chainStart = off;
   io_uring_sqe* last = nullptr;
@@ -457,17 +536,109 @@ void Ring::SubmitChain(Op* op) {
     PushUncork(op, &last);
   }
   if (last != nullptr) last->flags &= ~(IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
-  Flush();
 }
 
+// Submits what the SQ holds; every errno decided (see the top of this file).
 void Ring::Flush() {
-  int ret;
-  do {
-    ret = io_uring_submit(&ring_);
-  } while (ret == -EINTR);
-  // EAGAIN/EBUSY: the SQEs stay in the ring and go with the next submit (after the next reap,
-  // which frees what the kernel was short of). Anything else means a broken ring.
-  if (ret < 0 && ret != -EAGAIN && ret != -EBUSY) broken_ = -ret;
+  if (broken_ != 0) {
+    DropUnsubmitted();  // an abort's cancel queued since: it will never go
+    return;
+  }
+  int ret = -EINTR;
+  for (int tries = 0; tries < 3 && ret == -EINTR; tries++) ret = io_uring_submit(&ring_);
+  switch (-ret) {
+    case EINTR:
+    case EAGAIN:
+    case EBUSY:
+      return;  // nothing consumed: the SQEs stay, and Pending() asks for a retry
+    default:
+      if (ret < 0) Break(-ret);
+      return;  // >= 0: consumed; what is left (a short submit) also asks for a retry
+  }
+}
+
+// The ring cannot be trusted to complete what it is given: see "Broken" at the top.
+void Ring::Break(int err) {
+  if (broken_ != 0) return;
+  broken_ = err;
+  sweepDue_ = true;
+  DropUnsubmitted();
+}
+
+// The SQEs between the kernel's head and our tail were never consumed (an io_uring_enter
+// that fails consumed none, and a broken ring is never submitted to again): forget what they
+// owe, and take them out of the SQ.
+void Ring::DropUnsubmitted() {
+  unsigned head = io_uring_smp_load_acquire(ring_.sq.khead);
+  for (unsigned at = head; at != ring_.sq.sqe_tail; at++) Forget(ring_.sq.sqes[at & ring_.sq.ring_mask].user_data);
+  ring_.sq.sqe_head = ring_.sq.sqe_tail = head;
+  io_uring_smp_store_release(ring_.sq.ktail, head);
+}
+
+// A request that will never complete: what its CQEs would have settled, settled now.
+void Ring::Forget(uint64_t data) {
+  if (data & kCancelBit) {
+    auto it = ops_.find(static_cast<uint32_t>(data >> 1));
+    if (it != ops_.end()) it->second->cqesOwed--;
+    return;
+  }
+  auto open = opens_.find(data >> 1);
+  if (open != opens_.end()) {
+    opened_.push_back(Opened{open->second.id, -broken_});
+    opens_.erase(open);
+    return;
+  }
+  auto it = slices_.find(data >> 1);
+  if (it == slices_.end()) return;  // not ours (the probe's, key 0)
+  Op* op = it->second.op;
+  if (it->second.zc()) pinned_ -= it->second.len;
+  op->resultsOwed--;
+  op->cqesOwed--;
+  sends_--;
+  slices_.erase(it);
+}
+
+// What no CQE announces, done at every Reap: an aborted op waiting for room finishes; when
+// the ring broke, every unfinished op finishes with the errno.
+void Ring::Settle(std::vector<Finished>* finished, std::vector<Released>* released) {
+  std::vector<uint32_t> touched;
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    Op* op = *it;
+    if (!op->aborting) {
+      ++it;
+      continue;
+    }
+    it = waiting_.erase(it);
+    op->waiting = false;
+    Advance(op, finished);  // nothing in flight, aborting: finishes with ECANCELED
+    touched.push_back(op->id);
+  }
+  if (broken_ != 0 && sweepDue_) {
+    sweepDue_ = false;
+    for (Op* op : waiting_) op->waiting = false;
+    waiting_.clear();
+    for (auto& entry : ops_) {
+      Op* op = entry.second;
+      touched.push_back(op->id);
+      if (op->finished) continue;
+      Cut(op);
+      if (op->error == 0) op->error = broken_;
+      Finish(op, finished);
+    }
+  }
+  for (uint32_t id : touched) {
+    auto it = ops_.find(id);
+    if (it != ops_.end()) MaybeRelease(it->second, released);
+  }
+}
+
+// The response cannot be completed: reset the connection (queued data dropped, the client
+// told at once) and shut it down, so that a request of the op still in the kernel returns.
+void Ring::Cut(Op* op) {
+  if (op->fd < 0) return;
+  linger hard{1, 0};
+  setsockopt(op->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  shutdown(op->fd, SHUT_RDWR);
 }
 
 void Ring::Abort(uint32_t id) {
@@ -532,9 +703,15 @@ void Ring::Reap(std::vector<Finished>* finished, std::vector<Released>* released
     io_uring_cqe* batch[256];
     unsigned seen = io_uring_peek_batch_cqe(&ring_, batch, 256);
     if (seen == 0 && (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_CQ_OVERFLOW)) {
-      io_uring_get_events(&ring_);
+      // EINTR, EAGAIN, EBUSY: the overflow stays flagged, tried again at the next reap.
+      // EBADR: the kernel dropped CQEs it could not keep. Anything else: a broken ring.
+      int ret = io_uring_get_events(&ring_);
+      if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) Break(-ret);
       seen = io_uring_peek_batch_cqe(&ring_, batch, 256);
     }
+    // The count of CQEs dropped for want of memory (kernel >= 5.5 keeps the rest): the
+    // requests they answered will never be heard from.
+    if (IO_URING_READ_ONCE(*ring_.cq.koverflow) != 0) Break(EBADR);
     if (seen == 0) break;
     std::vector<Op*> advance;
     std::vector<uint32_t> touched;  // ops that got a CQE: only they can have become releasable
@@ -551,7 +728,8 @@ void Ring::Reap(std::vector<Finished>* finished, std::vector<Released>* released
   std::vector<int> backlog;
   backlog.swap(closeBacklog_);
   for (int fd : backlog) CloseAsync(fd);
-  Flush();  // SQEs left by an earlier EAGAIN/EBUSY
+  Settle(finished, released);
+  Pump();  // ops waiting for room, and SQEs left by an earlier EAGAIN/EBUSY
 }
 
 void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vector<uint32_t>* touched) {
@@ -734,7 +912,9 @@ void Ring::Advance(Op* op, std::vector<Finished>* finished) {
     return;
   }
   Submit(op);
-  if (op->resultsOwed == 0) {
+  if (!op->waiting && op->resultsOwed == 0) {
+    // Not queued and nothing in flight: the ring broke under this chain (its SQEs were taken
+    // back). EBUSY cannot happen: an op that does not fit waits.
     op->error = broken_ != 0 ? broken_ : EBUSY;
     Finish(op, finished);
   }

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -65,11 +66,23 @@ class Ring {
     uint64_t pinnedBytes;    // bytes of SEND_ZC requests whose notification is still owed
     uint64_t ops;            // operations not yet released
     uint64_t strays;         // CQEs for requests already retired (dropped)
+    uint64_t waiting = 0;    // operations waiting for room in the SQ      (QueueStats)
+    uint64_t waits = 0;      // times the SQ had no room for the next one  (QueueStats)
+    int broken = 0;          // errno that broke the ring, or 0            (QueueStats)
+  };
+  // What the ring needs from its caller's event loop besides the eventfd (see ring.cc, "The
+  // ring's own progress").
+  enum class Due : uint8_t {
+    kNothing,  // every SQE is in the kernel; CQEs, if any are owed, come through the eventfd
+    kNow,      // finishes to report that no CQE will announce: Reap as soon as possible
+    kRetry,    // SQEs the kernel refused for now (EAGAIN/EBUSY) or ops waiting for room: Reap
+               // again after a backoff, whether or not a CQE comes
   };
 
-  // Creates a ring and probes it. Returns 0, or -errno (ENOSYS under seccomp, EPERM under
+  // Creates a ring of at most `maxEntries` SQ entries (0: the default, 256; at least 32) and
+  // probes it. Returns 0, or -errno (ENOSYS under seccomp, EPERM under
   // kernel.io_uring_disabled, ENOMEM, ...).
-  static int Create(Ring** out);
+  static int Create(Ring** out, unsigned maxEntries = 0);
   ~Ring();
   Ring(const Ring&) = delete;
   Ring& operator=(const Ring&) = delete;
@@ -120,7 +133,15 @@ class Ring {
   bool Idle() const {
     return ops_.empty() && opens_.empty() && opened_.empty() && closes_.empty() && closeBacklog_.empty() && closed_.empty();
   }
+  // Whether the event loop must stay alive for the ring. A broken ring's ops are all finished
+  // (and their requests may never complete): once that is reported, nothing is waited for.
+  bool NeedsLoop() const { return broken_ == 0 ? !Idle() : Pending() == Due::kNow; }
+  Due Pending() const;
+  // The errno that broke the ring (every io_uring_enter error but EINTR, EAGAIN and EBUSY;
+  // EBADR for CQEs the kernel dropped), or 0. Broken, the ring takes no new op.
+  int Broken() const { return broken_; }
   Stats GetStats() const;
+  void QueueStats(Stats* s) const;
 
  private:
   Ring() = default;
@@ -132,6 +153,14 @@ class Ring {
   void SubmitRound(Op* op);
   uint64_t Key(Op* op, uint32_t len, Kind kind);
   void Flush();
+  void Pump();
+  unsigned Need(const Op* op) const;
+  uint32_t RoundPairs(const Op* op) const;
+  void Break(int err);
+  void DropUnsubmitted();
+  void Forget(uint64_t data);
+  void Settle(std::vector<Finished>* finished, std::vector<Released>* released);
+  void Cut(Op* op);
   io_uring_sqe* SingleSqe();
   void Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vector<uint32_t>* touched);
   void OnResult(Op* op, const Slice& s, int res);
@@ -151,7 +180,8 @@ class Ring {
   bool openat_ = false;
   bool sockCmd_ = false;     // setsockopt through the ring (URING_CMD on sockets, 6.7+)
   bool reportUsage_ = true;  // cleared if the kernel rejects IORING_SEND_ZC_REPORT_USAGE (< 6.2)
-  int broken_ = 0;           // errno of a failed io_uring_enter that left SQEs we cannot retract
+  int broken_ = 0;           // errno of a failed io_uring_enter: the ring is broken (see ring.cc)
+  bool sweepDue_ = false;    // broken, and its unfinished ops are still to be finished
   uint64_t pinBudget_ = 0;
   uint64_t pinned_ = 0;
   uint64_t sends_ = 0;
@@ -160,6 +190,11 @@ class Ring {
   uint32_t nextId_ = 1;
   uint64_t nextSlice_ = 1;
   uint64_t strays_ = 0;
+  uint64_t waits_ = 0;
+  // Ops whose next chain or round is due but did not fit in the SQ, in order: they go in
+  // whole, first come first, as submits free room. An op is here or has results owed, or is
+  // finished.
+  std::deque<Op*> waiting_;
   std::unordered_map<uint64_t, Slice> slices_;  // requests with a CQE owed, by key
   std::unordered_map<uint32_t, Op*> ops_;
   // Opens in flight, by key (the slices' key space), with the path the SQE points to: it

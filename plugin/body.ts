@@ -125,7 +125,8 @@ abstract class RingBody extends Readable {
       // The ring could not take it (EMFILE on dup, a broken ring): Node still can, through
       // this stream's own reads (the headers are out already, and so is what sendfile sent:
       // the reads start after it).
-      this.settings?.counters.stream(`start-${String((err as NodeJS.ErrnoException).code ?? 'error').toLowerCase()}`,
+      const code = String((err as NodeJS.ErrnoException).code ?? 'error')
+      this.settings?.counters.stream(code === 'RING_BROKEN' ? 'ring-broken' : `start-${code.toLowerCase()}`,
         this.length - this.inlineBytes, this.inlineBytes)
       this.uncork(socket)
       super.pipe(res)

@@ -15,7 +15,8 @@ export interface RingStats {
 export type DoneCallback = (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number, spliceBytes: number) => void
 
 export interface Binding {
-  open(): { ok: boolean, code: string | null, sendZc: boolean, send: boolean, splice: boolean }
+  /** Opens the environment's ring once, with at most `maxEntries` SQ entries (0: the default). */
+  open(maxEntries?: number): { ok: boolean, code: string | null, sendZc: boolean, send: boolean, splice: boolean }
   start(fd: number, body: Uint8Array, zc: boolean, slice: number, depth: number, done: DoneCallback,
     released?: (notifications: number, copied: number) => void): number
   startFile(fd: number, fileFd: number, offset: number, length: number, chunk: number, done: DoneCallback,
@@ -103,6 +104,16 @@ function describeRingError (code: string | null): string {
 // read it); the ring opens at the first registration, in the process's final identity.
 const loaded = load()
 
+/**
+ * FASTIFY_ZERO_COPY_RING_ENTRIES caps the ring's SQ (256, 128, 64 or 32 entries; the default
+ * 256), for a deployment that wants the ring's locked memory small, and for tests of a full
+ * SQ. Anything but a positive integer is ignored.
+ */
+function ringEntries (): number {
+  const value = Number(process.env.FASTIFY_ZERO_COPY_RING_ENTRIES)
+  return Number.isInteger(value) && value > 0 ? value : 0
+}
+
 /** Opens this environment's ring, once, and tells what it can do. */
 export function probe (): Probe {
   if (probed !== undefined) return probed
@@ -111,7 +122,7 @@ export function probe (): Probe {
     probed = { binding: null, addon: null, native: false, ioUring: false, sendZc: false, send: false, splice: false, reason }
     return probed
   }
-  const ring = binding.open()
+  const ring = binding.open(ringEntries())
   if (!ring.ok) {
     probed = { binding: null, addon: binding, native: true, ioUring: false, sendZc: false, send: false, splice: false, reason: describeRingError(ring.code) }
     return probed

@@ -126,7 +126,10 @@ declare namespace fastifyZeroCopy {
     notifications: { total: number, copied: number }
     /** Send requests whose completion is still owed, and the bytes they keep pinned. */
     inFlight: { sends: number, pinnedBytes: number }
-    /** Bodies (or, for `enomem` and `pin-budget`, bodies with slices) that left the native path, by reason. */
+    /**
+     * Bodies (or, for `enomem` and `pin-budget`, bodies with slices) that left the native path,
+     * by reason (README, `app.zeroCopy.stats()`: `below-threshold`, `tls`, ..., `ring-broken`).
+     */
     fallbacks: { [reason: string]: number }
   }
 
