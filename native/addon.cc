@@ -1,20 +1,24 @@
-// Node-API surface of the ring: one ring per Node environment (main thread, each worker),
-// created on first use, woken on the environment's own libuv loop through an eventfd that the
-// ring signals (no extra thread), torn down at environment exit after reaping every CQE owed.
+// Node-API surface of the engines (engine.h): at most one of each kind per Node environment
+// (main thread, each worker), created on first use, woken on the environment's own libuv loop
+// through a descriptor the engine makes readable (the ring's eventfd, the classic engine's
+// epoll set: no extra thread), torn down at environment exit after everything owed came back.
 //
-// JS API (plugin/native.ts wraps it):
-//   open([maxEntries])             -> { ok, code, sendZc, send, splice }: the ring opens at the
-//     first call, with at most maxEntries SQ entries if given (256 by default, 32 at least)
+// JS API (plugin/native.ts wraps it). `kind`, the last argument of the engine's calls: 0 the
+// io_uring ring (the default), 1 the classic engine.
+//   open([maxEntries[, kind]])     -> { ok, code, engine, sendZc, send, splice }: the engine
+//     opens at the first call; a ring with at most maxEntries SQ entries if given (256 by
+//     default, 32 at least)
 //   start, startFile and openFile throw code RING_BROKEN once io_uring_enter failed for good
-//   start(fd, uint8array, zc, slice, depth, done, released) -> id
-//     done(errCode|null, zcBytes, copyBytes, fallbacks): every result is in; the socket is free
+//   start(fd, uint8array, zc, slice, depth, done, released, zcNext, kind) -> id
+//     done(errCode|null, zcBytes, copyBytes, fallbacks, spliceBytes, zcNext): every result is
+//     in; the socket is free (zcNext: the socket's next MSG_ZEROCOPY id, classic engine)
 //     released(notifications, copied): every CQE is in; the body is no longer referenced
-//   startFile(fd, fileFd, offset, length, chunk, done, released, depth, pollFirst) -> id
+//   startFile(fd, fileFd, offset, length, chunk, done, released, depth, pollFirst, remote, kind) -> id
 //     the same callbacks; done's fifth argument is the bytes spliced from the file;
 //     pollFirst: the socket was found full, the first round waits for POLLOUT
 //   sendCached(fd, fileFd, offset, length) -> bytes sent on this thread by sendfile(2), only
 //     if the whole range is in the page cache (0 otherwise): the ring sends the rest
-//   abort(id), progress(id) -> bytes | -1, stats() -> {...}, setPinBudget(bytes)
+//   abort(id, kind), progress(id, kind) -> bytes | -1, stats(kind) -> {...}, setPinBudget(bytes, kind)
 //   cork(fd, on) -> whether TCP_CORK was set; an op uncorks its socket behind its first send
 //   or drain (through the ring, kernel 6.7+), else after its first chain or round
 //   openFile(path, done) -> undefined; done(err, fd) once: opened read-only by IORING_OP_OPENAT
@@ -40,7 +44,8 @@
 #include "cached.h"
 #include "errno_name.h"
 #include "fsclass.h"
-#include "ring.h"
+#include "classic/classic.h"
+#include "uring/ring.h"
 
 namespace zerocopy {
 namespace {
@@ -110,10 +115,11 @@ struct Owned {
   }
 };
 
-// What the environment holds while the ring lives. Deleted when both its handles closed.
+// What the environment holds while an engine lives. Deleted when both its handles closed.
 struct Binding {
   napi_env env = nullptr;
-  Ring* ring = nullptr;
+  Engine* engine = nullptr;
+  int kind = 0;  // index in Addon::bindings_: kIoUring or kClassic
   uv_poll_t poll{};
   // Reaps and submits again when no CQE will: SQEs the kernel refused for now, ops waiting
   // for room in the SQ (backoff kRetryFirstMs doubling to kRetryMaxMs), finishes no CQE
@@ -140,7 +146,7 @@ struct Binding {
   // Closes the ring finished are no longer the plugin's to close.
   void ForgetClosed() {
     std::vector<int> closed;
-    ring->TakeClosed(&closed);
+    engine->TakeClosed(&closed);
     for (int fd : closed) owned->closing.erase(fd);
   }
 
@@ -148,7 +154,7 @@ struct Binding {
     // While any CQE is owed, the loop must stay alive to reap it (a broken ring's ops, once
     // failed, are not waited for: their CQEs may never come).
     for (uv_handle_t* h : {reinterpret_cast<uv_handle_t*>(&poll), reinterpret_cast<uv_handle_t*>(&retry)}) {
-      if (ring->NeedsLoop()) {
+      if (engine->NeedsLoop()) {
         uv_ref(h);
       } else {
         uv_unref(h);
@@ -156,19 +162,19 @@ struct Binding {
     }
   }
 
-  // After anything that may have left work no CQE will announce (see Ring::Due).
+  // After anything that may have left work no CQE will announce (see Engine::Due).
   void Kick() {
     bool fired = retrying;
     retrying = false;
-    switch (ring->Pending()) {
-      case Ring::Due::kNothing:
+    switch (engine->Pending()) {
+      case Engine::Due::kNothing:
         uv_timer_stop(&retry);
         backoffMs = kRetryFirstMs;
         break;
-      case Ring::Due::kNow:
+      case Engine::Due::kNow:
         uv_timer_start(&retry, &Binding::OnRetry, 0, 0);
         break;
-      case Ring::Due::kRetry:
+      case Engine::Due::kRetry:
         // Still refused after a retry: wait longer. Otherwise a retry already armed stands.
         if (fired) {
           backoffMs = std::min(backoffMs * 2, kRetryMaxMs);
@@ -182,16 +188,16 @@ struct Binding {
   }
 
   void OnReadable() {
-    std::vector<Ring::Finished> finished;
-    std::vector<Ring::Released> released;
-    ring->Reap(&finished, &released);
-    std::vector<Ring::Opened> opened;
-    ring->TakeOpened(&opened);  // before any JS runs
-    for (const Ring::Opened& o : opened) owned->Adopt(o.result);
+    std::vector<Engine::Finished> finished;
+    std::vector<Engine::Released> released;
+    engine->Reap(&finished, &released);
+    std::vector<Engine::Opened> opened;
+    engine->TakeOpened(&opened);  // before any JS runs
+    for (const Engine::Opened& o : opened) owned->Adopt(o.result);
     ForgetClosed();
     Napi::Env e(env);
     Napi::HandleScope scope(e);
-    for (const Ring::Finished& f : finished) {
+    for (const Engine::Finished& f : finished) {
       auto it = pending.find(f.id);
       if (it == pending.end() || it->second.callback.IsEmpty()) continue;
       Napi::Function cb = it->second.callback.Value();
@@ -201,9 +207,10 @@ struct Binding {
       Call(cb, {err, Napi::Number::New(e, static_cast<double>(f.result.zcBytes)),
                 Napi::Number::New(e, static_cast<double>(f.result.copyBytes)),
                 Napi::Number::New(e, f.result.fallbacks),
-                Napi::Number::New(e, static_cast<double>(f.result.spliceBytes))});
+                Napi::Number::New(e, static_cast<double>(f.result.spliceBytes)),
+                Napi::Number::New(e, f.result.zcNext)});
     }
-    for (const Ring::Released& r : released) {
+    for (const Engine::Released& r : released) {
       auto it = pending.find(r.id);
       if (it == pending.end()) continue;
       Napi::FunctionReference cb = std::move(it->second.released);
@@ -211,7 +218,7 @@ struct Binding {
       if (cb.IsEmpty()) continue;
       Call(cb.Value(), {Napi::Number::New(e, r.notifications), Napi::Number::New(e, r.copied)});
     }
-    for (const Ring::Opened& o : opened) {
+    for (const Engine::Opened& o : opened) {
       auto it = opening.find(o.id);
       if (it == opening.end()) {
         if (o.result >= 0 && owned->open.erase(o.result) != 0) close(o.result);  // cannot happen: every open has its callback
@@ -222,7 +229,7 @@ struct Binding {
       Napi::Value err = o.result >= 0 ? e.Null() : Napi::String::New(e, ErrnoName(-o.result));
       Call(cb.Value(), {err, Napi::Number::New(e, o.result >= 0 ? o.result : -1)});
     }
-    if (ring != nullptr) Kick();
+    if (engine != nullptr) Kick();
   }
 
   // MakeCallback runs the microtasks and nextTicks the callback queued, as Node's own I/O
@@ -256,15 +263,15 @@ struct Binding {
   static void OnCleanup(napi_async_cleanup_hook_handle handle, void* arg) {
     Binding* b = static_cast<Binding*>(arg);
     b->hook = handle;
-    std::vector<Ring::Released> released;
-    b->ring->Drain(kTeardownDrainMs, &released);
+    std::vector<Engine::Released> released;
+    b->engine->Drain(kTeardownDrainMs, &released);
     b->ForgetClosed();
     b->pending.clear();  // the environment is going away: no callbacks, drop the references
     b->opening.clear();  // (Drain closed what the opens in flight opened)
     uv_poll_stop(&b->poll);
     uv_timer_stop(&b->retry);
-    delete b->ring;  // io_uring_queue_exit
-    b->ring = nullptr;
+    delete b->engine;  // io_uring_queue_exit, or the epoll set's close
+    b->engine = nullptr;
     if (b->owner != nullptr) *b->owner = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), &Binding::OnClosed);
     uv_close(reinterpret_cast<uv_handle_t*>(&b->retry), &Binding::OnClosed);
@@ -303,51 +310,75 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   ~Addon() {
-    if (binding_ != nullptr) binding_->owner = nullptr;
+    for (Binding* b : bindings_) {
+      if (b != nullptr) b->owner = nullptr;
+    }
     owned_->Unref();
   }
 
  private:
+  // open([maxEntries[, kind]]): the environment's engine of that kind (kIoUring, the default,
+  // or kClassic), created at the first call.
   Napi::Value Open(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     unsigned maxEntries = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
-    if (binding_ == nullptr && openError_ == 0) openError_ = CreateBinding(env, maxEntries);
+    int kind = KindArg(info, 1);
+    if (bindings_[kind] == nullptr && openError_[kind] == 0) openError_[kind] = CreateBinding(env, kind, maxEntries);
+    Binding* b = bindings_[kind];
     Napi::Object out = Napi::Object::New(env);
-    out.Set("ok", Napi::Boolean::New(env, binding_ != nullptr));
-    out.Set("code", openError_ == 0 ? env.Null() : Napi::String::New(env, ErrnoName(openError_)));
-    out.Set("sendZc", Napi::Boolean::New(env, binding_ != nullptr && binding_->ring->SupportsSendZc()));
-    out.Set("send", Napi::Boolean::New(env, binding_ != nullptr && binding_->ring->SupportsSend()));
-    out.Set("splice", Napi::Boolean::New(env, binding_ != nullptr && binding_->ring->SupportsSplice()));
+    out.Set("ok", Napi::Boolean::New(env, b != nullptr));
+    out.Set("code", openError_[kind] == 0 ? env.Null() : Napi::String::New(env, ErrnoName(openError_[kind])));
+    out.Set("engine", b == nullptr ? env.Null() : Napi::String::New(env, b->engine->Name()));
+    out.Set("sendZc", Napi::Boolean::New(env, b != nullptr && b->engine->SupportsZeroCopy()));
+    out.Set("send", Napi::Boolean::New(env, b != nullptr && b->engine->SupportsSend()));
+    out.Set("splice", Napi::Boolean::New(env, b != nullptr && b->engine->SupportsFiles()));
     return out;
   }
 
-  int CreateBinding(Napi::Env env, unsigned maxEntries) {
-    Ring* ring = nullptr;
-    int ret = Ring::Create(&ring, maxEntries);
-    if (ret < 0) return -ret;
+  static int KindArg(const Napi::CallbackInfo& info, size_t at) {
+    return info.Length() > at && info[at].IsNumber() && info[at].As<Napi::Number>().Int32Value() == kClassic ? kClassic : kIoUring;
+  }
+
+  int CreateBinding(Napi::Env env, int kind, unsigned maxEntries) {
+    Engine* engine = nullptr;
+    int ret;
+    if (kind == kClassic) {
+      classic::Classic* c = nullptr;
+      ret = classic::Classic::Create(&c);
+      engine = c;
+    } else {
+      Ring* ring = nullptr;
+      ret = Ring::Create(&ring, maxEntries);
+      engine = ring;
+    }
+    if (ret < 0) {
+      delete engine;
+      return -ret;
+    }
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok) {
-      delete ring;
+      delete engine;
       return EINVAL;
     }
     Binding* b = new Binding();
     b->env = env;
-    b->ring = ring;
+    b->engine = engine;
+    b->kind = kind;
     b->owned = owned_;
     owned_->Ref();
     b->poll.data = b;
     b->retry.data = b;
     uv_timer_init(loop, &b->retry);  // cannot fail
     b->handles = 1;
-    int uvret = uv_poll_init(loop, &b->poll, ring->EventFd());
+    int uvret = uv_poll_init(loop, &b->poll, engine->EventFd());
     if (uvret == 0) {
       b->handles = 2;
       uvret = uv_poll_start(&b->poll, UV_READABLE, &Binding::OnPoll);
     }
     if (uvret != 0) {
       // uv_poll_init failing leaves nothing to close; after it, the handle must be closed.
-      delete ring;
-      b->ring = nullptr;
+      delete engine;
+      b->engine = nullptr;
       if (b->handles == 2) uv_close(reinterpret_cast<uv_handle_t*>(&b->poll), &Binding::OnClosed);
       uv_close(reinterpret_cast<uv_handle_t*>(&b->retry), &Binding::OnClosed);
       return -uvret;
@@ -356,17 +387,17 @@ class Addon : public Napi::Addon<Addon> {
     if (napi_add_async_cleanup_hook(env, &Binding::OnCleanup, b, &b->hook) != napi_ok) {
       b->hook = nullptr;
     }
-    b->owner = &binding_;
-    binding_ = b;
+    b->owner = &bindings_[kind];
+    bindings_[kind] = b;
     return 0;
   }
 
-  // A start the ring refused. Broken, it says so (code RING_BROKEN, the plugin's fallback
-  // reason 'ring-broken'); the errno otherwise (EMFILE on dup, ...). Either way the ring may
-  // have work to report first (a start can be what found it broken).
-  Napi::Error StartError(Napi::Env env, int err, const char* what) {
-    binding_->Kick();
-    int broken = binding_->ring->Broken();
+  // A start the engine refused. A broken ring says so (code RING_BROKEN, the plugin's
+  // fallback reason 'ring-broken'); the errno otherwise (EMFILE on dup, ...). Either way the
+  // engine may have work to report first (a start can be what found it broken).
+  Napi::Error StartError(Napi::Env env, Binding* b, int err, const char* what) {
+    b->Kick();
+    int broken = b->engine->Broken();
     if (broken == 0) return ErrnoError(env, err, what);
     Napi::Error e = Napi::Error::New(env, std::string("the io_uring ring is broken (io_uring_enter failed with ") +
                                               ErrnoName(broken) + "): bodies go by Node");
@@ -375,16 +406,17 @@ class Addon : public Napi::Addon<Addon> {
     return e;
   }
 
-  Ring* RequireRing(Napi::Env env) {
-    if (binding_ == nullptr || binding_->ring == nullptr) {
-      throw ErrnoError(env, ENXIO, "the io_uring ring is not open");
-    }
-    return binding_->ring;
+  // The engine named by argument `at` (see KindArg), which must be open.
+  Binding* Require(const Napi::CallbackInfo& info, size_t at) {
+    Binding* b = bindings_[KindArg(info, at)];
+    if (b == nullptr || b->engine == nullptr) throw ErrnoError(info.Env(), ENXIO, "the engine is not open");
+    return b;
   }
 
+  // start(fd, body, zc, slice, depth, done, released, zcNext, kind)
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Ring* ring = RequireRing(env);
+    Binding* b = Require(info, 8);
     if (info.Length() < 6 || !info[0].IsNumber() || !info[1].IsTypedArray() ||
         info[1].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array || !info[3].IsNumber() ||
         !info[4].IsNumber() || !info[5].IsFunction() || !(info[6].IsUndefined() || info[6].IsFunction())) {
@@ -395,28 +427,30 @@ class Addon : public Napi::Addon<Addon> {
     bool zc = info[2].ToBoolean();
     uint32_t slice = info[3].As<Napi::Number>().Uint32Value();
     uint32_t depth = info[4].As<Napi::Number>().Uint32Value();
-    int64_t id = ring->Start(fd, body.Data(), body.ByteLength(), zc, slice, depth);
-    if (id < 0) throw StartError(env, static_cast<int>(-id), "io_uring send");
-    Binding::Pending& p = Track(info, id);
+    uint32_t zcNext = info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 0;
+    int64_t id = b->engine->Start(fd, body.Data(), body.ByteLength(), zc, slice, depth, zcNext);
+    if (id < 0) throw StartError(env, b, static_cast<int>(-id), "send");
+    Binding::Pending& p = Track(info, b, id);
     p.body = Napi::Persistent(body);
     return Napi::Number::New(env, static_cast<double>(id));
   }
 
+  // startFile(fd, fileFd, offset, length, chunk, done, released, depth, pollFirst, remote, kind)
   Napi::Value StartFile(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Ring* ring = RequireRing(env);
+    Binding* b = Require(info, 10);
     bool ok = info.Length() >= 6 && info[5].IsFunction() && (info[6].IsUndefined() || info[6].IsFunction());
     for (size_t i = 0; ok && i < 5; i++) ok = info[i].IsNumber();
     ok = ok && (info[7].IsUndefined() || info[7].IsNumber());
     if (!ok) throw Napi::TypeError::New(env, "startFile(fd, fileFd, offset, length, chunk, done[, released[, depth[, pollFirst]]])");
     FileRange range = FileRangeArgs(info, "startFile");
-    int64_t id = ring->StartFile(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
+    int64_t id = b->engine->StartFile(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
                                  range.offset, range.length,
                                  info[4].As<Napi::Number>().Uint32Value(),
                                  info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 1,
                                  info[8].ToBoolean(), info[9].ToBoolean());
-    if (id < 0) throw StartError(env, static_cast<int>(-id), "io_uring splice");
-    Track(info, id);
+    if (id < 0) throw StartError(env, b, static_cast<int>(-id), "file");
+    Track(info, b, id);
     return Napi::Number::New(env, static_cast<double>(id));
   }
 
@@ -432,34 +466,35 @@ class Addon : public Napi::Addon<Addon> {
   }
 
   // Keeps an op's callbacks until it finished and was released.
-  Binding::Pending& Track(const Napi::CallbackInfo& info, int64_t id) {
-    Binding::Pending& p = binding_->pending[static_cast<uint32_t>(id)];
+  Binding::Pending& Track(const Napi::CallbackInfo& info, Binding* b, int64_t id) {
+    Binding::Pending& p = b->pending[static_cast<uint32_t>(id)];
     p.callback = Napi::Persistent(info[5].As<Napi::Function>());
     if (info[6].IsFunction()) p.released = Napi::Persistent(info[6].As<Napi::Function>());
-    binding_->Kick();
+    b->Kick();
     return p;
   }
 
+  // abort(id, kind)
   Napi::Value Abort(const Napi::CallbackInfo& info) {
-    Ring* ring = RequireRing(info.Env());
-    ring->Abort(info[0].As<Napi::Number>().Uint32Value());
-    binding_->Kick();  // an op that waited for room finishes at the next reap
+    Binding* b = Require(info, 1);
+    b->engine->Abort(info[0].As<Napi::Number>().Uint32Value());
+    b->Kick();  // an op that waited for room finishes at the next reap
     return info.Env().Undefined();
   }
 
+  // progress(id, kind)
   Napi::Value Progress(const Napi::CallbackInfo& info) {
-    Ring* ring = RequireRing(info.Env());
+    Binding* b = Require(info, 1);
     return Napi::Number::New(info.Env(),
-                             static_cast<double>(ring->Progress(info[0].As<Napi::Number>().Uint32Value())));
+                             static_cast<double>(b->engine->Progress(info[0].As<Napi::Number>().Uint32Value())));
   }
 
+  // stats(kind)
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Ring::Stats s{};
-    if (binding_ != nullptr && binding_->ring != nullptr) {
-      s = binding_->ring->GetStats();
-      binding_->ring->QueueStats(&s);
-    }
+    Engine::Stats s{};
+    Binding* b = bindings_[KindArg(info, 0)];
+    if (b != nullptr && b->engine != nullptr) s = b->engine->GetStats();
     Napi::Object out = Napi::Object::New(env);
     out.Set("notifications", Napi::Number::New(env, static_cast<double>(s.notifications)));
     out.Set("copied", Napi::Number::New(env, static_cast<double>(s.copied)));
@@ -473,9 +508,10 @@ class Addon : public Napi::Addon<Addon> {
     return out;
   }
 
+  // setPinBudget(bytes, kind)
   Napi::Value SetPinBudget(const Napi::CallbackInfo& info) {
-    Ring* ring = RequireRing(info.Env());
-    ring->SetPinBudget(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue()));
+    Binding* b = Require(info, 1);
+    b->engine->SetPinBudget(static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue()));
     return info.Env().Undefined();
   }
 
@@ -491,22 +527,23 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::Boolean::New(env, fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0);
   }
 
-  // openFile(path, done): opens the file read-only through the ring; done(err, fd) once,
-  // err an errno name or null. Throws (errno code) when the ring cannot take the request.
+  // openFile(path, done[, kind]): opens the file read-only off this thread (the ring's
+  // workers); done(err, fd) once, err an errno name or null. Throws (errno code) when the
+  // engine cannot take the request (EOPNOTSUPP: the classic engine opens none).
   Napi::Value OpenFile(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    Ring* ring = RequireRing(env);
+    Binding* b = Require(info, 2);
     if (info.Length() < 2 || !info[0].IsString() || !info[1].IsFunction()) {
       throw Napi::TypeError::New(env, "openFile(path, done)");
     }
     std::string path = PathArg(info[0], "openFile");
-    int64_t id = ring->OpenFile(path.c_str());
+    int64_t id = b->engine->OpenFile(path.c_str());
     if (id < 0) {
-      binding_->Kick();
+      b->Kick();
       throw ErrnoError(env, static_cast<int>(-id), "io_uring openat");
     }
-    binding_->opening[static_cast<uint32_t>(id)] = Napi::Persistent(info[1].As<Napi::Function>());
-    binding_->Kick();
+    b->opening[static_cast<uint32_t>(id)] = Napi::Persistent(info[1].As<Napi::Function>());
+    b->Kick();
     return env.Undefined();
   }
 
@@ -549,9 +586,10 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::Boolean::New(env, zerocopy::IsRemote(info[0].As<Napi::Number>().Int32Value()));
   }
 
-  // closeFile(fd, remote): closes a descriptor the plugin owns: at once, or for a remote file
-  // through the ring. false when the plugin no longer owns it here and must close it itself
-  // off this thread (a remote file without a ring: libuv's pool).
+  // closeFile(fd, remote[, kind]): closes a descriptor the plugin owns: at once, or for a
+  // remote file off this thread by the engine (the ring's close, or a disk thread). false when
+  // the plugin no longer owns it here and must close it itself off this thread (no engine:
+  // libuv's pool).
   Napi::Value CloseFile(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "closeFile(fd, remote)");
@@ -561,15 +599,18 @@ class Addon : public Napi::Addon<Addon> {
       close(fd);  // EIO on closing a read-only file leaves nothing to do
       return Napi::Boolean::New(env, true);
     }
-    if (binding_ == nullptr || binding_->ring == nullptr) return Napi::Boolean::New(env, false);
+    Binding* b = bindings_[KindArg(info, 2)];
+    if (b == nullptr || b->engine == nullptr || b->engine->Broken() != 0) return Napi::Boolean::New(env, false);
     owned_->closing.insert(fd);
-    binding_->ring->CloseAsync(fd);
-    binding_->UpdateRef();
+    b->engine->CloseAsync(fd);
+    b->Kick();
     return Napi::Boolean::New(env, true);
   }
 
-  Binding* binding_ = nullptr;
-  int openError_ = 0;
+  static constexpr int kIoUring = 0;
+  static constexpr int kClassic = 1;
+  Binding* bindings_[2] = {nullptr, nullptr};
+  int openError_[2] = {0, 0};
   Owned* owned_ = new Owned();
 };
 

@@ -55,6 +55,19 @@ class Engine {
     uint64_t pinnedBytes;    // bytes of zero-copy sends whose completion is still owed
     uint64_t ops;            // operations not yet released
     uint64_t strays;         // completions for requests already retired (dropped)
+    uint64_t waiting = 0;    // operations waiting for room in the engine's queue
+    uint64_t waits = 0;      // times the queue had no room for the next one
+    int broken = 0;          // errno that broke the engine, or 0
+  };
+  // What the engine needs from its caller's event loop besides EventFd.
+  enum class Due : uint8_t {
+    kNothing,  // completions, if any are owed, come through EventFd
+    kNow,      // finishes to report that no completion will announce: Reap as soon as possible
+    kRetry,    // work the kernel refused for now: Reap again after a backoff
+  };
+  struct Opened {
+    uint32_t id;
+    int result;  // the descriptor, or -errno
   };
 
   virtual ~Engine() = default;
@@ -87,6 +100,20 @@ class Engine {
   virtual void Drain(unsigned timeoutMs, std::vector<Released>* released) = 0;
   virtual bool Idle() const = 0;
   virtual Stats GetStats() const = 0;
+  // Whether the event loop must stay alive for the engine.
+  virtual bool NeedsLoop() const { return !Idle(); }
+  virtual Due Pending() const { return Due::kNothing; }
+  // The errno that broke the engine (it takes no new op), or 0.
+  virtual int Broken() const { return 0; }
+
+  // Opens `path` read-only off the event loop's thread; the result comes out of TakeOpened
+  // after a Reap. Returns the request's id (> 0) or -errno (-EOPNOTSUPP: not this engine's).
+  virtual int64_t OpenFile(const char* /*path*/) { return -95; }
+  virtual void TakeOpened(std::vector<Opened>* /*out*/) {}
+  // Closes `fd` off the event loop's thread (a remote file's close may wait on its server);
+  // TakeClosed reports it once the kernel released it.
+  virtual void CloseAsync(int fd) = 0;
+  virtual void TakeClosed(std::vector<int>* out) = 0;
 };
 
 }  // namespace zerocopy

@@ -69,6 +69,7 @@ struct Op {
 namespace {
 
 constexpr uint64_t kWakeKey = 0;  // the epoll key of the wake-up eventfd; ops' ids are > 0
+constexpr uint32_t kCloseJob = 0;  // the inbox id of a close job (its result is the descriptor)
 
 int Dup(int fd) {
   return fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -459,6 +460,10 @@ void Classic::Finish(Op* op) {
 void Classic::MaybeRelease(Op* op, std::vector<Released>* released) {
   if (!op->finished || op->job || !op->pins.empty()) return;
   epoll_ctl(epfd_, EPOLL_CTL_DEL, op->fd, nullptr);  // before the close: Node's descriptor keeps the socket open
+  if (op->remote && op->file >= 0) {
+    CloseAsync(op->file);
+    op->file = -1;
+  }
   for (int fd : {op->fd, op->file}) {
     if (fd >= 0) close(fd);
   }
@@ -479,6 +484,11 @@ void Classic::Reap(std::vector<Finished>* finished, std::vector<Released>* relea
     done.swap(inbox_->done);
   }
   for (const auto& job : done) {
+    if (job.first == kCloseJob) {
+      closing_--;
+      closed_.push_back(static_cast<int>(job.second));
+      continue;
+    }
     auto it = ops_.find(job.first);
     if (it == ops_.end()) {
       strays_++;
@@ -528,6 +538,19 @@ void Classic::Reap(std::vector<Finished>* finished, std::vector<Released>* relea
   if (n == 64) Wake();
 }
 
+void Classic::CloseAsync(int fd) {
+  closing_++;
+  RunOnDiskThread(inbox_, kCloseJob, [fd]() -> int64_t {
+    close(fd);  // an error of the file's flush leaves nothing to do: the descriptor is released
+    return fd;
+  });
+}
+
+void Classic::TakeClosed(std::vector<int>* out) {
+  out->insert(out->end(), closed_.begin(), closed_.end());
+  closed_.clear();
+}
+
 void Classic::Drain(unsigned timeoutMs, std::vector<Released>* released) {
   for (auto& entry : ops_) {
     if (!entry.second->finished) Abort(entry.first);
@@ -535,7 +558,7 @@ void Classic::Drain(unsigned timeoutMs, std::vector<Released>* released) {
   timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   std::vector<Finished> finished;
-  while (!ops_.empty()) {
+  while (!ops_.empty() || closing_ != 0) {
     pollfd sleep{epfd_, POLLIN, 0};
     poll(&sleep, 1, 50);  // until something is ready (poll, not epoll_wait: no event is consumed)
     Wake();

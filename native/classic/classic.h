@@ -52,8 +52,11 @@ class Classic : public Engine {
   int64_t Progress(uint32_t id) const override;
   void Reap(std::vector<Finished>* finished, std::vector<Released>* released) override;
   void Drain(unsigned timeoutMs, std::vector<Released>* released) override;
-  bool Idle() const override { return ops_.empty(); }
+  bool Idle() const override { return ops_.empty() && closing_ == 0 && closed_.empty(); }
   Stats GetStats() const override;
+  // On a disk thread: a remote file's close may wait on its server (a FUSE flush, NFS).
+  void CloseAsync(int fd) override;
+  void TakeClosed(std::vector<int>* out) override;
 
  private:
   Classic() = default;
@@ -84,6 +87,8 @@ class Classic : public Engine {
   std::unordered_map<uint32_t, Op*> ops_;
   std::vector<uint32_t> ready_;  // ops to run at the next Reap
   std::vector<Finished> finishedSinceReap_;
+  uint64_t closing_ = 0;      // closes on the disk threads
+  std::vector<int> closed_;   // closes done since the last TakeClosed
 };
 
 }  // namespace classic

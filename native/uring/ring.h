@@ -11,22 +11,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../engine.h"
+
 namespace zerocopy {
-
-// Why a body did not go entirely through SEND_ZC (bits of OpResult::fallbacks).
-enum : uint32_t {
-  kFallbackEopnotsupp = 1,  // the socket refused SEND_ZC: the op went on with SEND
-  kFallbackEnomem = 2,      // pinning was refused (RLIMIT_MEMLOCK): the rest went by copy
-  kFallbackPinBudget = 4,   // the process's pin budget was full: slices went by copy
-};
-
-struct OpResult {
-  int error = 0;           // 0, or the errno that ended the op (ECANCELED when aborted)
-  uint64_t zcBytes = 0;    // bytes the kernel accepted through SEND_ZC
-  uint64_t copyBytes = 0;  // bytes the kernel accepted through SEND
-  uint64_t spliceBytes = 0;  // bytes of a file the kernel spliced into the socket
-  uint32_t fallbacks = 0;  // kFallback* bits
-};
 
 struct Op;
 
@@ -48,55 +35,28 @@ struct Slice {
   bool zc() const { return kind == Kind::kSendZc; }
 };
 
-class Ring {
+class Ring : public Engine {
  public:
-  struct Finished {
-    uint32_t id;
-    OpResult result;
-  };
-  struct Released {
-    uint32_t id;
-    uint32_t notifications;  // the op's SEND_ZC notifications
-    uint32_t copied;         // ... of which the kernel reported it copied the data
-  };
-  struct Stats {
-    uint64_t notifications;  // notification CQEs reaped
-    uint64_t copied;         // ... of which the kernel reported it copied the data
-    uint64_t sends;          // send requests whose result or notification is still owed
-    uint64_t pinnedBytes;    // bytes of SEND_ZC requests whose notification is still owed
-    uint64_t ops;            // operations not yet released
-    uint64_t strays;         // CQEs for requests already retired (dropped)
-    uint64_t waiting = 0;    // operations waiting for room in the SQ      (QueueStats)
-    uint64_t waits = 0;      // times the SQ had no room for the next one  (QueueStats)
-    int broken = 0;          // errno that broke the ring, or 0            (QueueStats)
-  };
-  // What the ring needs from its caller's event loop besides the eventfd (see ring.cc, "The
-  // ring's own progress").
-  enum class Due : uint8_t {
-    kNothing,  // every SQE is in the kernel; CQEs, if any are owed, come through the eventfd
-    kNow,      // finishes to report that no CQE will announce: Reap as soon as possible
-    kRetry,    // SQEs the kernel refused for now (EAGAIN/EBUSY) or ops waiting for room: Reap
-               // again after a backoff, whether or not a CQE comes
-  };
-
   // Creates a ring of at most `maxEntries` SQ entries (0: the default, 256; at least 32) and
   // probes it. Returns 0, or -errno (ENOSYS under seccomp, EPERM under
   // kernel.io_uring_disabled, ENOMEM, ...).
   static int Create(Ring** out, unsigned maxEntries = 0);
-  ~Ring();
+  ~Ring() override;
   Ring(const Ring&) = delete;
   Ring& operator=(const Ring&) = delete;
 
-  bool SupportsSendZc() const { return sendZc_; }
-  bool SupportsSend() const { return send_; }
-  bool SupportsSplice() const { return splice_; }
-  int EventFd() const { return efd_; }
-  void SetPinBudget(uint64_t bytes) { pinBudget_ = bytes; }
+  const char* Name() const override { return "io_uring"; }
+  bool SupportsZeroCopy() const override { return sendZc_; }
+  bool SupportsSend() const override { return send_; }
+  bool SupportsFiles() const override { return splice_; }
+  int EventFd() const override { return efd_; }
+  void SetPinBudget(uint64_t bytes) override { pinBudget_ = bytes; }
 
   // Starts sending [data, data + length) on a duplicate of `fd`, in slices of `slice` bytes,
   // at most `depth` linked slices in flight. Returns the op's id (> 0) or -errno.
   // The caller keeps `data` alive until Reap reports the op released.
-  int64_t Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_t slice, uint32_t depth);
+  int64_t Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_t slice, uint32_t depth,
+                uint32_t zcNext) override;
   // Starts sending `length` bytes of the regular file `file` from `offset` on a duplicate of
   // the socket `fd`: page cache -> pipe -> socket with IORING_OP_SPLICE, `chunk` bytes per
   // splice (the pipe's size), up to `depth` fill/drain pairs per linked round. The op holds
@@ -104,43 +64,39 @@ class Ring {
   // round waits for POLLOUT. Returns the id or -errno.
   // `remote`: the file is on a filesystem whose fstat and close may wait (fsclass.h).
   int64_t StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth,
-                    bool pollFirst, bool remote);
+                    bool pollFirst, bool remote) override;
   // Closes `fd` through the ring (on its workers when the file has a flush that may wait);
   // TakeClosed reports it once the kernel has released it.
-  void CloseAsync(int fd);
-  void TakeClosed(std::vector<int>* out);
+  void CloseAsync(int fd) override;
+  void TakeClosed(std::vector<int>* out) override;
   // Opens `path` read-only (O_NONBLOCK | O_CLOEXEC) with IORING_OP_OPENAT: inline when the
   // path is in the dentry cache, else on io_uring's workers, never on libuv's pool. Returns
   // the request's id (> 0) or -errno; the result comes out of TakeOpened after a Reap.
-  int64_t OpenFile(const char* path);
-  struct Opened {
-    uint32_t id;
-    int result;  // the descriptor, or -errno
-  };
+  int64_t OpenFile(const char* path) override;
   // Moves the opens completed by the last Reaps into `out`; the caller owns their fds.
-  void TakeOpened(std::vector<Opened>* out);
+  void TakeOpened(std::vector<Opened>* out) override;
   // Cancels an op's requests; it finishes once every result CQE has arrived.
-  void Abort(uint32_t id);
+  void Abort(uint32_t id) override;
   // Bytes the kernel accepted so far, or -1 for an unknown op.
-  int64_t Progress(uint32_t id) const;
+  int64_t Progress(uint32_t id) const override;
   // Reaps every CQE that is ready. Appends the ops that finished (their callback is due) and
   // the ops whose every CQE arrived (their memory may be released), in that order.
-  void Reap(std::vector<Finished>* finished, std::vector<Released>* released);
+  void Reap(std::vector<Finished>* finished, std::vector<Released>* released) override;
   // Environment teardown: aborts every op and waits up to `timeoutMs` for every CQE owed;
   // closes what opens completed meanwhile.
-  void Drain(unsigned timeoutMs, std::vector<Released>* released);
+  void Drain(unsigned timeoutMs, std::vector<Released>* released) override;
 
-  bool Idle() const {
+  bool Idle() const override {
     return ops_.empty() && opens_.empty() && opened_.empty() && closes_.empty() && closeBacklog_.empty() && closed_.empty();
   }
   // Whether the event loop must stay alive for the ring. A broken ring's ops are all finished
   // (and their requests may never complete): once that is reported, nothing is waited for.
-  bool NeedsLoop() const { return broken_ == 0 ? !Idle() : Pending() == Due::kNow; }
-  Due Pending() const;
+  bool NeedsLoop() const override { return broken_ == 0 ? !Idle() : Pending() == Due::kNow; }
+  Due Pending() const override;
   // The errno that broke the ring (every io_uring_enter error but EINTR, EAGAIN and EBUSY;
   // EBADR for CQEs the kernel dropped), or 0. Broken, the ring takes no new op.
-  int Broken() const { return broken_; }
-  Stats GetStats() const;
+  int Broken() const override { return broken_; }
+  Stats GetStats() const override;
   void QueueStats(Stats* s) const;
 
  private:

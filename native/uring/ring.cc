@@ -48,7 +48,7 @@
 //       (NeedsLoop), and teardown waits for them only its bounded time;
 //     - Start, StartFile and OpenFile fail at once: the plugin sends by Node instead.
 #include "ring.h"
-#include "file_stat.h"
+#include "../file_stat.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -125,10 +125,6 @@ struct Op {
 };
 
 namespace {
-
-// Pages pinned by SEND_ZC requests of every ring of the process (each Node environment has
-// one): the budget applies to the process, as RLIMIT_MEMLOCK does (to the user, even).
-std::atomic<uint64_t> gPinned{0};
 
 const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 
@@ -228,7 +224,7 @@ Ring::~Ring() {
 }
 
 int64_t Ring::Start(int fd, const uint8_t* data, size_t length, bool zc, uint32_t slice,
-                    uint32_t depth) {
+                    uint32_t depth, uint32_t /*zcNext: SEND_ZC's notifications need no socket counter*/) {
   if (broken_ != 0) return -broken_;
   if (length == 0 || slice == 0 || depth == 0) return -EINVAL;
   depth = std::min(depth, ring_.sq.ring_entries / 2);  // a small ring (tight memlock) holds fewer
@@ -515,7 +511,7 @@ void Ring::SubmitChain(Op* op) {
     if (sqe == nullptr) break;
     uint32_t len = static_cast<uint32_t>(std::min<size_t>(op->zc ? op->slice : kCopySlice, op->length - off));
     bool zc = op->zc;
-    if (zc && gPinned.load(std::memory_order_relaxed) + len > pinBudget_) {
+    if (zc && ProcessPinned().load(std::memory_order_relaxed) + len > pinBudget_) {
       // Pinning more would pass the budget (RLIMIT_MEMLOCK for unprivileged users): copy.
       zc = false;
       op->result.fallbacks |= kFallbackPinBudget;
@@ -525,7 +521,7 @@ void Ring::SubmitChain(Op* op) {
       io_uring_prep_send_zc(sqe, op->fd, op->data + off, len, kSendFlags,
                             reportUsage_ ? IORING_SEND_ZC_REPORT_USAGE : 0);
       pinned_ += len;
-      gPinned.fetch_add(len, std::memory_order_relaxed);
+      ProcessPinned().fetch_add(len, std::memory_order_relaxed);
     } else {
       io_uring_prep_send(sqe, op->fd, op->data + off, len, kSendFlags);
     }
@@ -591,7 +587,10 @@ void Ring::Forget(uint64_t data) {
   auto it = slices_.find(data >> 1);
   if (it == slices_.end()) return;  // not ours (the probe's, key 0)
   Op* op = it->second.op;
-  if (it->second.zc()) pinned_ -= it->second.len;
+  if (it->second.zc()) {
+    pinned_ -= it->second.len;
+    ProcessPinned().fetch_sub(it->second.len, std::memory_order_relaxed);
+  }
   op->resultsOwed--;
   op->cqesOwed--;
   sends_--;
@@ -689,7 +688,9 @@ int64_t Ring::Progress(uint32_t id) const {
 }
 
 Ring::Stats Ring::GetStats() const {
-  return Stats{notifications_, copied_, sends_, pinned_, ops_.size(), strays_};
+  Stats s{notifications_, copied_, sends_, pinned_, ops_.size(), strays_};
+  QueueStats(&s);
+  return s;
 }
 
 void Ring::Reap(std::vector<Finished>* finished, std::vector<Released>* released) {
@@ -778,7 +779,7 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vec
       op->copied++;
     }
     pinned_ -= s.len;
-    gPinned.fetch_sub(s.len, std::memory_order_relaxed);
+    ProcessPinned().fetch_sub(s.len, std::memory_order_relaxed);
     sends_--;
     op->cqesOwed--;
     slices_.erase(it);
@@ -799,7 +800,7 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vec
   if (!(cqe->flags & IORING_CQE_F_MORE)) {
     if (s.zc()) {
       pinned_ -= s.len;
-      gPinned.fetch_sub(s.len, std::memory_order_relaxed);
+      ProcessPinned().fetch_sub(s.len, std::memory_order_relaxed);
     }
     sends_--;
     op->cqesOwed--;
