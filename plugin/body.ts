@@ -16,7 +16,7 @@ import type { FastifyReply } from 'fastify'
 import type { Binding } from './native'
 import { FALLBACK_EOPNOTSUPP } from './native'
 import type { Counters } from './stats'
-import { checkAtPipe, markSocket, sendZcFor, socketFd, type RouteSettings } from './route'
+import { checkAtPipe, markSocket, sendZcFor, setZcNext, socketFd, zcNextOf, type RouteSettings } from './route'
 import { FST_ZERO_COPY_FILE_CHANGED, FST_ZERO_COPY_SEND_FAILED } from './errors'
 import type { OpenFile } from './file'
 
@@ -227,12 +227,15 @@ export class BufferBody extends RingBody {
     const settings = this.settings as SendSettings
     this.zc = settings.zc && sendZcFor(socket, settings.route)
     if (settings.zc && !this.zc) settings.counters.fallback('kernel-copies')
+    const classic = settings.binding.engine === 'classic'
     return settings.binding.start(fd, this.body, this.zc, settings.sliceSize, settings.depth,
-      (error, zcBytes, copyBytes, fallbacks) => {
+      (error, zcBytes, copyBytes, fallbacks, _spliceBytes, zcNext) => {
         if ((fallbacks & FALLBACK_EOPNOTSUPP) !== 0) markSocket(socket, 'eopnotsupp')
+        if (classic) setZcNext(socket, zcNext)
         done(error, zcBytes, copyBytes, fallbacks, 0)
       },
-      this.zc ? (notifications, copied) => onReleased(socket, notifications, copied) : undefined)
+      this.zc ? (notifications, copied) => onReleased(socket, notifications, copied) : undefined,
+      classic ? zcNextOf(socket) : 0)
   }
 
   protected count (_error: string | null, zcBytes: number, copyBytes: number, fallbacks: number): void {
@@ -298,7 +301,9 @@ export class FileBody extends RingBody {
   }
 
   protected count (_error: string | null, _zcBytes: number, _copyBytes: number, _fallbacks: number, spliceBytes: number): void {
-    this.settings?.counters.file(this.inlineBytes, this.ring, spliceBytes)
+    // The classic engine moves the rest by sendfile too: all of it counts as sendfile there.
+    if (this.settings?.binding.engine === 'classic') this.settings.counters.file(this.inlineBytes + spliceBytes, false, 0)
+    else this.settings?.counters.file(this.inlineBytes, this.ring, spliceBytes)
   }
 
   protected failure (error: string): Error {

@@ -9,7 +9,7 @@ export const FST_ZERO_COPY_INVALID_OPTION = createError(
 
 export const FST_ZERO_COPY_MODE_UNAVAILABLE = createError(
   'FST_ZERO_COPY_MODE_UNAVAILABLE',
-  'fastify-zero-copy: mode "%s" is not available on this machine: %s',
+  'fastify-zero-copy: %s is not available on this machine: %s',
   500
 )
 

@@ -7,7 +7,7 @@ import mime from 'mime'
 import fresh from 'fresh'
 import parseRange from 'range-parser'
 import type { ZeroCopyFileOptions } from '../types/index'
-import type { Binding } from './native'
+import type { Descriptors } from './native'
 import {
   FST_ZERO_COPY_FILE_FORBIDDEN,
   FST_ZERO_COPY_FILE_NOT_FOUND,
@@ -78,7 +78,7 @@ export class OpenFile {
     readonly path: string | null,
     readonly owned: boolean,
     readonly remote: boolean,
-    private readonly addon: Binding | null,
+    private readonly addon: Descriptors | null,
     /** Without the addon there is no duplicate: the caller's FileHandle, kept from the collector. */
     readonly keep: unknown = null
   ) {}
@@ -164,7 +164,7 @@ export type Opened = (err: Error | null, file?: OpenFile, stat?: Stats) => void
 
 /** What opens, duplicates and classifies descriptors: the addon (null when it did not load) and the ring. */
 export interface Files {
-  addon: Binding | null
+  addon: Descriptors | null
   /** The ring's IORING_OP_OPENAT (on its workers); throws if the ring cannot take it. Null without a ring. */
   open: ((path: string, done: (error: string | null, fd: number) => void) => void) | null
 }

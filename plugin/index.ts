@@ -29,6 +29,7 @@ const DEFAULTS = {
 }
 
 const MODES = ['auto', 'send_zc', 'send', 'stream'] as const
+const ENGINES = ['auto', 'io_uring', 'classic'] as const
 const WHEN_COPIED = ['stream', 'send', 'keep'] as const
 
 /** A value as an error message can show it, whatever it is (String() throws for some). */
@@ -60,9 +61,11 @@ function oneOf<T extends string> (name: string, value: unknown, allowed: readonl
 
 function readOptions (opts: FastifyZeroCopyOptions) {
   const mode = oneOf('mode', opts.mode, MODES, 'auto')
+  const engine = oneOf('engine', opts.engine, ENGINES, 'auto')
   const whenCopied = oneOf('whenCopied', opts.whenCopied, WHEN_COPIED, 'stream')
   return {
     mode,
+    engine,
     whenCopied,
     threshold: integer('threshold', opts.threshold, DEFAULTS.threshold, 0, Number.MAX_SAFE_INTEGER),
     sliceSize: integer('sliceSize', opts.sliceSize, DEFAULTS.sliceSize, 4 * KiB, 64 * MiB),
@@ -74,23 +77,28 @@ function readOptions (opts: FastifyZeroCopyOptions) {
   }
 }
 
-/** What large bodies will use, given the machine and the requested mode. */
-function resolveMode (requested: FastifyZeroCopyOptions['mode'], machine: Probe): ZeroCopyCapabilities {
-  const base = { native: machine.native, ioUring: machine.ioUring, sendZc: machine.sendZc, send: machine.send, kernel: os.release() }
-  const noRing = machine.reason ?? 'io_uring is not available'
+/**
+ * What large bodies will use, given the machine, the requested mode and engine. A forced mode
+ * or engine the machine cannot do fails registration. `reason` says why the io_uring engine's
+ * SEND_ZC is not what serves (null when it is).
+ */
+function resolveMode (requested: FastifyZeroCopyOptions['mode'], engine: string, machine: Probe): ZeroCopyCapabilities {
+  const base = { native: machine.native, ioUring: machine.ioUring, sendZc: machine.sendZc, send: machine.send, engine: machine.engine, kernel: os.release() }
+  const why = machine.reason ?? 'no native engine is available'
+  if (engine !== 'auto' && machine.engine !== engine) throw new FST_ZERO_COPY_MODE_UNAVAILABLE(`engine "${engine}"`, why)
   switch (requested) {
     case 'stream':
-      return { ...base, mode: 'stream', reason: 'mode "stream" was configured' }
+      return { ...base, engine: null, mode: 'stream', reason: 'mode "stream" was configured' }
     case 'send_zc':
-      if (!machine.sendZc) throw new FST_ZERO_COPY_MODE_UNAVAILABLE('send_zc', noRing)
-      return { ...base, mode: 'send_zc', reason: null }
+      if (!machine.sendZc) throw new FST_ZERO_COPY_MODE_UNAVAILABLE('mode "send_zc"', why)
+      return { ...base, mode: 'send_zc', reason: machine.reason }
     case 'send':
-      if (!machine.send) throw new FST_ZERO_COPY_MODE_UNAVAILABLE('send', noRing)
+      if (!machine.send) throw new FST_ZERO_COPY_MODE_UNAVAILABLE('mode "send"', why)
       return { ...base, mode: 'send', reason: 'mode "send" was configured' }
     default:
-      if (machine.sendZc) return { ...base, mode: 'send_zc', reason: null }
-      if (machine.send) return { ...base, mode: 'send', reason: noRing }
-      return { ...base, mode: 'stream', reason: noRing }
+      if (machine.sendZc) return { ...base, mode: 'send_zc', reason: machine.reason }
+      if (machine.send) return { ...base, mode: 'send', reason: why }
+      return { ...base, engine: null, mode: 'stream', reason: why }
   }
 }
 
@@ -113,8 +121,8 @@ function asBuffer (body: unknown): Buffer {
 
 async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyOptions): Promise<void> {
   const options = readOptions(opts)
-  const machine = probe()
-  const capabilities = Object.freeze(resolveMode(options.mode, machine))
+  const machine = probe(options.engine)
+  const capabilities = Object.freeze(resolveMode(options.mode, options.engine, machine))
   const binding = capabilities.mode === 'stream' ? null : machine.binding
   if (binding !== null) binding.setPinBudget(options.pinBudget ?? defaultPinBudget())
 
@@ -130,10 +138,11 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     : { binding, zc: capabilities.mode === 'send_zc', sliceSize: options.sliceSize, depth: options.depth, fileChunk: options.fileChunk, fileInline: options.fileInline, counters, route }
 
   // Descriptors are the addon's wherever it loaded (even with mode 'stream'); paths not in the
-  // dentry cache are opened by the ring when this registration has one.
+  // dentry cache are opened by the ring's workers when this registration has a ring, else by
+  // libuv's pool.
   const files: Files = {
     addon: machine.addon,
-    open: binding === null ? null : (path, done) => binding.openFile(path, done)
+    open: binding === null ? null : binding.openFile
   }
 
   /** The file's response, once it is open: headers, conditionals, range, then the body. */

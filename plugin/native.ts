@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import { installHint } from './install-hint'
 
-export interface RingStats {
+export interface EngineStats {
   notifications: number
   copied: number
   sends: number
@@ -12,30 +12,61 @@ export interface RingStats {
   ops: number
 }
 
-export type DoneCallback = (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number, spliceBytes: number) => void
+export type EngineName = 'io_uring' | 'classic'
 
-export interface Binding {
-  /** Opens the environment's ring once, with at most `maxEntries` SQ entries (0: the default). */
-  open(maxEntries?: number): { ok: boolean, code: string | null, sendZc: boolean, send: boolean, splice: boolean }
+export type DoneCallback = (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number, spliceBytes: number, zcNext: number) => void
+
+/** The addon itself (native/addon.cc): engine calls take the engine's kind last (0 io_uring, 1 classic). */
+interface Addon {
+  open(maxEntries: number, kind: number): { ok: boolean, code: string | null, engine: EngineName | null, sendZc: boolean, send: boolean, splice: boolean }
   start(fd: number, body: Uint8Array, zc: boolean, slice: number, depth: number, done: DoneCallback,
-    released?: (notifications: number, copied: number) => void): number
+    released: ((notifications: number, copied: number) => void) | undefined, zcNext: number, kind: number): number
+  startFile(fd: number, fileFd: number, offset: number, length: number, chunk: number, done: DoneCallback,
+    released: undefined, depth: number, pollFirst: boolean, remote: boolean, kind: number): number
+  sendCached(fd: number, fileFd: number, offset: number, length: number): number
+  abort(id: number, kind: number): void
+  progress(id: number, kind: number): number
+  stats(kind: number): EngineStats
+  setPinBudget(bytes: number, kind: number): void
+  openFile(path: string, done: (error: string | null, fd: number) => void, kind: number): void
+  openCached(path: string): number
+  cork(fd: number, on: boolean): boolean
+  dup(fd: number): number
+  adopt(fd: number): void
+  isRemote(fd: number): boolean
+  closeFile(fd: number, remote: boolean, kind: number): boolean
+}
+
+/**
+ * One engine of this environment with the addon's calls bound to it: what body.ts and file.ts
+ * use, whichever engine it is (the interface both engines implement, native/engine.h).
+ */
+export interface Binding {
+  readonly engine: EngineName
+  start(fd: number, body: Uint8Array, zc: boolean, slice: number, depth: number, done: DoneCallback,
+    released: ((notifications: number, copied: number) => void) | undefined, zcNext: number): number
   startFile(fd: number, fileFd: number, offset: number, length: number, chunk: number, done: DoneCallback,
     released: undefined, depth: number, pollFirst: boolean, remote: boolean): number
   /** Sends the range by sendfile(2) on this thread if all of it is in the page cache; returns the bytes sent. */
   sendCached(fd: number, fileFd: number, offset: number, length: number): number
   abort(id: number): void
   progress(id: number): number
-  stats(): RingStats
+  stats(): EngineStats
   setPinBudget(bytes: number): void
-  /** Opens a file read-only through the ring; throws (errno code) if the ring cannot take it. */
-  openFile(path: string, done: (error: string | null, fd: number) => void): void
-  /**
-   * Opens a file read-only at once if its lookup is all in the dentry cache (openat2 with
-   * RESOLVE_CACHED): the descriptor, or -1 (then openFile); throws (errno code) for the open's own error.
-   */
-  openCached(path: string): number
+  /** Opens a file read-only through the ring's workers; null for the classic engine (libuv's pool opens). */
+  openFile: ((path: string, done: (error: string | null, fd: number) => void) => void) | null
   /** TCP_CORK on or off; false when the socket could not be corked (not TCP). */
   cork(fd: number, on: boolean): boolean
+}
+
+/** The addon's calls on descriptors, whichever engine (if any) serves. */
+export interface Descriptors {
+  /**
+   * Opens a file read-only at once if its lookup is all in the dentry cache (openat2 with
+   * RESOLVE_CACHED) and it is on a local filesystem: the descriptor, or -1 (then another
+   * open); throws (errno code) for the open's own error.
+   */
+  openCached(path: string): number
   /** The plugin's own duplicate of a caller's descriptor (throws EBADF when it is not open). */
   dup(fd: number): number
   /** A descriptor the plugin opened through libuv becomes the environment's to close at teardown. */
@@ -43,8 +74,8 @@ export interface Binding {
   /** Whether the file's filesystem may wait on a server or a daemon (NFS, CIFS, FUSE, ...). */
   isRemote(fd: number): boolean
   /**
-   * Closes a descriptor the plugin owns: at once, or through the ring for a remote file; false
-   * when it must be closed off this thread by the caller (a remote file, no ring).
+   * Closes a descriptor the plugin owns: at once, or off this thread by the engine for a
+   * remote file; false when the caller must close it off this thread (a remote file, no engine).
    */
   closeFile(fd: number, remote: boolean): boolean
 }
@@ -55,10 +86,11 @@ export const FALLBACK_ENOMEM = 2
 export const FALLBACK_PIN_BUDGET = 4
 
 export interface Probe {
-  /** The ring's binding: null when no ring opened. */
+  /** The engine that serves: null when none could be had. */
   binding: Binding | null
-  /** The addon, whether or not a ring opened (descriptors, the dentry-cache open). */
-  addon: Binding | null
+  /** The addon's descriptor calls, whether or not an engine opened; null without the addon. */
+  addon: Descriptors | null
+  engine: EngineName | null
   native: boolean
   ioUring: boolean
   sendZc: boolean
@@ -68,15 +100,15 @@ export interface Probe {
 }
 
 const packageRoot = path.join(__dirname, '..', '..')
-let probed: Probe | undefined
+const probed = new Map<EngineChoice, Probe>()
 
-function load (): { binding: Binding | null, reason: string | null } {
+function load (): { binding: Addon | null, reason: string | null } {
   if (process.platform !== 'linux') {
     return { binding: null, reason: `io_uring needs Linux; this is ${process.platform}` }
   }
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const build = require('node-gyp-build') as (dir: string) => Binding
+    const build = require('node-gyp-build') as (dir: string) => Addon
     return { binding: build(packageRoot), reason: null }
   } catch (err) {
     const first = String((err as Error).message).split('\n')[0]
@@ -114,30 +146,90 @@ function ringEntries (): number {
   return Number.isInteger(value) && value > 0 ? value : 0
 }
 
-/** Opens this environment's ring, once, and tells what it can do. */
-export function probe (): Probe {
-  if (probed !== undefined) return probed
-  const { binding, reason } = loaded
-  if (binding === null) {
-    probed = { binding: null, addon: null, native: false, ioUring: false, sendZc: false, send: false, splice: false, reason }
-    return probed
+export type EngineChoice = 'auto' | EngineName
+
+const KIND: Record<EngineName, number> = { io_uring: 0, classic: 1 }
+
+function bind (addon: Addon, engine: EngineName): Binding {
+  const kind = KIND[engine]
+  return {
+    engine,
+    start: (fd, body, zc, slice, depth, done, released, zcNext) => addon.start(fd, body, zc, slice, depth, done, released, zcNext, kind),
+    startFile: (fd, fileFd, offset, length, chunk, done, released, depth, pollFirst, remote) =>
+      addon.startFile(fd, fileFd, offset, length, chunk, done, released, depth, pollFirst, remote, kind),
+    sendCached: (fd, fileFd, offset, length) => addon.sendCached(fd, fileFd, offset, length),
+    abort: (id) => addon.abort(id, kind),
+    progress: (id) => addon.progress(id, kind),
+    stats: () => addon.stats(kind),
+    setPinBudget: (bytes) => addon.setPinBudget(bytes, kind),
+    openFile: engine === 'io_uring' ? (path, done) => addon.openFile(path, done, kind) : null,
+    cork: (fd, on) => addon.cork(fd, on)
   }
-  const ring = binding.open(ringEntries())
-  if (!ring.ok) {
-    probed = { binding: null, addon: binding, native: true, ioUring: false, sendZc: false, send: false, splice: false, reason: describeRingError(ring.code) }
-    return probed
+}
+
+function descriptors (addon: Addon, engine: EngineName | null): Descriptors {
+  const kind = engine === null ? -1 : KIND[engine]
+  return {
+    openCached: (path) => addon.openCached(path),
+    dup: (fd) => addon.dup(fd),
+    adopt: (fd) => addon.adopt(fd),
+    isRemote: (fd) => addon.isRemote(fd),
+    closeFile: (fd, remote) => addon.closeFile(fd, remote, kind)
   }
-  probed = {
-    binding,
-    addon: binding,
+}
+
+/**
+ * Opens this environment's engine for `choice`, once per choice, and tells what it can do:
+ * 'auto' takes the io_uring ring where one opens, else the classic engine; a named engine is
+ * that one or none.
+ */
+export function probe (choice: EngineChoice = 'auto'): Probe {
+  const known = probed.get(choice)
+  if (known !== undefined) return known
+  const result = probeOnce(choice)
+  probed.set(choice, result)
+  return result
+}
+
+function probeOnce (choice: EngineChoice): Probe {
+  const { binding: addon, reason } = loaded
+  const none = { binding: null, engine: null, native: false, ioUring: false, sendZc: false, send: false, splice: false }
+  if (addon === null) return { ...none, addon: null, reason }
+  let ringReason = 'engine "classic" was configured'
+  let ioUring = false
+  if (choice !== 'classic') {
+    const ring = addon.open(ringEntries(), KIND.io_uring)
+    if (ring.ok) {
+      return {
+        binding: bind(addon, 'io_uring'),
+        addon: descriptors(addon, 'io_uring'),
+        engine: 'io_uring',
+        native: true,
+        ioUring: true,
+        sendZc: ring.sendZc,
+        send: ring.send,
+        splice: ring.splice,
+        reason: ring.sendZc ? null : 'the kernel does not support IORING_OP_SEND_ZC (Linux 6.0 or later)'
+      }
+    }
+    ringReason = describeRingError(ring.code)
+    if (choice === 'io_uring') return { ...none, native: true, addon: descriptors(addon, null), reason: ringReason }
+  }
+  const classic = addon.open(0, KIND.classic)
+  if (!classic.ok) {
+    return { ...none, native: true, ioUring, addon: descriptors(addon, null), reason: `${ringReason}; the classic engine failed too (${classic.code ?? 'unknown'})` }
+  }
+  return {
+    binding: bind(addon, 'classic'),
+    addon: descriptors(addon, 'classic'),
+    engine: 'classic',
     native: true,
-    ioUring: true,
-    sendZc: ring.sendZc,
-    send: ring.send,
-    splice: ring.splice,
-    reason: ring.sendZc ? null : 'the kernel does not support IORING_OP_SEND_ZC (Linux 6.0 or later)'
+    ioUring,
+    sendZc: classic.sendZc,
+    send: classic.send,
+    splice: classic.splice,
+    reason: ringReason
   }
-  return probed
 }
 
 const MiB = 1024 * 1024

@@ -18,7 +18,20 @@ export interface RouteSettings {
 // What the kernel taught us about a connection, kept on its socket.
 const kKernelCopies = Symbol('fastify-zero-copy.kernelCopies')
 const kNoSendZc = Symbol('fastify-zero-copy.noSendZc')
-type Marked = net.Socket & { [kKernelCopies]?: true, [kNoSendZc]?: true }
+const kZcNext = Symbol('fastify-zero-copy.zcNext')
+type Marked = net.Socket & { [kKernelCopies]?: true, [kNoSendZc]?: true, [kZcNext]?: number }
+
+/**
+ * The socket's next MSG_ZEROCOPY id: the kernel numbers a socket's zero-copy sends from 0 for
+ * as long as it lives, and only the classic engine sends them, one body after another.
+ */
+export function zcNextOf (socket: net.Socket): number {
+  return (socket as Marked)[kZcNext] ?? 0
+}
+
+export function setZcNext (socket: net.Socket, next: number): void {
+  (socket as Marked)[kZcNext] = next
+}
 
 /**
  * `copied`: the kernel reported it copied (nearly) every SEND_ZC slice of a body on this

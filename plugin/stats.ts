@@ -6,8 +6,16 @@ export class Counters {
   readonly responses = { sendZc: 0, send: 0, splice: 0, sendfile: 0, stream: 0 }
   readonly bytes = { sendZc: 0, send: 0, splice: 0, sendfile: 0, stream: 0 }
   readonly fallbacks: { [reason: string]: number } = Object.create(null)
+  readonly engines = { io_uring: { responses: 0, bytes: 0 }, classic: { responses: 0, bytes: 0 } }
 
   constructor (private readonly binding: Binding | null) {}
+
+  private engine (bytes: number): void {
+    if (this.binding === null) return
+    const engine = this.engines[this.binding.engine]
+    engine.responses++
+    engine.bytes += bytes
+  }
 
   fallback (reason: string): void {
     this.fallbacks[reason] = (this.fallbacks[reason] ?? 0) + 1
@@ -30,6 +38,7 @@ export class Counters {
     else this.responses.send++
     this.bytes.sendZc += zcBytes
     this.bytes.send += copyBytes
+    this.engine(zcBytes + copyBytes)
     if ((fallbacks & FALLBACK_EOPNOTSUPP) !== 0) this.fallback('eopnotsupp')
     if ((fallbacks & FALLBACK_ENOMEM) !== 0) this.fallback('enomem')
     if ((fallbacks & FALLBACK_PIN_BUDGET) !== 0) this.fallback('pin-budget')
@@ -45,6 +54,7 @@ export class Counters {
     else this.responses.sendfile++
     this.bytes.sendfile += inline
     this.bytes.splice += spliced
+    this.engine(inline + spliced)
   }
 
   snapshot (): ZeroCopyStats {
@@ -54,6 +64,7 @@ export class Counters {
       bytes: { ...this.bytes },
       notifications: { total: ring?.notifications ?? 0, copied: ring?.copied ?? 0 },
       inFlight: { sends: ring?.sends ?? 0, pinnedBytes: ring?.pinnedBytes ?? 0 },
+      engines: { io_uring: { ...this.engines.io_uring }, classic: { ...this.engines.classic } },
       fallbacks: { ...this.fallbacks }
     }
   }

@@ -69,6 +69,13 @@ declare namespace fastifyZeroCopy {
     /** Default `auto`. A forced native mode that the machine cannot do fails registration. */
     mode?: ZeroCopyMode
     /**
+     * The native engine. `auto` (default): io_uring where a ring can be created, else the
+     * classic engine (sendfile, send with MSG_ZEROCOPY, the event loop's own epoll: what
+     * container profiles that refuse io_uring allow), else Fastify's path. A forced engine the
+     * machine cannot run fails registration with FST_ZERO_COPY_MODE_UNAVAILABLE.
+     */
+    engine?: 'auto' | 'io_uring' | 'classic'
+    /**
      * What later bodies on a connection use once the kernel reported that it copied the
      * SEND_ZC data of one of its bodies anyway (local delivery: loopback, veth), where
      * pinning costs CPU and saves nothing: `stream` (default) Fastify's ordinary path,
@@ -99,15 +106,20 @@ declare namespace fastifyZeroCopy {
   export interface ZeroCopyCapabilities {
     /** The native addon loaded. */
     native: boolean
-    /** An io_uring ring could be created. */
+    /** An io_uring ring could be created (false, too, when engine 'classic' was configured: none was tried). */
     ioUring: boolean
-    /** The ring supports IORING_OP_SEND_ZC. */
+    /** The engine has zero-copy sends: IORING_OP_SEND_ZC, or MSG_ZEROCOPY for the classic engine. */
     sendZc: boolean
-    /** The ring supports IORING_OP_SEND. */
+    /** The engine has a copying send of its own (IORING_OP_SEND, or send(2)). */
     send: boolean
-    /** What bodies at or above the threshold will use. */
+    /** The engine that carries bodies at or above the threshold; null when Fastify's path does. */
+    engine: 'io_uring' | 'classic' | null
+    /**
+     * What bodies at or above the threshold will use: `send_zc` a zero-copy send (SEND_ZC or
+     * MSG_ZEROCOPY), `send` the engine's copying send, `stream` Fastify's ordinary path.
+     */
     mode: 'send_zc' | 'send' | 'stream'
-    /** Why `mode` is not `send_zc`; null when it is. */
+    /** Why the io_uring engine's SEND_ZC is not what serves; null when it is. */
     reason: string | null
     /** The running kernel's release. */
     kernel: string
@@ -119,10 +131,16 @@ declare namespace fastifyZeroCopy {
     /**
      * Bytes by the path that carried them. A file body's cached head counts under `sendfile`
      * and the rest under `splice`; the response counts under `splice` if the ring carried any
-     * of it, else under `sendfile`.
+     * of it, else under `sendfile` (the classic engine sends files by sendfile throughout).
+     * `sendZc` counts SEND_ZC and MSG_ZEROCOPY bytes.
      */
     bytes: { sendZc: number, send: number, splice: number, sendfile: number, stream: number }
-    /** SEND_ZC notifications reaped, and how many reported that the kernel copied. */
+    /**
+     * Bodies each engine carried (in part, when the client went away), and their bytes: the
+     * native figures of `responses` and `bytes` split by engine.
+     */
+    engines: { io_uring: { responses: number, bytes: number }, classic: { responses: number, bytes: number } }
+    /** Zero-copy completions reaped (SEND_ZC notifications, MSG_ZEROCOPY completions), and how many reported that the kernel copied. */
     notifications: { total: number, copied: number }
     /** Send requests whose completion is still owed, and the bytes they keep pinned. */
     inFlight: { sends: number, pinnedBytes: number }
