@@ -59,9 +59,16 @@ function oneOf<T extends string> (name: string, value: unknown, allowed: readonl
   return value as T
 }
 
+function engineFromEnv (): FastifyZeroCopyOptions['engine'] {
+  const value = process.env.FASTIFY_ZERO_COPY_ENGINE
+  return value === 'io_uring' || value === 'classic' || value === 'auto' ? value : undefined
+}
+
 function readOptions (opts: FastifyZeroCopyOptions) {
   const mode = oneOf('mode', opts.mode, MODES, 'auto')
-  const engine = oneOf('engine', opts.engine, ENGINES, 'auto')
+  // FASTIFY_ZERO_COPY_ENGINE sets the default for a deployment (and runs the test suite on
+  // either engine); the option, where given, wins.
+  const engine = oneOf('engine', opts.engine ?? engineFromEnv(), ENGINES, 'auto')
   const whenCopied = oneOf('whenCopied', opts.whenCopied, WHEN_COPIED, 'stream')
   return {
     mode,
