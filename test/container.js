@@ -26,6 +26,7 @@ const ROOT = path.join(__dirname, '..')
 const PODMAN_PROFILE = '/usr/share/containers/seccomp.json'
 const PROFILES = ['podman', 'docker-like']
 const ID_PREFIX = 'zc-test-'
+const BUNDLE_PREFIX = 'zc-bundle-'
 const EPERM = 1
 const SYSTEM_DIRS = ['/usr', '/lib', '/lib64', '/bin', '/sbin', '/etc', '/tmp']
 const IO_URING = ['io_uring_setup', 'io_uring_enter', 'io_uring_register']
@@ -168,16 +169,18 @@ function removeSync (id, bundle) {
   if (bundle !== null) fs.rmSync(bundle, { recursive: true, force: true })
 }
 
-/** Containers a killed run of this module left behind: removed, with their bundles. */
+/**
+ * What a killed run of this module left behind: its containers (runc still lists one whose
+ * `runc run` was killed too) and its bundles, named after the process that made them.
+ */
 function sweepStale () {
-  const out = runcQuiet(['list', '--format', 'json'])
+  const owner = (name) => new RegExp(`^(?:${ID_PREFIX}|${BUNDLE_PREFIX})(\\d+)-`).exec(name)
+  const stale = (name) => { const m = owner(name); return m !== null && !pidAlive(Number(m[1])) }
   let list = []
-  try { list = JSON.parse(out || 'null') || [] } catch {}
-  for (const c of list) {
-    const m = new RegExp(`^${ID_PREFIX}(\\d+)-`).exec(c.id)
-    if (m === null || pidAlive(Number(m[1]))) continue
-    const ours = typeof c.bundle === 'string' && path.basename(c.bundle).startsWith('zc-container-')
-    removeSync(c.id, ours ? c.bundle : null)
+  try { list = JSON.parse(runcQuiet(['list', '--format', 'json']) || 'null') || [] } catch {}
+  for (const c of list) if (stale(c.id)) removeSync(c.id, null)
+  for (const name of fs.readdirSync(os.tmpdir())) {
+    if (stale(name)) fs.rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true })
   }
 }
 
@@ -209,7 +212,7 @@ async function launch ({ profile, argv, env = [], binds = [] }) {
   hookExit()
   sweepStale()
   const id = `${ID_PREFIX}${process.pid}-${crypto.randomBytes(4).toString('hex')}`
-  const bundle = fs.mkdtempSync(path.join(os.tmpdir(), 'zc-container-'))
+  const bundle = fs.mkdtempSync(path.join(os.tmpdir(), `${BUNDLE_PREFIX}${process.pid}-`))
   live.set(id, bundle)
   let child = null
   let stopping = null
