@@ -268,18 +268,19 @@ async function runContainer ({ profile, argv, env = [], binds = [], ms = 20000 }
 }
 
 /**
- * Runs `script` (a file of this checkout, or under `binds`) with node inside a container and
+ * Runs `script` (a file of this checkout, or under `binds`) with node inside a container
+ * (through `wrap`, a command prefix that execs it, such as `taskset -c 0`) and
  * resolves once `parseReady(stdout so far)` returns something (default: the fixtures'
  * READY/FAILED line; `config` goes in env ZC_FIXTURE). Resolves with that answer's fields and
  * { id, bundle, pid (the host's pid of the container's node), containerPid (its pid inside,
  * the fixture's `pid`), stderr(), stdout(), stop() }. If the process ends or `readyMs` passes
  * first, the container is removed and the promise rejects (err.container: { id, bundle }).
  */
-async function startContainer ({ profile, script, args = [], nodeArgs = [], config = {}, env = {}, binds = [], readyMs = 20000, parseReady = fixtureLine }) {
+async function startContainer ({ profile, script, args = [], nodeArgs = [], wrap = [], config = {}, env = {}, binds = [], readyMs = 20000, parseReady = fixtureLine }) {
   const guard = path.join(__dirname, 'fixtures', 'container-guard.js')
   const c = await launch({
     profile,
-    argv: [process.execPath, '--require', guard, ...nodeArgs, path.resolve(ROOT, script), ...args],
+    argv: [...wrap, process.execPath, '--require', guard, ...nodeArgs, path.resolve(ROOT, script), ...args],
     env: [`ZC_FIXTURE=${JSON.stringify(config)}`, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)],
     binds
   })
