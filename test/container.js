@@ -312,6 +312,14 @@ async function startContainer ({ profile, script, args = [], nodeArgs = [], wrap
   }
 }
 
+/**
+ * A fresh directory in os.tmpdir() for files a container serves, named so that the sweep
+ * removes it if this process is killed before its own cleanup (a 1 GiB file must not stay).
+ */
+function ownedTempDir (label) {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `${BUNDLE_PREFIX}${process.pid}-${label}-`))
+}
+
 /** A fixture of test/fixtures (e.g. 'file-server', 'app-server') in a container; see startContainer. */
 function startFixture ({ fixture, ...options }) {
   return startContainer({ script: path.join('test', 'fixtures', `${fixture}.js`), ...options })
@@ -322,4 +330,4 @@ function containerExists (id) {
   return containerState(id) !== null
 }
 
-module.exports = { PROFILES, PODMAN_PROFILE, ID_PREFIX, loadProfile, seccompFor, startContainer, startFixture, runContainer, containerExists, containerState, sweepStale }
+module.exports = { PROFILES, PODMAN_PROFILE, ID_PREFIX, loadProfile, seccompFor, startContainer, startFixture, runContainer, ownedTempDir, containerExists, containerState, sweepStale }
