@@ -190,8 +190,8 @@ function hookExit () {
   if (exitHooked) return
   exitHooked = true
   process.on('exit', () => { for (const [id, bundle] of live) removeSync(id, bundle) })
-  // Turns a termination signal into an exit, so the listener above runs (tap ends a test
-  // file that overruns with SIGTERM).
+  // Turns a termination signal (a runner ending an overrunning test file, Ctrl-C) into an
+  // exit, so the listener above runs.
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP']) {
     process.once(signal, () => process.exit(128 + os.constants.signals[signal]))
   }
