@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Makes a fresh checkout ready: liburing-dev from Debian's packages (the native path needs its
-# headers and archive), fuse3, libfuse3-dev and pkg-config (the tests' slow filesystem), the
-# npm dependencies, the addon and the compiled plugin. Idempotent: what is already there is
+# headers and archive), fuse3, libfuse3-dev and pkg-config (the tests' slow filesystem), runc
+# and golang-github-containers-common (the container test: an OCI runtime and Podman's default
+# seccomp profile), the npm dependencies, the addon and the compiled plugin. Idempotent: what is already there is
 # not redone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_install() {
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "$@" >/dev/null
   elif command -v sudo >/dev/null 2>&1; then
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "$@" >/dev/null
   else
     echo "bootstrap: please install $* (apt-get install $*); continuing without it" >&2
   fi
@@ -23,9 +24,15 @@ if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null 2>&1; then
   command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
   [ -f /usr/include/fuse3/fuse_lowlevel.h ] || missing+=(libfuse3-dev)
   command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+  # test/container.test.js: runc runs the server in a container under Podman's default profile.
+  command -v runc >/dev/null 2>&1 || missing+=(runc)
+  [ -f /usr/share/containers/seccomp.json ] || missing+=(golang-github-containers-common)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "bootstrap: installing ${missing[*]}"
     apt_install "${missing[@]}"
+  fi
+  if [ ! -f /usr/share/containers/seccomp.json ]; then
+    echo "bootstrap: /usr/share/containers/seccomp.json is missing (golang-github-containers-common); the container test will fail" >&2
   fi
 fi
 # What the release build (npm pack: the linux-arm64 prebuild) and test/prebuilds.test.js need:
