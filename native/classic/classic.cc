@@ -52,6 +52,7 @@ struct Op {
   size_t turn = 0;  // bytes at most per turn of the loop
   bool zc = false;
   uint32_t zcNext = 0;  // the socket's next MSG_ZEROCOPY id
+  uint64_t socket = 0;  // the socket's inode (Classic::bySocket_)
   std::unordered_map<uint32_t, uint32_t> pins;  // zero-copy sends the error queue still owes: id -> bytes
   bool waitingWritable = false;
   bool queued = false;
@@ -189,6 +190,8 @@ int64_t Classic::Launch(Op* op) {
   do {
     op->id = nextId_++;
   } while (op->id == 0 || ops_.count(op->id) != 0);
+  struct stat st;
+  if (FileStat(op->fd, &st) == 0) op->socket = static_cast<uint64_t>(st.st_ino);
   epoll_event ev{};
   // Edge-triggered: a writable socket wakes the loop when it becomes writable, not every turn;
   // EPOLLERR (the error queue has zero-copy completions) is reported whatever is asked.
@@ -203,6 +206,7 @@ int64_t Classic::Launch(Op* op) {
     return -err;
   }
   ops_.emplace(op->id, op);
+  bySocket_[op->socket].push_back(op->id);
   // The first turn runs at the next reap (one wake-up later): callbacks never run inside start().
   op->queued = true;
   ready_.push_back(op->id);
@@ -399,8 +403,17 @@ void Classic::OnDiskJob(Op* op, int64_t result) {
   }
 }
 
-// Zero-copy completions: ranges [ee_info, ee_data] of send ids, each released once.
-void Classic::ReadErrorQueue(Op* op) {
+// Zero-copy completions: ranges [ee_info, ee_data] of send ids, each released once, by the op
+// (of those on this socket) that sent it.
+void Classic::ReadErrorQueue(Op* op, std::vector<uint32_t>* touched) {
+  std::vector<Op*> sharing;
+  auto same = bySocket_.find(op->socket);
+  if (same != bySocket_.end()) {
+    for (uint32_t id : same->second) {
+      auto it = ops_.find(id);
+      if (it != ops_.end() && it->second != op) sharing.push_back(it->second);
+    }
+  }
   for (;;) {
     char control[256];
     msghdr msg{};
@@ -422,19 +435,21 @@ void Classic::ReadErrorQueue(Op* op) {
       }
       bool copied = (err->ee_code & SO_EE_CODE_ZEROCOPY_COPIED) != 0;
       for (uint32_t id = err->ee_info;; id++) {
-        ReleasePin(op, id, copied);
+        bool mine = ReleasePin(op, id, copied);
+        for (size_t i = 0; !mine && i < sharing.size(); i++) {
+          mine = ReleasePin(sharing[i], id, copied);
+          if (mine) touched->push_back(sharing[i]->id);
+        }
+        if (!mine) strays_++;
         if (id == err->ee_data) break;
       }
     }
   }
 }
 
-void Classic::ReleasePin(Op* op, uint32_t zcId, bool copied) {
+bool Classic::ReleasePin(Op* op, uint32_t zcId, bool copied) {
   auto it = op->pins.find(zcId);
-  if (it == op->pins.end()) {
-    strays_++;
-    return;
-  }
+  if (it == op->pins.end()) return false;
   pinned_ -= it->second;
   ProcessPinned().fetch_sub(it->second, std::memory_order_relaxed);
   op->pins.erase(it);
@@ -444,6 +459,7 @@ void Classic::ReleasePin(Op* op, uint32_t zcId, bool copied) {
     copied_++;
     op->copied++;
   }
+  return true;
 }
 
 void Classic::Fail(Op* op, int err) {
@@ -474,6 +490,12 @@ void Classic::MaybeRelease(Op* op, std::vector<Released>* released) {
     if (fd >= 0) close(fd);
   }
   released->push_back(Released{op->id, op->notifications, op->copied});
+  auto same = bySocket_.find(op->socket);
+  if (same != bySocket_.end()) {
+    auto& ids = same->second;
+    ids.erase(std::remove(ids.begin(), ids.end(), op->id), ids.end());
+    if (ids.empty()) bySocket_.erase(same);
+  }
   ops_.erase(op->id);
   delete op;
 }
@@ -515,7 +537,7 @@ void Classic::Reap(std::vector<Finished>* finished, std::vector<Released>* relea
     if (it == ops_.end()) continue;
     Op* op = it->second;
     touched.push_back(id);
-    if (events[i].events & EPOLLERR) ReadErrorQueue(op);
+    if (events[i].events & EPOLLERR) ReadErrorQueue(op, &touched);
     if (op->waitingWritable && (events[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
       op->waitingWritable = false;
       if (!op->queued) {

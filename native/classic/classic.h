@@ -67,8 +67,8 @@ class Classic : public Engine {
   void OnSent(Op* op, ssize_t n);
   void StartDiskJob(Op* op, size_t want);
   void OnDiskJob(Op* op, int64_t result);
-  void ReadErrorQueue(Op* op);
-  void ReleasePin(Op* op, uint32_t zcId, bool copied);
+  void ReadErrorQueue(Op* op, std::vector<uint32_t>* touched);
+  bool ReleasePin(Op* op, uint32_t zcId, bool copied);
   void Fail(Op* op, int err);
   void Finish(Op* op);
   void MaybeRelease(Op* op, std::vector<Released>* released);
@@ -85,6 +85,11 @@ class Classic : public Engine {
   uint64_t jobs_ = 0;
   uint32_t nextId_ = 1;
   std::unordered_map<uint32_t, Op*> ops_;
+  // Ops by their socket (its inode: unique while any of our duplicates holds it open). A
+  // socket's error queue reports the zero-copy sends of every body on it, and the kernel may
+  // merge the last sends of one body and the first of the next into one range: whichever op
+  // reads the queue hands each id to the op that sent it.
+  std::unordered_map<uint64_t, std::vector<uint32_t>> bySocket_;
   std::vector<uint32_t> ready_;  // ops to run at the next Reap
   std::vector<Finished> finishedSinceReap_;
   uint64_t closing_ = 0;      // closes on the disk threads
