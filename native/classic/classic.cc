@@ -231,7 +231,12 @@ void Classic::Abort(uint32_t id) {
     setsockopt(op->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
     shutdown(op->fd, SHUT_RDWR);
   }
-  if (!op->queued && !op->job) {
+  if (op->job) {
+    // A disk thread is in the file's read, which nothing interrupts (a disk, a hard NFS
+    // mount): the response ends now; the op keeps its descriptors, and is released, once the
+    // thread is back.
+    Fail(op, ECANCELED);
+  } else if (!op->queued) {
     op->queued = true;
     ready_.push_back(op->id);
   }
@@ -391,7 +396,18 @@ void Classic::OnDiskJob(Op* op, int64_t result) {
     Fail(op, ENODATA);  // the file ended before the length announced
     return;
   } else if (result == -EAGAIN) {
-    op->waitingWritable = true;  // the pages it read are cached now: the loop sends them
+    // The socket was full. Its edge to writable may have come and gone while the thread was
+    // reporting back: look now. Writable, the next turn goes on (the pages the thread read are
+    // cached now); not, the next edge resumes it.
+    pollfd p{op->fd, POLLOUT, 0};
+    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
+      if (!op->queued) {
+        op->queued = true;
+        ready_.push_back(op->id);
+      }
+    } else {
+      op->waitingWritable = true;
+    }
     return;
   } else {
     Fail(op, static_cast<int>(-result));
