@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "zerocopy",
-      "sources": ["native/addon.cc", "native/cached.cc", "native/fsclass.cc", "native/uring/ring.cc", "native/errno_name.cc", "native/file_stat.cc", "native/libstdcxx_floor.cc", "native/classic/classic.cc", "native/classic/disk.cc"],
+      "sources": ["native/addon.cc", "native/cached.cc", "native/beneath.cc", "native/fsclass.cc", "native/uring/ring.cc", "native/errno_name.cc", "native/file_stat.cc", "native/libstdcxx_floor.cc", "native/classic/classic.cc", "native/classic/disk.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],

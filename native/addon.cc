@@ -24,6 +24,13 @@
 //   openFile(path, done) -> undefined; done(err, fd) once: opened read-only by IORING_OP_OPENAT
 //   openCached(path) -> fd, or -1 when the lookup is not all in the dentry cache (openFile
 //     then); throws (errno code) when the open failed (ENOENT, EACCES, ...)
+//   openRoot(path) -> an O_PATH descriptor of the directory, the plugin's (beneath.h); throws
+//     (errno code; ENOSYS or EPERM when openat2 is refused)
+//   openBeneathCached(dirfd, path, kind, resolve) -> fd, or -1 when it must be opened off this
+//     thread (openBeneath); throws (errno code) for the open's answer. kind 0 a file, 1 a
+//     directory; dirfd a descriptor the plugin owns, or AT_FDCWD for a directory
+//   openBeneath(dirfd, path, kind, resolve, done[, engineKind]) -> undefined; done(err, fd)
+//     once, the open done by the engine (the ring's IORING_OP_OPENAT2, a classic disk thread)
 #include <napi.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -41,6 +48,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "beneath.h"
 #include "cached.h"
 #include "errno_name.h"
 #include "fsclass.h"
@@ -297,6 +305,9 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("isRemote", &Addon::IsRemoteFile),
                              InstanceMethod("closeFile", &Addon::CloseFile),
                              InstanceMethod("adopt", &Addon::AdoptFile),
+                             InstanceMethod("openRoot", &Addon::OpenRootDir),
+                             InstanceMethod("openBeneathCached", &Addon::OpenBeneathCachedFile),
+                             InstanceMethod("openBeneath", &Addon::OpenBeneathFile),
                          });
     RemoteMountsPresent();  // opens the mount table now: one descriptor for the process's life
     // Runs after the ring's teardown (cleanup hooks run newest first, and the ring's is added
@@ -557,6 +568,71 @@ class Addon : public Napi::Addon<Addon> {
     if (fd == -EAGAIN) return Napi::Number::New(env, -1);
     if (fd < 0) throw ErrnoError(env, -fd, "openat2");
     return Napi::Number::New(env, owned_->Adopt(fd));
+  }
+
+  // openRoot(path)
+  Napi::Value OpenRootDir(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "openRoot(path)");
+    std::string path = PathArg(info[0], "openRoot");
+    int fd = zerocopy::OpenRoot(path.c_str());
+    if (fd < 0) throw ErrnoError(env, -fd, "openat2");
+    return Napi::Number::New(env, owned_->Adopt(fd));
+  }
+
+  // The arguments of an open beneath a directory: (dirfd, path, kind, resolve). The directory
+  // must be the plugin's own (a root it opened), so a stale or foreign number is refused
+  // (EBADF) rather than resolved against whatever it names; AT_FDCWD only for a directory
+  // (a root given per call, an absolute path of the application's).
+  struct BeneathArgs {
+    int dirfd;
+    std::string path;
+    BeneathKind kind;
+    uint64_t resolve;
+  };
+  BeneathArgs ReadBeneathArgs(const Napi::CallbackInfo& info, const char* what) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsString() || !info[2].IsNumber() || !info[3].IsNumber()) {
+      throw Napi::TypeError::New(env, std::string(what) + "(dirfd, path, kind, resolve)");
+    }
+    BeneathArgs a;
+    a.dirfd = info[0].As<Napi::Number>().Int32Value();
+    a.path = PathArg(info[1], what);
+    a.kind = info[2].As<Napi::Number>().Int32Value() == 1 ? BeneathKind::kDirectory : BeneathKind::kFile;
+    double resolve = info[3].As<Napi::Number>().DoubleValue();
+    if (!(resolve >= 0 && resolve < 4294967296.0) || !BeneathResolveValid(static_cast<uint64_t>(resolve))) {
+      throw Napi::RangeError::New(env, std::string(what) + ": resolve flags out of range");
+    }
+    a.resolve = static_cast<uint64_t>(resolve);
+    bool cwd = a.dirfd == AT_FDCWD && a.kind == BeneathKind::kDirectory;
+    if (!cwd && owned_->open.count(a.dirfd) == 0) throw ErrnoError(env, EBADF, what);
+    return a;
+  }
+
+  // openBeneathCached(dirfd, path, kind, resolve)
+  Napi::Value OpenBeneathCachedFile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    BeneathArgs a = ReadBeneathArgs(info, "openBeneathCached");
+    int fd = zerocopy::OpenBeneathCached(a.dirfd, a.path.c_str(), a.kind, a.resolve);
+    if (fd == -EAGAIN) return Napi::Number::New(env, -1);
+    if (fd < 0) throw ErrnoError(env, -fd, "openat2");
+    return Napi::Number::New(env, owned_->Adopt(fd));
+  }
+
+  // openBeneath(dirfd, path, kind, resolve, done[, engineKind])
+  Napi::Value OpenBeneathFile(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Binding* b = Require(info, 5);
+    if (info.Length() < 5 || !info[4].IsFunction()) throw Napi::TypeError::New(env, "openBeneath(dirfd, path, kind, resolve, done)");
+    BeneathArgs a = ReadBeneathArgs(info, "openBeneath");
+    int64_t id = b->engine->OpenBeneath(a.dirfd, a.path.c_str(), a.kind, a.resolve);
+    if (id < 0) {
+      b->Kick();
+      throw ErrnoError(env, static_cast<int>(-id), "openat2");
+    }
+    b->opening[static_cast<uint32_t>(id)] = Napi::Persistent(info[4].As<Napi::Function>());
+    b->Kick();
+    return env.Undefined();
   }
 
   // dup(fd): the plugin's own reference to a caller's file (FileHandle or { fd }), taken at

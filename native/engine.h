@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "beneath.h"
+
 namespace zerocopy {
 
 // Why a body did not go entirely by a zero-copy send (bits of OpResult::fallbacks).
@@ -110,6 +112,11 @@ class Engine {
   // after a Reap. Returns the request's id (> 0) or -errno (-EOPNOTSUPP: not this engine's).
   virtual int64_t OpenFile(const char* /*path*/) { return -95; }
   virtual void TakeOpened(std::vector<Opened>* /*out*/) {}
+  // Opens `path` beneath the directory `dirfd` (or AT_FDCWD) with openat2 and `resolve`
+  // (beneath.h) off the event loop's thread, holding its own duplicate of `dirfd` until the
+  // open is done (the caller may close theirs meanwhile: the number could then name another
+  // directory). Reported like OpenFile, through TakeOpened.
+  virtual int64_t OpenBeneath(int /*dirfd*/, const char* /*path*/, BeneathKind /*kind*/, uint64_t /*resolve*/) { return -95; }
   // Closes `fd` off the event loop's thread (a remote file's close may wait on its server);
   // TakeClosed reports it once the kernel released it.
   virtual void CloseAsync(int fd) = 0;

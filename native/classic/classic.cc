@@ -18,6 +18,7 @@
 #include <climits>
 #include <cstddef>
 #include <memory>
+#include <string>
 #include <unordered_map>
 
 #include "../cached.h"
@@ -71,6 +72,9 @@ namespace {
 
 constexpr uint64_t kWakeKey = 0;  // the epoll key of the wake-up eventfd; ops' ids are > 0
 constexpr uint32_t kCloseJob = 0;  // the inbox id of a close job (its result is the descriptor)
+// The inbox id of an open job, never an op's: its result is the open's id (high 32 bits) and
+// the descriptor or -errno (low 32 bits).
+constexpr uint32_t kOpenJob = UINT32_MAX;
 
 int Dup(int fd) {
   return fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -189,7 +193,7 @@ int64_t Classic::StartFile(int fd, int file, uint64_t offset, uint64_t length, u
 int64_t Classic::Launch(Op* op) {
   do {
     op->id = nextId_++;
-  } while (op->id == 0 || ops_.count(op->id) != 0);
+  } while (op->id == 0 || op->id == kOpenJob || ops_.count(op->id) != 0);
   struct stat st;
   if (FileStat(op->fd, &st) == 0) op->socket = static_cast<uint64_t>(st.st_ino);
   epoll_event ev{};
@@ -533,6 +537,12 @@ void Classic::Reap(std::vector<Finished>* finished, std::vector<Released>* relea
       closed_.push_back(static_cast<int>(job.second));
       continue;
     }
+    if (job.first == kOpenJob) {
+      opening_--;
+      uint64_t packed = static_cast<uint64_t>(job.second);
+      opened_.push_back(Opened{static_cast<uint32_t>(packed >> 32), static_cast<int32_t>(static_cast<uint32_t>(packed))});
+      continue;
+    }
     auto it = ops_.find(job.first);
     if (it == ops_.end()) {
       strays_++;
@@ -590,6 +600,28 @@ void Classic::CloseAsync(int fd) {
   });
 }
 
+int64_t Classic::OpenBeneath(int dirfd, const char* path, BeneathKind kind, uint64_t resolve) {
+  int dir = dirfd == AT_FDCWD ? AT_FDCWD : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (dir < 0 && dir != AT_FDCWD) return -errno;
+  uint32_t id;
+  do {
+    id = nextOpen_++;
+  } while (id == 0);
+  opening_++;
+  std::string name(path);
+  RunOnDiskThread(inbox_, kOpenJob, [id, dir, name, kind, resolve]() -> int64_t {
+    int fd = OpenBeneathNow(dir, name.c_str(), kind, resolve);
+    if (dir >= 0) close(dir);
+    return static_cast<int64_t>((static_cast<uint64_t>(id) << 32) | static_cast<uint32_t>(fd));
+  });
+  return id;
+}
+
+void Classic::TakeOpened(std::vector<Opened>* out) {
+  out->insert(out->end(), opened_.begin(), opened_.end());
+  opened_.clear();
+}
+
 void Classic::TakeClosed(std::vector<int>* out) {
   out->insert(out->end(), closed_.begin(), closed_.end());
   closed_.clear();
@@ -602,7 +634,7 @@ void Classic::Drain(unsigned timeoutMs, std::vector<Released>* released) {
   timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);
   std::vector<Finished> finished;
-  while (!ops_.empty() || closing_ != 0) {
+  while (!ops_.empty() || closing_ != 0 || opening_ != 0) {
     pollfd sleep{epfd_, POLLIN, 0};
     poll(&sleep, 1, 50);  // until something is ready (poll, not epoll_wait: no event is consumed)
     Wake();
@@ -612,6 +644,11 @@ void Classic::Drain(unsigned timeoutMs, std::vector<Released>* released) {
     long elapsedMs = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
     if (elapsedMs >= static_cast<long>(timeoutMs)) break;
   }
+  // Nobody is left to take these descriptors.
+  for (const Opened& o : opened_) {
+    if (o.result >= 0) close(o.result);
+  }
+  opened_.clear();
 }
 
 }  // namespace classic

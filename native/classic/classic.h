@@ -52,11 +52,14 @@ class Classic : public Engine {
   int64_t Progress(uint32_t id) const override;
   void Reap(std::vector<Finished>* finished, std::vector<Released>* released) override;
   void Drain(unsigned timeoutMs, std::vector<Released>* released) override;
-  bool Idle() const override { return ops_.empty() && closing_ == 0 && closed_.empty(); }
+  bool Idle() const override { return ops_.empty() && closing_ == 0 && closed_.empty() && opening_ == 0 && opened_.empty(); }
   Stats GetStats() const override;
   // On a disk thread: a remote file's close may wait on its server (a FUSE flush, NFS).
   void CloseAsync(int fd) override;
   void TakeClosed(std::vector<int>* out) override;
+  // On a disk thread: openat2 beneath a duplicate of `dirfd` (beneath.h).
+  int64_t OpenBeneath(int dirfd, const char* path, BeneathKind kind, uint64_t resolve) override;
+  void TakeOpened(std::vector<Opened>* out) override;
 
  private:
   Classic() = default;
@@ -94,6 +97,9 @@ class Classic : public Engine {
   std::vector<Finished> finishedSinceReap_;
   uint64_t closing_ = 0;      // closes on the disk threads
   std::vector<int> closed_;   // closes done since the last TakeClosed
+  uint64_t opening_ = 0;        // opens on the disk threads
+  uint32_t nextOpen_ = 1;
+  std::vector<Opened> opened_;  // opens done since the last TakeOpened
 };
 
 }  // namespace classic

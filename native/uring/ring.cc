@@ -198,6 +198,7 @@ int Ring::Create(Ring** out, unsigned maxEntries) {
     r->sendZc_ = io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
     r->send_ = io_uring_opcode_supported(probe, IORING_OP_SEND);
     r->openat_ = io_uring_opcode_supported(probe, IORING_OP_OPENAT);
+    r->openat2_ = io_uring_opcode_supported(probe, IORING_OP_OPENAT2);
     r->splice_ = io_uring_opcode_supported(probe, IORING_OP_SPLICE) &&
                  io_uring_opcode_supported(probe, IORING_OP_POLL_ADD);
     if (io_uring_opcode_supported(probe, IORING_OP_URING_CMD)) r->sockCmd_ = ProbeSocketCommand(&r->ring_);
@@ -416,6 +417,32 @@ int64_t Ring::OpenFile(const char* path) {
   return id;
 }
 
+int64_t Ring::OpenBeneath(int dirfd, const char* path, BeneathKind kind, uint64_t resolve) {
+  if (broken_ != 0) return -broken_;
+  if (!openat2_) return -EOPNOTSUPP;
+  int dir = dirfd == AT_FDCWD ? AT_FDCWD : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (dir < 0 && dir != AT_FDCWD) return -errno;
+  io_uring_sqe* sqe = SingleSqe();
+  if (sqe == nullptr) {
+    if (dir >= 0) close(dir);
+    return -EBUSY;
+  }
+  uint32_t id;
+  do {
+    id = nextOpen_++;
+  } while (id == 0);
+  uint64_t key = nextSlice_++;
+  auto it = opens_.emplace(key, OpenReq{id, path}).first;
+  it->second.how.flags = BeneathFlags(kind);
+  it->second.how.resolve = resolve;
+  it->second.dir = dir >= 0 ? dir : -1;
+  io_uring_prep_openat2(sqe, dir, it->second.path.c_str(), &it->second.how);
+  io_uring_sqe_set_data64(sqe, key << 1);
+  sqe->flags |= IOSQE_ASYNC;  // as OpenFile: never the filesystem's open on this thread
+  Flush();
+  return id;
+}
+
 // An SQE for a request that stands alone (never inside a chain being built: a flush there
 // would submit half a chain): when the queue is full, what it holds is submitted first.
 io_uring_sqe* Ring::SingleSqe() {
@@ -581,6 +608,7 @@ void Ring::Forget(uint64_t data) {
   auto open = opens_.find(data >> 1);
   if (open != opens_.end()) {
     opened_.push_back(Opened{open->second.id, -broken_});
+    if (open->second.dir >= 0) close(open->second.dir);
     opens_.erase(open);
     return;
   }
@@ -759,6 +787,7 @@ void Ring::Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vec
   if (open != opens_.end()) {
     // The descriptor (or -errno) of an open: handed over as it is, every errno to the caller.
     opened_.push_back(Opened{open->second.id, cqe->res});
+    if (open->second.dir >= 0) close(open->second.dir);
     opens_.erase(open);
     return;
   }

@@ -73,6 +73,9 @@ class Ring : public Engine {
   // path is in the dentry cache, else on io_uring's workers, never on libuv's pool. Returns
   // the request's id (> 0) or -errno; the result comes out of TakeOpened after a Reap.
   int64_t OpenFile(const char* path) override;
+  // IORING_OP_OPENAT2 beneath `dirfd` (a duplicate of it, held until the CQE), on io_uring's
+  // workers like OpenFile; -EOPNOTSUPP on a kernel without the opcode.
+  int64_t OpenBeneath(int dirfd, const char* path, BeneathKind kind, uint64_t resolve) override;
   // Moves the opens completed by the last Reaps into `out`; the caller owns their fds.
   void TakeOpened(std::vector<Opened>* out) override;
   // Cancels an op's requests; it finishes once every result CQE has arrived.
@@ -134,6 +137,7 @@ class Ring : public Engine {
   bool send_ = false;
   bool splice_ = false;
   bool openat_ = false;
+  bool openat2_ = false;
   bool sockCmd_ = false;     // setsockopt through the ring (URING_CMD on sockets, 6.7+)
   bool reportUsage_ = true;  // cleared if the kernel rejects IORING_SEND_ZC_REPORT_USAGE (< 6.2)
   int broken_ = 0;           // errno of a failed io_uring_enter: the ring is broken (see ring.cc)
@@ -158,6 +162,8 @@ class Ring : public Engine {
   struct OpenReq {
     uint32_t id;
     std::string path;
+    open_how how{};  // OPENAT2's, read by the kernel when the SQE is
+    int dir = -1;    // OPENAT2's own duplicate of its directory, closed with the CQE
   };
   std::unordered_map<uint64_t, OpenReq> opens_;
   std::vector<Opened> opened_;
