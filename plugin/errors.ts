@@ -67,3 +67,28 @@ export const FST_ZERO_COPY_FILE_CHANGED = createError(
   'fastify-zero-copy: the file changed during the transfer (%s); the connection is closed',
   500
 )
+
+export const FST_ZERO_COPY_STATIC_BAD_PATH = createError(
+  'FST_ZERO_COPY_STATIC_BAD_PATH',
+  'Bad Request: %s',
+  400
+)
+
+export const FST_ZERO_COPY_STATIC_FORBIDDEN = createError(
+  'FST_ZERO_COPY_STATIC_FORBIDDEN',
+  'Forbidden',
+  403
+)
+
+export const FST_ZERO_COPY_STATIC_UNCONTAINED = createError(
+  'FST_ZERO_COPY_STATIC_UNCONTAINED',
+  'fastify-zero-copy/static: files cannot be opened beneath the root on this machine (%s); refusing to serve a directory without the kernel\'s containment',
+  500
+)
+
+export const FST_ZERO_COPY_STATIC_INVALID_ROOT = createError(
+  'FST_ZERO_COPY_STATIC_INVALID_ROOT',
+  'fastify-zero-copy/static: invalid "root": %s',
+  500,
+  TypeError
+)

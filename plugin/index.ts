@@ -11,6 +11,7 @@ import { FST_ZERO_COPY_INVALID_BODY, FST_ZERO_COPY_INVALID_OPTION, FST_ZERO_COPY
 import { defaultPinBudget, probe, type Probe } from './native'
 import { chooseRoute, type RouteSettings } from './route'
 import { Counters } from './stats'
+import { internals } from './internal'
 import { BufferBody, FileBody, type SendSettings } from './body'
 import {
   FILE_HTTP_DEFAULTS, decide, entity, isFileBody, notModified, openFile, readFileHttpOptions, setFileHeaders,
@@ -213,7 +214,20 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     return reply
   }
 
+  function sendOpenFile (reply: FastifyReply, file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): FastifyReply {
+    const replySend = holdSend(reply)
+    reply.raw.once('close', () => file.close())
+    try {
+      respondWithFile(reply, replySend, file, stat, part, http)
+    } catch (err) {
+      file.close()
+      if (!reply.sent) replySend.call(reply, err)
+    }
+    return reply
+  }
+
   const decorator: ZeroCopyDecorator = { capabilities, stats: () => counters.snapshot() }
+  internals.set(decorator, { files, http: options.http, sendOpenFile })
   fastify.decorate('zeroCopy', decorator)
   fastify.decorateReply('sendZeroCopy', function sendZeroCopy (this: FastifyReply, body: unknown, part?: ZeroCopyFileOptions): FastifyReply {
     if (isFileBody(body)) return sendFile(this, body, part ?? {})

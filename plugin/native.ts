@@ -35,6 +35,9 @@ interface Addon {
   adopt(fd: number): void
   isRemote(fd: number): boolean
   closeFile(fd: number, remote: boolean, kind: number): boolean
+  openRoot(path: string): number
+  openBeneathCached(dirfd: number, path: string, kind: number, resolve: number): number
+  openBeneath(dirfd: number, path: string, kind: number, resolve: number, done: (error: string | null, fd: number) => void, engineKind: number): void
 }
 
 /**
@@ -78,7 +81,29 @@ export interface Descriptors {
    * remote file; false when the caller must close it off this thread (a remote file, no engine).
    */
   closeFile(fd: number, remote: boolean): boolean
+  /** An O_PATH descriptor of a root directory (throws: ENOSYS or EPERM when openat2 is refused). */
+  openRoot(path: string): number
+  /** Opens beneath `dirfd` at once if the lookup is cached and local: the descriptor, or -1; throws the open's errno. */
+  openBeneathCached(dirfd: number, path: string, kind: BeneathKind, resolve: number): number
+  /**
+   * Opens beneath `dirfd` off this thread: the ring's IORING_OP_OPENAT2, else a classic disk
+   * thread (the classic engine opens for that alone when no engine serves); throws when
+   * neither can take it.
+   */
+  openBeneath(dirfd: number, path: string, kind: BeneathKind, resolve: number, done: (error: string | null, fd: number) => void): void
 }
+
+/** What an open beneath a root opens: a file to serve, or a directory (a root given per call). */
+export type BeneathKind = 0 | 1
+export const BENEATH_FILE = 0
+export const BENEATH_DIRECTORY = 1
+
+/** openat2's RESOLVE_* bits (linux/openat2.h). */
+export const RESOLVE_NO_XDEV = 0x01
+export const RESOLVE_NO_MAGICLINKS = 0x02
+export const RESOLVE_NO_SYMLINKS = 0x04
+export const RESOLVE_BENEATH = 0x08
+export const AT_FDCWD = -100
 
 // Bits of the `fallbacks` argument of DoneCallback (native/ring.h).
 export const FALLBACK_EOPNOTSUPP = 1
@@ -174,9 +199,27 @@ function descriptors (addon: Addon, engine: EngineName | null): Descriptors {
     dup: (fd) => addon.dup(fd),
     adopt: (fd) => addon.adopt(fd),
     isRemote: (fd) => addon.isRemote(fd),
-    closeFile: (fd, remote) => addon.closeFile(fd, remote, kind)
+    closeFile: (fd, remote) => addon.closeFile(fd, remote, kind),
+    openRoot: (path) => addon.openRoot(path),
+    openBeneathCached: (dirfd, path, k, resolve) => addon.openBeneathCached(dirfd, path, k, resolve),
+    openBeneath: (dirfd, path, k, resolve, done) => {
+      if (kind === KIND.io_uring) {
+        try {
+          addon.openBeneath(dirfd, path, k, resolve, done, kind)
+          return
+        } catch (err) {
+          // A kernel without IORING_OP_OPENAT2, a full or broken ring: a disk thread opens it.
+          if ((err as NodeJS.ErrnoException).code === 'EBADF') throw err
+        }
+      }
+      if (!classicOpen) classicOpen = addon.open(0, KIND.classic).ok
+      if (!classicOpen) throw Object.assign(new Error('no engine can open beneath a root'), { code: 'ENXIO' })
+      addon.openBeneath(dirfd, path, k, resolve, done, KIND.classic)
+    }
   }
 }
+
+let classicOpen = false
 
 /**
  * Opens this environment's engine for `choice`, once per choice, and tells what it can do:

@@ -1,0 +1,115 @@
+// The options of fastify-zero-copy/static, read and checked once at registration: those of
+// @fastify/static (9, 10), with their meaning, and `symlinks`.
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { FileHttpOptions } from '../file'
+import { FST_ZERO_COPY_INVALID_OPTION, FST_ZERO_COPY_STATIC_INVALID_ROOT } from '../errors'
+import { RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from '../native'
+
+export type Dotfiles = 'allow' | 'deny' | 'ignore'
+export type Symlinks = 'inside' | 'none' | 'follow'
+
+/** What decides one response, from the registration's options and a call's own. */
+export interface SendSettings {
+  http: FileHttpOptions
+  dotfiles: Dotfiles
+  index: string[]
+  extensions: string[]
+  resolve: number
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000, w: 604800000, y: 31557600000 }
+const YEAR = 365 * 24 * 3600 * 1000
+
+/** maxAge as send takes it: milliseconds, or a string such as '1d', '2h', '500ms'; at most a year. */
+export function readMaxAge (value: unknown): number | undefined {
+  if (value === undefined) return undefined
+  let ms: number
+  if (typeof value === 'number') {
+    ms = value
+  } else if (typeof value === 'string') {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)?\s*$/i.exec(value)
+    if (m === null) throw new FST_ZERO_COPY_INVALID_OPTION('maxAge', `expected milliseconds or a duration such as "1d", received ${JSON.stringify(value.slice(0, 40))}`)
+    ms = Number(m[1]) * UNITS[(m[2] ?? 'ms').toLowerCase()]
+  } else {
+    throw new FST_ZERO_COPY_INVALID_OPTION('maxAge', `expected milliseconds or a duration string, received ${typeof value}`)
+  }
+  if (!Number.isFinite(ms) || ms < 0) throw new FST_ZERO_COPY_INVALID_OPTION('maxAge', 'expected a non-negative duration')
+  return Math.min(Math.floor(ms), YEAR)
+}
+
+function oneOf<T extends string> (name: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback
+  if (!allowed.includes(value as T)) throw new FST_ZERO_COPY_INVALID_OPTION(name, `expected one of ${allowed.join(', ')}, received ${JSON.stringify(value)}`)
+  return value as T
+}
+
+function readIndex (value: unknown, fallback: string[]): string[] {
+  if (value === undefined) return fallback
+  if (value === false) return []
+  const list = typeof value === 'string' ? [value] : value
+  if (!Array.isArray(list) || !list.every((v) => typeof v === 'string' && v.length > 0 && !v.includes('\0'))) {
+    throw new FST_ZERO_COPY_INVALID_OPTION('index', 'expected false, a file name or an array of file names')
+  }
+  return list
+}
+
+function readExtensions (value: unknown, fallback: string[]): string[] {
+  if (value === undefined || value === false) return value === false ? [] : fallback
+  const list = typeof value === 'string' ? [value] : value
+  if (!Array.isArray(list) || !list.every((v) => typeof v === 'string' && /^[^/\0]+$/.test(v))) {
+    throw new FST_ZERO_COPY_INVALID_OPTION('extensions', 'expected an array of extensions such as ["html"]')
+  }
+  return list.map((e: string) => e.replace(/^\./, ''))
+}
+
+export function resolveFlags (symlinks: Symlinks): number {
+  switch (symlinks) {
+    case 'none': return RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS
+    case 'follow': return RESOLVE_NO_MAGICLINKS // the application's choice: symlinks lead anywhere
+    default: return RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+  }
+}
+
+const HTTP_NAMES = ['acceptRanges', 'cacheControl', 'immutable', 'etag', 'lastModified', 'contentType'] as const
+
+/** `opts` over `base`: the HTTP options, dotfiles, index, extensions (registration or call). */
+export function readSendSettings (opts: Record<string, unknown>, base: SendSettings): SendSettings {
+  const http = { ...base.http }
+  for (const name of HTTP_NAMES) {
+    const value = opts[name]
+    if (value === undefined) continue
+    if (typeof value !== 'boolean') throw new FST_ZERO_COPY_INVALID_OPTION(name, `expected a boolean, received ${typeof value}`)
+    http[name] = value
+  }
+  const maxAge = readMaxAge(opts.maxAge)
+  if (maxAge !== undefined) http.maxAge = maxAge
+  return {
+    http,
+    dotfiles: oneOf('dotfiles', opts.dotfiles, ['allow', 'deny', 'ignore'] as const, base.dotfiles),
+    index: readIndex(opts.index, base.index),
+    extensions: readExtensions(opts.extensions, base.extensions),
+    resolve: opts.symlinks === undefined ? base.resolve : resolveFlags(oneOf('symlinks', opts.symlinks, ['inside', 'none', 'follow'] as const, 'inside'))
+  }
+}
+
+/** root: a string, a file: URL, or a non-empty array of them without duplicates; absolute. */
+export function readRoots (root: unknown): string[] {
+  if (root === undefined) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('the option is required')
+  const list = Array.isArray(root) ? root : [root]
+  if (list.length === 0) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('an array of roots needs one path at least')
+  const out = list.map((r: unknown) => {
+    if (r instanceof URL) {
+      if (r.protocol !== 'file:') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`a URL root must be file:, received ${r.protocol}`)
+      return fileURLToPath(r)
+    }
+    if (typeof r !== 'string') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('expected a string, a file: URL or an array of them')
+    return r
+  })
+  for (const r of out) {
+    if (r.includes('\0')) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('NUL in a path')
+    if (!path.isAbsolute(r)) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`must be an absolute path: ${JSON.stringify(r)}`)
+  }
+  if (new Set(out).size !== out.length) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('the array holds one path twice')
+  return out
+}
