@@ -222,6 +222,7 @@ test('fds back to baseline after 1,000 requests with aborts; roots closed at fas
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = app.server.address().port
   t.equal(fdsUnder(tree.dir) - before, 3, 'one descriptor per root, opened at registration')
+  t.equal((await rawRequest(port, '/call-root')).status, 200, 'a root given per call opens once')
   const baseline = await steadyFds()
   const names = ['big.bin', 'sub/deep/x.bin', 'small.txt', 'nope', 'link-out', 'sub/', '.env', 'only2.txt', 'link-in']
   let aborted = 0
