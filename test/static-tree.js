@@ -75,8 +75,9 @@ function rawRequest (port, target, { method = 'GET', headers = {} } = {}) {
     const socket = net.connect(port, '127.0.0.1')
     const chunks = []
     socket.on('connect', () => {
-      let head = `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n`
-      for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`
+      const all = { host: '127.0.0.1', ...headers }
+      let head = `${method} ${target} HTTP/1.1\r\nConnection: close\r\n`
+      for (const [k, v] of Object.entries(all)) head += `${k}: ${v}\r\n`
       socket.write(Buffer.from(head + '\r\n', 'latin1'))
     })
     socket.on('data', (d) => chunks.push(d))
