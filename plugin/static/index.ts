@@ -97,6 +97,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
 
   if (opts.list !== undefined && opts.list !== false) throw new FST_ZERO_COPY_INVALID_OPTION('list', 'directory listings are not supported yet')
   if (opts.preCompressed !== undefined && opts.preCompressed !== false) throw new FST_ZERO_COPY_INVALID_OPTION('preCompressed', 'pre-compressed siblings are not supported yet')
+  if ((opts as { globIgnore?: unknown }).globIgnore !== undefined) throw new FST_ZERO_COPY_INVALID_OPTION('globIgnore', 'not supported yet')
   checkFunction('setHeaders', opts.setHeaders)
   checkFunction('allowedPath', opts.allowedPath)
   if (opts.wildcard !== undefined && typeof opts.wildcard !== 'boolean') throw new FST_ZERO_COPY_INVALID_OPTION('wildcard', 'expected a boolean')
