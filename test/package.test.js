@@ -83,7 +83,8 @@ test('the tarball holds what a user needs, and only that', async (t) => {
   t.ok(files.some((f) => /^prebuilds\/linux-arm64\/.*\.node$/.test(f)), 'a prebuilt addon for linux-arm64')
   t.ok(files.includes('native/ring.cc') && files.includes('binding.gyp'), 'native sources for a local build')
   t.ok(files.includes('README.md') && files.includes('LICENSE'))
-  const stray = files.filter((f) => /^(test|bench|example|\.ci)\//.test(f) || f.startsWith('build/') || f.endsWith('.ts') && f !== 'types/index.d.ts')
+  t.ok(files.includes('dist/plugin/static/index.js') && files.includes('plugin/static/esm.mjs') && files.includes('types/static.d.ts'), 'the fastify-zero-copy/static entries')
+  const stray = files.filter((f) => /^(test|bench|example|\.ci)\//.test(f) || f.startsWith('build/') || f.endsWith('.ts') && f !== 'types/index.d.ts' && f !== 'types/static.d.ts')
   t.same(stray, [], 'no tests, benchmarks, build tree or TypeScript sources')
 })
 
