@@ -81,7 +81,13 @@ test('the tarball holds what a user needs, and only that', async (t) => {
   t.ok(files.includes('types/index.d.ts'), 'types')
   t.ok(files.some((f) => /^prebuilds\/linux-x64\/.*\.node$/.test(f)), 'a prebuilt addon for linux-x64')
   t.ok(files.some((f) => /^prebuilds\/linux-arm64\/.*\.node$/.test(f)), 'a prebuilt addon for linux-arm64')
-  t.ok(files.includes('native/ring.cc') && files.includes('binding.gyp'), 'native sources for a local build')
+  // Every source binding.gyp compiles, and the headers beside them: a machine without a
+  // prebuild builds from these.
+  const gyp = fs.readFileSync(path.join(__dirname, '..', 'binding.gyp'), 'utf8')
+  const sources = JSON.parse(gyp.replace(/#.*$/gm, '')).targets[0].sources
+  const missing = sources.filter((f) => !files.includes(f))
+  t.same(missing, [], `native sources for a local build (${sources.length} files)`)
+  t.ok(files.includes('binding.gyp') && files.includes('native/engine.h') && files.includes('native/uring/ring.h') && files.includes('native/classic/classic.h'), 'binding.gyp and the headers')
   t.ok(files.includes('README.md') && files.includes('LICENSE'))
   t.ok(files.includes('dist/plugin/static/index.js') && files.includes('plugin/static/esm.mjs') && files.includes('types/static.d.ts'), 'the fastify-zero-copy/static entries')
   const stray = files.filter((f) => /^(test|bench|example|\.ci)\//.test(f) || f.startsWith('build/') || f.endsWith('.ts') && f !== 'types/index.d.ts' && f !== 'types/static.d.ts')
