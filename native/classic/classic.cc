@@ -43,6 +43,7 @@ namespace classic {
 struct Op {
   uint32_t id = 0;
   int fd = -1;    // our own duplicate of the socket: a close by Node can never redirect these bytes
+  uint64_t socket = 0;  // the socket's inode: ops of one connection share its error queue
   int file = -1;  // our own duplicate of the file (a file op)
   bool remote = false;
   const uint8_t* data = nullptr;
@@ -186,6 +187,8 @@ int64_t Classic::StartFile(int fd, int file, uint64_t offset, uint64_t length, u
 }
 
 int64_t Classic::Launch(Op* op) {
+  struct stat st;
+  if (fstat(op->fd, &st) == 0) op->socket = static_cast<uint64_t>(st.st_ino);
   do {
     op->id = nextId_++;
   } while (op->id == 0 || ops_.count(op->id) != 0);
@@ -399,8 +402,10 @@ void Classic::OnDiskJob(Op* op, int64_t result) {
   }
 }
 
-// Zero-copy completions: ranges [ee_info, ee_data] of send ids, each released once.
-void Classic::ReadErrorQueue(Op* op) {
+// Zero-copy completions: ranges [ee_info, ee_data] of send ids, each released once. The error
+// queue is the connection's: a body pipelined after another may read the completions of the
+// one before it (ReleasePin finds their owner; `touched` gets its id).
+void Classic::ReadErrorQueue(Op* op, std::vector<uint32_t>* touched) {
   for (;;) {
     char control[256];
     msghdr msg{};
@@ -422,18 +427,35 @@ void Classic::ReadErrorQueue(Op* op) {
       }
       bool copied = (err->ee_code & SO_EE_CODE_ZEROCOPY_COPIED) != 0;
       for (uint32_t id = err->ee_info;; id++) {
-        ReleasePin(op, id, copied);
+        ReleasePin(op, id, copied, touched);
         if (id == err->ee_data) break;
       }
     }
   }
 }
 
-void Classic::ReleasePin(Op* op, uint32_t zcId, bool copied) {
+void Classic::ReleasePin(Op* op, uint32_t zcId, bool copied, std::vector<uint32_t>* touched) {
   auto it = op->pins.find(zcId);
   if (it == op->pins.end()) {
-    strays_++;
-    return;
+    // Another op's on the same connection (rare: only while one body's completions are still
+    // owed when the next one sends), or none.
+    Op* owner = nullptr;
+    if (op->socket != 0) {
+      for (auto& entry : ops_) {
+        Op* other = entry.second;
+        if (other != op && other->socket == op->socket && other->pins.count(zcId) != 0) {
+          owner = other;
+          break;
+        }
+      }
+    }
+    if (owner == nullptr) {
+      strays_++;
+      return;
+    }
+    op = owner;
+    it = op->pins.find(zcId);
+    touched->push_back(op->id);
   }
   pinned_ -= it->second;
   ProcessPinned().fetch_sub(it->second, std::memory_order_relaxed);
@@ -515,7 +537,7 @@ void Classic::Reap(std::vector<Finished>* finished, std::vector<Released>* relea
     if (it == ops_.end()) continue;
     Op* op = it->second;
     touched.push_back(id);
-    if (events[i].events & EPOLLERR) ReadErrorQueue(op);
+    if (events[i].events & EPOLLERR) ReadErrorQueue(op, &touched);
     if (op->waitingWritable && (events[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
       op->waitingWritable = false;
       if (!op->queued) {

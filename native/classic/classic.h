@@ -67,8 +67,8 @@ class Classic : public Engine {
   void OnSent(Op* op, ssize_t n);
   void StartDiskJob(Op* op, size_t want);
   void OnDiskJob(Op* op, int64_t result);
-  void ReadErrorQueue(Op* op);
-  void ReleasePin(Op* op, uint32_t zcId, bool copied);
+  void ReadErrorQueue(Op* op, std::vector<uint32_t>* touched);
+  void ReleasePin(Op* op, uint32_t zcId, bool copied, std::vector<uint32_t>* touched);
   void Fail(Op* op, int err);
   void Finish(Op* op);
   void MaybeRelease(Op* op, std::vector<Released>* released);
