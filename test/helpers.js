@@ -599,3 +599,55 @@ async function parallelDownloads (port, path, count, { onStart } = {}) {
 }
 
 Object.assign(module.exports, { writeSeededFile, readWhole, procHwm, resetPeakRss, sampleRss, parallelDownloads })
+
+// ---------------------------------------------------------------------------------------
+// The engine under test. The native-path tests run twice in `npm test`: on the default
+// engine (io_uring here) and with FASTIFY_ZERO_COPY_ENGINE=classic (scripts/test-engines.sh),
+// which every registration and every child-process fixture inherits. Where the two engines
+// report different figures the tests ask these, so each assertion stays exact on each engine.
+
+const ENGINE = process.env.FASTIFY_ZERO_COPY_ENGINE === 'classic' ? 'classic' : 'io_uring'
+const CLASSIC = ENGINE === 'classic'
+
+/**
+ * The stats key a file response the engine carried counts under: `splice` when the ring took
+ * part, `sendfile` on the classic engine (it sends files by sendfile throughout).
+ */
+const FILE_PATH = CLASSIC ? 'sendfile' : 'splice'
+
+/**
+ * The { splice, sendfile } figures (responses or bytes) expected of file bodies of which
+ * `head` went by sendfile on the event loop and `rest` by the engine.
+ */
+function fileSplit (head, rest) {
+  return CLASSIC ? { splice: 0, sendfile: head + rest } : { splice: rest, sendfile: head }
+}
+
+/**
+ * The file bytes (or responses, with `key` 'responses') the native path carried: splice plus
+ * sendfile. On the classic engine nothing may count as spliced: any such figure gives NaN,
+ * which no comparison accepts.
+ */
+function nativeFileBytes (stats, key = 'bytes') {
+  const { splice, sendfile } = stats[key]
+  if (CLASSIC && splice !== 0) return NaN
+  return splice + sendfile
+}
+
+/** capabilities.reason when the engine under test serves with its zero-copy send. */
+const ENGINE_REASON = CLASSIC ? 'engine "classic" was configured' : null
+
+/**
+ * Asserts that the engine under test is the one serving: capabilities.engine, and (given
+ * stats) that it carried `responses` bodies (at least one when not given) and the other none.
+ */
+function assertEngine (t, capabilities, stats, responses) {
+  t.equal(capabilities.engine, ENGINE, `the ${ENGINE} engine serves`)
+  if (stats === undefined) return
+  const other = CLASSIC ? 'io_uring' : 'classic'
+  if (responses === undefined) t.ok(stats.engines[ENGINE].responses > 0, `the ${ENGINE} engine carried ${stats.engines[ENGINE].responses} bodies`)
+  else t.equal(stats.engines[ENGINE].responses, responses, `the ${ENGINE} engine carried ${responses} bodies`)
+  t.same(stats.engines[other], { responses: 0, bytes: 0 }, `the ${other} engine carried none`)
+}
+
+Object.assign(module.exports, { ENGINE, CLASSIC, FILE_PATH, fileSplit, nativeFileBytes, ENGINE_REASON, assertEngine })

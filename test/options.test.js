@@ -1,13 +1,15 @@
 'use strict'
 const Fastify = require('fastify')
 const { test } = require('tap')
-const { zeroCopy } = require('./helpers')
+const { zeroCopy, ENGINE, assertEngine } = require('./helpers')
 
 const bad = [
   [{ threshold: -1 }, 'threshold'],
   [{ threshold: 1.5 }, 'threshold'],
   [{ threshold: '16k' }, 'threshold'],
   [{ mode: 'fast' }, 'mode'],
+  [{ engine: 'uring' }, 'engine'],
+  [{ engine: 1 }, 'engine'],
   [{ sliceSize: 100 }, 'sliceSize'],
   [{ sliceSize: 2 ** 40 }, 'sliceSize'],
   [{ depth: 0 }, 'depth'],
@@ -34,9 +36,12 @@ test('defaults register; capabilities are frozen and complete', async (t) => {
   await app.register(zeroCopy)
   const caps = app.zeroCopy.capabilities
   t.ok(Object.isFrozen(caps))
-  t.same(Object.keys(caps).sort(), ['ioUring', 'kernel', 'mode', 'native', 'reason', 'send', 'sendZc'])
+  t.same(Object.keys(caps).sort(), ['engine', 'ioUring', 'kernel', 'mode', 'native', 'reason', 'send', 'sendZc'])
   t.type(caps.kernel, 'string')
-  t.same(Object.keys(app.zeroCopy.stats()).sort(), ['bytes', 'fallbacks', 'inFlight', 'notifications', 'responses'])
+  assertEngine(t, caps)
+  t.equal(caps.ioUring, ENGINE === 'io_uring', 'ioUring: whether a ring was created (none is tried for engine "classic")')
+  t.same(Object.keys(app.zeroCopy.stats()).sort(), ['bytes', 'engines', 'fallbacks', 'inFlight', 'notifications', 'responses'])
+  t.same(app.zeroCopy.stats().engines, { io_uring: { responses: 0, bytes: 0 }, classic: { responses: 0, bytes: 0 } })
 })
 
 test('the plugin is importable as default and named export', async (t) => {

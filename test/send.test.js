@@ -2,7 +2,7 @@
 const crypto = require('node:crypto')
 const http = require('node:http')
 const { test } = require('tap')
-const { KiB, MiB, sha256, startServer, request, eventually, inFlightIsZero } = require('./helpers')
+const { KiB, MiB, sha256, startServer, request, eventually, inFlightIsZero, ENGINE_REASON, assertEngine } = require('./helpers')
 
 test('bodies around the threshold and large ones arrive byte-exact; stats count each path', async (t) => {
   const sizes = [16 * KiB - 1, 16 * KiB, MiB, 64 * MiB]
@@ -10,8 +10,8 @@ test('bodies around the threshold and large ones arrive byte-exact; stats count 
   const { app, port } = await startServer(t, {
     setup (app) { app.get('/body/:n', (req, reply) => reply.sendZeroCopy(bodies.get(Number(req.params.n)))) }
   })
-  t.equal(app.zeroCopy.capabilities.mode, 'send_zc', 'this machine serves through SEND_ZC')
-  t.equal(app.zeroCopy.capabilities.reason, null)
+  t.equal(app.zeroCopy.capabilities.mode, 'send_zc', 'this machine serves through a zero-copy send')
+  t.equal(app.zeroCopy.capabilities.reason, ENGINE_REASON)
   for (const n of sizes) {
     const res = await request(port, `/body/${n}`)
     t.equal(res.status, 200)
@@ -25,6 +25,8 @@ test('bodies around the threshold and large ones arrive byte-exact; stats count 
   t.same(stats.responses, { sendZc: 3, send: 0, splice: 0, sendfile: 0, stream: 1 })
   t.same(stats.bytes, { sendZc: 16 * KiB + MiB + 64 * MiB, send: 0, splice: 0, sendfile: 0, stream: 16 * KiB - 1 })
   t.same(stats.fallbacks, { 'below-threshold': 1 })
+  assertEngine(t, app.zeroCopy.capabilities, stats, 3)
+  t.equal(stats.engines[app.zeroCopy.capabilities.engine].bytes, 16 * KiB + MiB + 64 * MiB, 'the engine carried every native byte')
   t.ok(await eventually(() => inFlightIsZero(app)), 'every notification reaped')
   const after = app.zeroCopy.stats()
   t.ok(after.notifications.total >= 3, 'notifications arrived')

@@ -4,7 +4,7 @@
 // current, already unprivileged, user, with the default 8 MiB memlock limit.
 const fs = require('node:fs')
 const { test } = require('tap')
-const { MiB, request, spawnServer, eventually } = require('./helpers')
+const { MiB, request, spawnServer, eventually, assertEngine } = require('./helpers')
 
 test('16 concurrent 8 MiB bodies from an unprivileged server with 8 MiB memlock: all exact, none failed', async (t) => {
   const count = 16
@@ -42,5 +42,6 @@ test('16 concurrent 8 MiB bodies from an unprivileged server with 8 MiB memlock:
   t.equal(last.bytes.sendZc + last.bytes.send, count * 8 * MiB)
   t.ok(last.bytes.sendZc > 0, `SEND_ZC carried ${last.bytes.sendZc} bytes; copying carried ${last.bytes.send}`)
   t.equal(last.inFlight.pinnedBytes, 0)
+  assertEngine(t, server.capabilities, last, count)
   t.comment(`fallbacks: ${JSON.stringify(last.fallbacks)}`)
 })

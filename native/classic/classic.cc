@@ -261,8 +261,11 @@ int64_t Classic::Progress(uint32_t id) const {
 }
 
 Engine::Stats Classic::GetStats() const {
-  uint64_t sends = jobs_;
-  for (const auto& entry : ops_) sends += entry.second->pins.size();
+  // What the engine still owes: each op not yet finished (waiting for the socket, queued for
+  // its next turn or on a disk thread: the ring's counterpart has an SQE in flight), and each
+  // zero-copy send whose completion the error queue has not reported.
+  uint64_t sends = 0;
+  for (const auto& entry : ops_) sends += entry.second->pins.size() + (entry.second->finished ? 0 : 1);
   return Stats{notifications_, copied_, sends, pinned_, ops_.size(), strays_};
 }
 
