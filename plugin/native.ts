@@ -56,7 +56,7 @@ export interface Binding {
   progress(id: number): number
   stats(): EngineStats
   setPinBudget(bytes: number): void
-  /** Opens a file read-only through the ring's workers; null for the classic engine (libuv's pool opens). */
+  /** Opens a file read-only off this thread: the ring's workers, or the classic engine's disk threads. */
   openFile: ((path: string, done: (error: string | null, fd: number) => void) => void) | null
   /** TCP_CORK on or off; false when the socket could not be corked (not TCP). */
   cork(fd: number, on: boolean): boolean
@@ -187,7 +187,7 @@ function bind (addon: Addon, engine: EngineName): Binding {
     progress: (id) => addon.progress(id, kind),
     stats: () => addon.stats(kind),
     setPinBudget: (bytes) => addon.setPinBudget(bytes, kind),
-    openFile: engine === 'io_uring' ? (path, done) => addon.openFile(path, done, kind) : null,
+    openFile: (path, done) => addon.openFile(path, done, kind),
     cork: (fd, on) => addon.cork(fd, on)
   }
 }

@@ -40,7 +40,9 @@ test('two environments share one pin budget', async (t) => {
     most = Math.max(most, mine + theirs)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
-  t.ok(mainMost > 0 && workerMost > 0, `both environments pinned (main up to ${mainMost}, worker up to ${workerMost} bytes)`)
+  // Either environment alone would fill its budget with these paused readers (and, with a
+  // budget each, both did: 8 MiB together). Shared, whichever pins first may take it all.
+  t.ok(mainMost + workerMost > 0, `pages were pinned (main up to ${mainMost}, worker up to ${workerMost} bytes)`)
   t.ok(most <= BUDGET, `together at most ${most} bytes pinned, within the process's budget of ${BUDGET}`)
   for (const r of readers) r.setRate(0)
   const results = await Promise.all(readers.map((r) => r.done))

@@ -620,6 +620,24 @@ int64_t Classic::OpenBeneath(int dirfd, const char* path, BeneathKind kind, uint
   return id;
 }
 
+// A path's open on a disk thread: its lookup or the filesystem's open may wait (a cold
+// dentry, NFS, FUSE). Reported through TakeOpened like the opens beneath a root.
+int64_t Classic::OpenFile(const char* path) {
+  uint32_t id;
+  do {
+    id = nextOpen_++;
+  } while (id == 0);
+  opening_++;
+  std::string name(path);
+  RunOnDiskThread(inbox_, kOpenJob, [id, name]() -> int64_t {
+    // O_NONBLOCK: a FIFO opens at once (and is then refused as not a regular file).
+    int fd = open(name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) fd = -errno;
+    return static_cast<int64_t>((static_cast<uint64_t>(id) << 32) | static_cast<uint32_t>(fd));
+  });
+  return id;
+}
+
 void Classic::TakeOpened(std::vector<Opened>* out) {
   out->insert(out->end(), opened_.begin(), opened_.end());
   opened_.clear();

@@ -59,6 +59,7 @@ class Classic : public Engine {
   void TakeClosed(std::vector<int>* out) override;
   // On a disk thread: openat2 beneath a duplicate of `dirfd` (beneath.h).
   int64_t OpenBeneath(int dirfd, const char* path, BeneathKind kind, uint64_t resolve) override;
+  int64_t OpenFile(const char* path) override;
   void TakeOpened(std::vector<Opened>* out) override;
 
  private:
