@@ -234,11 +234,11 @@ function isSanitized (addon) {
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
 
-/** utime + stime of the whole process (all threads), in seconds. */
-function cpuSeconds (pid) {
+/** utime and stime of the whole process (all threads), in seconds. */
+function cpuTimes (pid) {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // f[0] is field 3 (state)
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK // fields 14 and 15
+  return { user: Number(f[11]) / CLK_TCK, sys: Number(f[12]) / CLK_TCK } // fields 14 and 15
 }
 
 function statusKiB (pid, field) {
@@ -560,9 +560,11 @@ async function measure (ctx, srv, size, conns, seconds, expected) {
   const before = zc ? await zcStats(srv) : null
   const peakReset = resetPeak(srv.pid)
   const m0 = machineTicks()
-  const cpu0 = cpuSeconds(srv.pid)
+  const t0 = cpuTimes(srv.pid)
   const w = await runWrk(ctx.tools.wrk, srv.port, conns, seconds)
-  const cpu1 = cpuSeconds(srv.pid)
+  const t1 = cpuTimes(srv.pid)
+  const cpu0 = t0.user + t0.sys
+  const cpu1 = t1.user + t1.sys
   const m1 = machineTicks()
   if (srv.exited !== null) throw new Error(`${srv.label} died during the run (${JSON.stringify(srv.exited)})\n${srv.stderr}`)
   const round = {
@@ -575,6 +577,10 @@ async function measure (ctx, srv, size, conns, seconds, expected) {
     wrkTransferGBps: w.transferPerSec === null ? null : w.transferPerSec / GB,
     serverCpuSeconds: cpu1 - cpu0,
     serverCpuPerGB: (cpu1 - cpu0) / ((w.requests * size) / GB),
+    // per response, in microseconds: where the server's time went (user: Node, V8, the plugin;
+    // sys: the kernel, the copy into the socket and, on loopback, much of the delivery)
+    serverUserUsPerReq: w.requests > 0 ? (t1.user - t0.user) * 1e6 / w.requests : null,
+    serverSysUsPerReq: w.requests > 0 ? (t1.sys - t0.sys) * 1e6 / w.requests : null,
     clientCpuPerGB: w.clientCpuSeconds === undefined ? null : w.clientCpuSeconds / ((w.requests * size) / GB),
     machineBusy: (m1.busy - m0.busy) / (m1.total - m0.total), // share of all cores busy
     // CPU that neither the server nor wrk used (other processes, softirq elsewhere), as a share
@@ -640,6 +646,8 @@ function summarize (rounds) {
     gbpsMax: Math.max(...gb),
     reqPerSec: median(pick('reqPerSec')),
     serverCpuPerGB: median(pick('serverCpuPerGB')),
+    serverUserUsPerReq: median(pick('serverUserUsPerReq')),
+    serverSysUsPerReq: median(pick('serverSysUsPerReq')),
     clientCpuPerGB: median(pick('clientCpuPerGB')),
     machineBusy: median(pick('machineBusy')),
     otherCpuShare: median(pick('otherCpuShare')),
@@ -817,17 +825,17 @@ function markdown (report) {
     'GB = 1e9 bytes, counted as completed requests x body size. CPU s/GB: server utime+stime per GB sent; client: wrk\'s. ' +
     '"x ref": ratio to the peer in the same case: fastify-send (reply.send(buffer)) for buffers, nginx sendfile for files ' +
     '(GB/s: higher is better; CPU s/GB: lower is better); "x static": ratio to @fastify/static for files. ' +
-    'RSS: peak (VmHWM, reset before each round) of the server. zc/send/splice/sendfile/stream: share of the body bytes the plugin sent with SEND_ZC, ring SEND, ring SPLICE (files), sendfile on the event loop (the cached head of a file), Fastify\'s path. ' +
+    'user/sys us/req: the server\'s user and system CPU per response, medians. RSS: peak (VmHWM, reset before each round) of the server. zc/send/splice/sendfile/stream: share of the body bytes the plugin sent with SEND_ZC, ring SEND, ring SPLICE (files), sendfile on the event loop (the cached head of a file), Fastify\'s path. ' +
     'copied: share of SEND_ZC notifications that reported the kernel copied (always 100% on loopback). ' +
     'Every measured run was preceded by one GET /body checked against the body\'s SHA-256. ' +
     'other CPU: the largest share of the machine (all cores) busy in a round outside the server and wrk: other processes, a noise indicator.' +
     ' nginx, @fastify/static and the plugin\'s file route serve the same bytes from one file (page cache warm: written and read just before).' +
     ' fastify-sendfile is a ceiling, not a peer: Fastify, headers corked, then sendfile(2) on the main thread (bench/native/sendfile.c), the least a Fastify handler can do per file response.', '')
-  lines.push('| body | conns | server | GB/s | min-max | x ref | x static | req/s | CPU s/GB | x ref | client CPU s/GB | RSS MiB | p99 ms | zc/send/splice/sendfile/stream | copied | errors | other CPU |')
-  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+  lines.push('| body | conns | server | GB/s | min-max | x ref | x static | req/s | CPU s/GB | x ref | user/sys us/req | client CPU s/GB | RSS MiB | p99 ms | zc/send/splice/sendfile/stream | copied | errors | other CPU |')
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
   for (const c of report.cases) {
     if (c.aborted !== undefined) {
-      lines.push(`| ${c.sizeLabel} | ${c.conns} | **ABORTED** | ${c.aborted.split('\n')[0].replace(/\|/g, '/')} ||||||||||||| |`)
+      lines.push(`| ${c.sizeLabel} | ${c.conns} | **ABORTED** | ${c.aborted.split('\n')[0].replace(/\|/g, '/')} |||||||||||||| |`)
       continue
     }
     for (const s of c.servers) {
@@ -835,7 +843,7 @@ function markdown (report) {
       const share = u.share === undefined ? '' : u.share === null ? '-' : `${pct(u.share.sendZc)}/${pct(u.share.send)}/${pct(u.share.splice)}/${pct(u.share.sendfile ?? 0)}/${pct(u.share.stream)}`
       const errors = u.socketErrors + u.non2xx + (u.serverErrors ?? 0)
       lines.push(`| ${c.sizeLabel} | ${c.conns} | ${s.label} | ${fmt(u.gbps, 3)} | ${fmt(u.gbpsMin, 3)}-${fmt(u.gbpsMax, 3)} | ${fmt(s.ratio?.gbps)} | ${fmt(s.ratioStatic?.gbps)} | ` +
-        `${fmt(u.reqPerSec, 0)} | ${fmt(u.serverCpuPerGB, 3)} | ${fmt(s.ratio?.serverCpuPerGB)} | ${fmt(u.clientCpuPerGB, 3)} | ${fmt(u.peakRssMiB, 0)} | ${fmt(u.latencyP99ms, 1)} | ` +
+        `${fmt(u.reqPerSec, 0)} | ${fmt(u.serverCpuPerGB, 3)} | ${fmt(s.ratio?.serverCpuPerGB)} | ${fmt(u.serverUserUsPerReq, 0)}/${fmt(u.serverSysUsPerReq, 0)} | ${fmt(u.clientCpuPerGB, 3)} | ${fmt(u.peakRssMiB, 0)} | ${fmt(u.latencyP99ms, 1)} | ` +
         `${share} | ${u.copiedShare === undefined ? '' : pct(u.copiedShare)} | ${errors} | ${pct(u.otherCpuShareMax)} |`)
     }
   }
