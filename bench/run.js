@@ -313,6 +313,16 @@ let ctxBuild = { root: ROOT }
 let baseBuild = null // --base: the other revision's snapshot
 let ceilingAddon = null // bench/native/sendfile.c built, for the fastify-sendfile kind
 let cpus = null // { server, client } when pinned (--no-pin: null)
+const live = new Set() // host servers started and not yet stopped: ended with run.js if it is interrupted
+
+// Interrupted (Ctrl-C, a runner's SIGTERM): no server is left running. Synchronous, since the
+// container module turns the same signals into an exit (which removes its containers).
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    for (const srv of live) srv.child.kill('SIGTERM')
+    process.exit(130)
+  })
+}
 
 function pluginRoot (spec) {
   if (spec.base !== true) return ctxBuild.root
@@ -330,8 +340,9 @@ async function startNode (spec, size, file) {
   if (ceilingAddon !== null) env.BENCH_SENDFILE_ADDON = ceilingAddon
   const child = spawn(...onCpu(cpus?.server, process.execPath, args), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env })
   const srv = { spec, label: label(spec), child, pid: child.pid, port: null, stderr: '', stdout: '', exited: null }
+  live.add(srv)
   child.stderr.on('data', d => { srv.stderr = tail(srv.stderr + d, 60) })
-  child.on('exit', (code, signal) => { srv.exited = { code, signal } })
+  child.on('exit', (code, signal) => { srv.exited = { code, signal }; live.delete(srv) })
   srv.port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${srv.label}: no READY within 30 s\n${srv.stderr}`)), 30000)
     child.stdout.on('data', d => {
@@ -384,8 +395,9 @@ http {
   fs.writeFileSync(path.join(prefix, 'nginx.conf'), conf)
   const child = spawn(...onCpu(cpus?.server, nginxBin, ['-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', path.join(prefix, 'nginx.conf')]), { stdio: ['ignore', 'pipe', 'pipe'] })
   const srv = { spec: { kind: 'nginx' }, label: 'nginx sendfile', child, pid: child.pid, port, stderr: '', stdout: '', exited: null, prefix }
+  live.add(srv)
   child.stderr.on('data', d => { srv.stderr = tail(srv.stderr + d, 60) })
-  child.on('exit', (code, signal) => { srv.exited = { code, signal } })
+  child.on('exit', (code, signal) => { srv.exited = { code, signal }; live.delete(srv) })
   await waitForPort(port, 10000)
   return srv
 }
