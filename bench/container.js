@@ -11,7 +11,7 @@
 // until SIGINT or SIGTERM; the container is removed then, or when this process ends.
 //
 // From code: startBenchServer({ profile, kind, size, file, cpu, args, env }) resolves with
-// { port, pid, id, stop() }.
+// { port, pid, id, child (`runc run`), stderr(), stop() }.
 const path = require('node:path')
 const { startContainer, PROFILES } = require('../test/container')
 
@@ -37,7 +37,7 @@ async function startBenchServer ({ profile, kind, size, file, cpu, args = [], en
       return m === null ? null : { port: Number(m[1]) }
     }
   })
-  return { port: server.port, pid: server.pid, id: server.id, stderr: server.stderr, stop: server.stop }
+  return { port: server.port, pid: server.pid, id: server.id, child: server.child, stderr: server.stderr, stop: server.stop }
 }
 
 async function main (argv) {

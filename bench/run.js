@@ -17,6 +17,10 @@
 //            (file cases run zc-file, @fastify/static, nginx and fastify-sendfile: the ceiling of a
 //            Fastify server, sendfile(2) on the main thread, built from bench/native/sendfile.c)
 //            --rev REV (benchmark a git revision instead of the working tree)  --use-tree
+//            --base REV (also build REV; a server named KIND@base in --servers runs on it, e.g. zc-auto@base)
+//            --file-servers zc-file,zc-file-classic,... (the file cases' servers; nginx and the ceiling as above)
+//            --container podman[,docker-like] (file cases: also zc-file and @fastify/static in a runc container)
+//            --no-pin (by default the server runs on CPU 0 and wrk on CPU 1, by taskset)
 //            --quiet-wait S (before each run, wait up to S s for the machine to be idle; default 10)
 // See bench/README.md.
 const { spawn, spawnSync, execFileSync } = require('node:child_process')
@@ -27,6 +31,8 @@ const os = require('node:os')
 const path = require('node:path')
 const { makeBody, sha256, parseSize, formatSize } = require('./body')
 const { eachOption } = require('./args')
+const { pinning, onCpu, threadAffinity, startContained } = require('./placement')
+const { comparisonMarkdown } = require('./compare')
 
 const ROOT = path.join(__dirname, '..')
 const RESULTS = path.join(__dirname, 'results')
@@ -39,7 +45,7 @@ const GB = 1e9 // GB/s and CPU s/GB use decimal gigabytes
 // Options
 
 function parseArgs (argv) {
-  const o = { mode: 'full', nginx: true, ceiling: true, out: RESULTS }
+  const o = { mode: 'full', nginx: true, ceiling: true, pin: true, out: RESULTS }
   eachOption(argv, (a, value) => {
     switch (a) {
       case '--quick': o.mode = 'quick'; break
@@ -48,6 +54,10 @@ function parseArgs (argv) {
       case '--no-nginx': o.nginx = false; break
       case '--no-ceiling': o.ceiling = false; break
       case '--use-tree': o.useTree = true; break
+      case '--no-pin': o.pin = false; break
+      case '--base': o.base = value(); break
+      case '--file-servers': o.fileServers = value().split(','); break
+      case '--container': o.container = value().split(','); break
       case '--rev': o.rev = value(); break
       case '--quiet-wait': o.quietWait = Number(value()); break
       case '--sizes': o.sizes = value().split(',').map(parseSize); break
@@ -90,6 +100,10 @@ function parseArgs (argv) {
     warmup: o.warmup ?? 1,
     wrkThreads: o.wrkThreads ?? 1,
     servers: o.servers ?? p.servers,
+    fileServers: o.fileServers,
+    container: o.container ?? [],
+    pin: o.pin,
+    base: o.base,
     nginx: o.nginx && o.mode !== 'tune',
     ceiling: o.ceiling,
     useTree: o.useTree === true,
@@ -160,14 +174,14 @@ function filesUnder (rel) {
   return fs.readdirSync(abs).sort().flatMap(f => filesUnder(path.join(rel, f)))
 }
 
-function ensureBuilt (useTree, rev) {
+function ensureBuilt (useTree, rev, dir = 'pkg') {
   if (useTree) {
     const dist = path.join(ROOT, 'dist', 'plugin', 'index.js')
     if (!fs.existsSync(dist)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' })
     if (!fs.existsSync(path.join(ROOT, 'build', 'Release', 'zerocopy.node'))) execFileSync('npx', ['node-gyp', 'rebuild'], { cwd: ROOT, stdio: 'inherit' })
     return { root: ROOT, source: 'checkout (--use-tree)', sanitized: isSanitized(path.join(ROOT, 'build', 'Release', 'zerocopy.node')) }
   }
-  const pkg = path.join(TMP, 'pkg')
+  const pkg = path.join(TMP, dir)
   let commit = null
   let files
   const read = f => rev === undefined ? fs.readFileSync(path.join(ROOT, f)) : execFileSync('git', ['show', `${commit}:${f}`], { cwd: ROOT, maxBuffer: 1 << 28 })
@@ -220,11 +234,11 @@ function isSanitized (addon) {
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100
 
-/** utime + stime of the whole process (all threads), in seconds. */
-function cpuSeconds (pid) {
+/** utime and stime of the whole process (all threads), in seconds. */
+function cpuTimes (pid) {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // f[0] is field 3 (state)
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK // fields 14 and 15
+  return { user: Number(f[11]) / CLK_TCK, sys: Number(f[12]) / CLK_TCK } // fields 14 and 15
 }
 
 function statusKiB (pid, field) {
@@ -254,8 +268,14 @@ function machineTicks () {
 // Servers
 
 function label (spec) {
-  if (spec.kind !== 'zc-send_zc' || (spec.slice === undefined && spec.depth === undefined)) return spec.kind
-  return `zc-send_zc slice=${formatSize(spec.slice ?? 256 * KiB).replace(' ', '')} depth=${spec.depth ?? 4}`
+  const where = (spec.base === true ? '@base' : '') + (spec.container !== undefined ? ` [${spec.container}]` : '')
+  if (spec.kind !== 'zc-send_zc' || (spec.slice === undefined && spec.depth === undefined)) return spec.kind + where
+  return `zc-send_zc slice=${formatSize(spec.slice ?? 256 * KiB).replace(' ', '')} depth=${spec.depth ?? 4}${where}`
+}
+
+/** "zc-auto@base" -> { kind: 'zc-auto', base: true } (a server of the --base revision). */
+function parseServer (name) {
+  return name.endsWith('@base') ? { kind: name.slice(0, -'@base'.length), base: true } : { kind: name }
 }
 
 function freePort () {
@@ -290,19 +310,39 @@ function tail (text, lines = 20) {
 }
 
 let ctxBuild = { root: ROOT }
+let baseBuild = null // --base: the other revision's snapshot
 let ceilingAddon = null // bench/native/sendfile.c built, for the fastify-sendfile kind
+let cpus = null // { server, client } when pinned (--no-pin: null)
+const live = new Set() // host servers started and not yet stopped: ended with run.js if it is interrupted
+
+// Interrupted (Ctrl-C, a runner's SIGTERM): no server is left running. Synchronous, since the
+// container module turns the same signals into an exit (which removes its containers).
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    for (const srv of live) srv.child.kill('SIGTERM')
+    process.exit(130)
+  })
+}
+
+function pluginRoot (spec) {
+  if (spec.base !== true) return ctxBuild.root
+  if (baseBuild === null) throw new Error(`${label(spec)} needs --base REV`)
+  return baseBuild.root
+}
 
 async function startNode (spec, size, file) {
   const args = [path.join(__dirname, 'server.js'), spec.kind, String(size)]
   if (file !== undefined) args.push('--file', file)
   if (spec.slice !== undefined) args.push('--slice', String(spec.slice))
   if (spec.depth !== undefined) args.push('--depth', String(spec.depth))
-  const env = { ...process.env, BENCH_PLUGIN: ctxBuild.root }
+  if (spec.container !== undefined) return startContained({ spec, label: label(spec), size, file, cpu: cpus?.server, pluginRoot: pluginRoot(spec) })
+  const env = { ...process.env, BENCH_PLUGIN: pluginRoot(spec) }
   if (ceilingAddon !== null) env.BENCH_SENDFILE_ADDON = ceilingAddon
-  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env })
+  const child = spawn(...onCpu(cpus?.server, process.execPath, args), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env })
   const srv = { spec, label: label(spec), child, pid: child.pid, port: null, stderr: '', stdout: '', exited: null }
+  live.add(srv)
   child.stderr.on('data', d => { srv.stderr = tail(srv.stderr + d, 60) })
-  child.on('exit', (code, signal) => { srv.exited = { code, signal } })
+  child.on('exit', (code, signal) => { srv.exited = { code, signal }; live.delete(srv) })
   srv.port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${srv.label}: no READY within 30 s\n${srv.stderr}`)), 30000)
     child.stdout.on('data', d => {
@@ -353,16 +393,18 @@ http {
 }
 `
   fs.writeFileSync(path.join(prefix, 'nginx.conf'), conf)
-  const child = spawn(nginxBin, ['-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', path.join(prefix, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(...onCpu(cpus?.server, nginxBin, ['-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', path.join(prefix, 'nginx.conf')]), { stdio: ['ignore', 'pipe', 'pipe'] })
   const srv = { spec: { kind: 'nginx' }, label: 'nginx sendfile', child, pid: child.pid, port, stderr: '', stdout: '', exited: null, prefix }
+  live.add(srv)
   child.stderr.on('data', d => { srv.stderr = tail(srv.stderr + d, 60) })
-  child.on('exit', (code, signal) => { srv.exited = { code, signal } })
+  child.on('exit', (code, signal) => { srv.exited = { code, signal }; live.delete(srv) })
   await waitForPort(port, 10000)
   return srv
 }
 
 async function stopServer (srv) {
   if (srv.exited !== null) return srv.exited
+  if (srv.stop !== undefined) return srv.stop() // in a container: removed with it
   const done = new Promise(resolve => srv.child.once('exit', (code, signal) => resolve({ code, signal })))
   srv.child.kill('SIGTERM')
   const timer = setTimeout(() => {
@@ -461,7 +503,7 @@ function runWrk (wrkBin, port, conns, seconds) {
   const script = '"$@"; rc=$?; echo; echo "SHELLSTAT $(cat /proc/$$/stat)"; exit $rc'
   const args = ['-c', script, 'sh', wrkBin, `-t${Math.min(wrkThreads, conns)}`, `-c${conns}`, `-d${seconds}s`, '--latency', '--timeout', '30s', `http://127.0.0.1:${port}/body`]
   return new Promise((resolve, reject) => {
-    const child = spawn('sh', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(...onCpu(cpus?.client, 'sh', args), { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
     child.stdout.on('data', d => { out += d })
@@ -530,9 +572,11 @@ async function measure (ctx, srv, size, conns, seconds, expected) {
   const before = zc ? await zcStats(srv) : null
   const peakReset = resetPeak(srv.pid)
   const m0 = machineTicks()
-  const cpu0 = cpuSeconds(srv.pid)
+  const t0 = cpuTimes(srv.pid)
   const w = await runWrk(ctx.tools.wrk, srv.port, conns, seconds)
-  const cpu1 = cpuSeconds(srv.pid)
+  const t1 = cpuTimes(srv.pid)
+  const cpu0 = t0.user + t0.sys
+  const cpu1 = t1.user + t1.sys
   const m1 = machineTicks()
   if (srv.exited !== null) throw new Error(`${srv.label} died during the run (${JSON.stringify(srv.exited)})\n${srv.stderr}`)
   const round = {
@@ -545,6 +589,10 @@ async function measure (ctx, srv, size, conns, seconds, expected) {
     wrkTransferGBps: w.transferPerSec === null ? null : w.transferPerSec / GB,
     serverCpuSeconds: cpu1 - cpu0,
     serverCpuPerGB: (cpu1 - cpu0) / ((w.requests * size) / GB),
+    // per response, in microseconds: where the server's time went (user: Node, V8, the plugin;
+    // sys: the kernel, the copy into the socket and, on loopback, much of the delivery)
+    serverUserUsPerReq: w.requests > 0 ? (t1.user - t0.user) * 1e6 / w.requests : null,
+    serverSysUsPerReq: w.requests > 0 ? (t1.sys - t0.sys) * 1e6 / w.requests : null,
     clientCpuPerGB: w.clientCpuSeconds === undefined ? null : w.clientCpuSeconds / ((w.requests * size) / GB),
     machineBusy: (m1.busy - m0.busy) / (m1.total - m0.total), // share of all cores busy
     // CPU that neither the server nor wrk used (other processes, softirq elsewhere), as a share
@@ -610,6 +658,8 @@ function summarize (rounds) {
     gbpsMax: Math.max(...gb),
     reqPerSec: median(pick('reqPerSec')),
     serverCpuPerGB: median(pick('serverCpuPerGB')),
+    serverUserUsPerReq: median(pick('serverUserUsPerReq')),
+    serverSysUsPerReq: median(pick('serverSysUsPerReq')),
     clientCpuPerGB: median(pick('clientCpuPerGB')),
     machineBusy: median(pick('machineBusy')),
     otherCpuShare: median(pick('otherCpuShare')),
@@ -671,9 +721,12 @@ function addRatios (caseResult) {
 
 function serverSpecs (opts, size, source) {
   if (source === 'file') {
-    const kinds = ['zc-file', 'fastify-static', 'nginx', 'fastify-sendfile']
+    const kinds = (opts.fileServers ?? ['zc-file', 'zc-file-classic', 'fastify-static', 'nginx', 'fastify-sendfile'])
       .filter(k => (k !== 'nginx' || opts.nginx) && (k !== 'fastify-sendfile' || ceilingAddon !== null))
-    return kinds.map(kind => ({ kind }))
+    // In a container: the plugin with its defaults (io_uring refused there, so the classic
+    // engine) and @fastify/static, each after its host counterpart.
+    const contained = opts.container.flatMap(profile => ['zc-file', 'fastify-static'].map(kind => ({ kind, container: profile })))
+    return [...kinds.map(parseServer), ...contained]
   }
   if (opts.mode === 'tune') {
     const specs = [{ kind: 'fastify-send' }]
@@ -690,7 +743,7 @@ function serverSpecs (opts, size, source) {
     return specs
   }
   const kinds = opts.servers ?? ['fastify-send', 'zc-auto', 'zc-send_zc', 'zc-send', 'zc-stream']
-  const specs = kinds.filter(k => k !== 'nginx').map(kind => ({ kind }))
+  const specs = kinds.filter(k => k !== 'nginx').map(parseServer)
   if (opts.nginx && (opts.servers === undefined || opts.servers.includes('nginx'))) specs.push({ kind: 'nginx' })
   return specs
 }
@@ -719,9 +772,15 @@ async function runCase (ctx, size, conns, source) {
     for (const spec of specs) {
       servers.push(spec.kind === 'nginx' ? await startNginx(ctx.tools.nginx, size, file) : await startNode(spec, size, source === 'file' ? file : undefined))
     }
-    for (const srv of servers) {
-      await verify(srv, size, expected)
-      await runWrk(ctx.tools.wrk, srv.port, conns, opts.warmup) // warm-up, not measured
+    for (let i = 0; i < servers.length; i++) {
+      await verify(servers[i], size, expected)
+      await runWrk(ctx.tools.wrk, servers[i].port, conns, opts.warmup) // warm-up, not measured
+      // Once io_uring's workers exist: where each of the server's threads may run.
+      result.servers[i].affinity = threadAffinity(servers[i].pid)
+      if (cpus !== null && result.servers[i].affinity !== null) {
+        const stray = Object.keys(result.servers[i].affinity).filter(k => k !== String(cpus.server))
+        if (stray.length > 0) ctx.observations.push(`${servers[i].label} ${sizeLabel} c${conns}: threads not pinned to CPU ${cpus.server}: ${JSON.stringify(result.servers[i].affinity)}`)
+      }
     }
     for (let round = 0; round < opts.rounds; round++) {
       for (let i = 0; i < servers.length; i++) {
@@ -752,7 +811,7 @@ async function runCase (ctx, size, conns, source) {
       if (stop.killedHard || exit.code !== 0) {
         ctx.observations.push(`${servers[i].label} ${formatSize(size)} c${conns}: shutdown ${JSON.stringify(stop.exit)} after ${stop.ms} ms${stop.killedHard ? ' (SIGKILL needed)' : ''}`)
       }
-      if (servers[i].stderr.trim() !== '' && servers[i].spec.kind !== 'nginx') {
+      if (servers[i].stderr.trim() !== '' && servers[i].spec.kind !== 'nginx' && servers[i].spec.container === undefined) {
         ctx.observations.push(`${servers[i].label} ${formatSize(size)} c${conns}: stderr: ${tail(servers[i].stderr, 5)}`)
       }
     }
@@ -771,21 +830,24 @@ function markdown (report) {
   const m = report.machine
   lines.push(`# fastify-zero-copy benchmark (${report.mode})`, '')
   lines.push(`${m.date}; kernel ${m.kernel}; ${m.cpuModel}, ${m.cores} cores; Node ${m.node}; ${m.wrk}; git ${m.git}; plugin: ${report.plugin.source}${report.plugin.sanitized ? ' (SANITIZER BUILD)' : ', release build'}`, '')
-  lines.push(`wrk -t${report.settings.wrkThreads ?? 1} -cC -d${report.settings.duration}s, ${report.settings.rounds} rounds alternating the servers (after a ${report.settings.warmup} s wrk warm-up each), median of the rounds. ` +
+  lines.push((report.settings.pin ? `Pinned (taskset): the server, all its threads (io_uring workers included), on CPU ${report.settings.pin.server}; wrk on CPU ${report.settings.pin.client}. ` : 'Not pinned (--no-pin). ') +
+    (report.settings.container.length > 0 ? `"[podman]", "[docker-like]": the server in a runc container under that seccomp profile (io_uring refused), host network, pinned the same way. ` : '') +
+    (report.plugin.base ? `"@base": the plugin of ${report.plugin.base.source}. ` : '') +
+    `wrk -t${report.settings.wrkThreads ?? 1} -cC -d${report.settings.duration}s, ${report.settings.rounds} rounds alternating the servers (after a ${report.settings.warmup} s wrk warm-up each), median of the rounds. ` +
     'GB = 1e9 bytes, counted as completed requests x body size. CPU s/GB: server utime+stime per GB sent; client: wrk\'s. ' +
     '"x ref": ratio to the peer in the same case: fastify-send (reply.send(buffer)) for buffers, nginx sendfile for files ' +
     '(GB/s: higher is better; CPU s/GB: lower is better); "x static": ratio to @fastify/static for files. ' +
-    'RSS: peak (VmHWM, reset before each round) of the server. zc/send/splice/sendfile/stream: share of the body bytes the plugin sent with SEND_ZC, ring SEND, ring SPLICE (files), sendfile on the event loop (the cached head of a file), Fastify\'s path. ' +
+    'user/sys us/req: the server\'s user and system CPU per response, medians. RSS: peak (VmHWM, reset before each round) of the server. zc/send/splice/sendfile/stream: share of the body bytes the plugin sent with SEND_ZC, ring SEND, ring SPLICE (files), sendfile on the event loop (the cached head of a file), Fastify\'s path. ' +
     'copied: share of SEND_ZC notifications that reported the kernel copied (always 100% on loopback). ' +
     'Every measured run was preceded by one GET /body checked against the body\'s SHA-256. ' +
     'other CPU: the largest share of the machine (all cores) busy in a round outside the server and wrk: other processes, a noise indicator.' +
     ' nginx, @fastify/static and the plugin\'s file route serve the same bytes from one file (page cache warm: written and read just before).' +
     ' fastify-sendfile is a ceiling, not a peer: Fastify, headers corked, then sendfile(2) on the main thread (bench/native/sendfile.c), the least a Fastify handler can do per file response.', '')
-  lines.push('| body | conns | server | GB/s | min-max | x ref | x static | req/s | CPU s/GB | x ref | client CPU s/GB | RSS MiB | p99 ms | zc/send/splice/sendfile/stream | copied | errors | other CPU |')
-  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+  lines.push('| body | conns | server | GB/s | min-max | x ref | x static | req/s | CPU s/GB | x ref | user/sys us/req | client CPU s/GB | RSS MiB | p99 ms | zc/send/splice/sendfile/stream | copied | errors | other CPU |')
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
   for (const c of report.cases) {
     if (c.aborted !== undefined) {
-      lines.push(`| ${c.sizeLabel} | ${c.conns} | **ABORTED** | ${c.aborted.split('\n')[0].replace(/\|/g, '/')} ||||||||||||| |`)
+      lines.push(`| ${c.sizeLabel} | ${c.conns} | **ABORTED** | ${c.aborted.split('\n')[0].replace(/\|/g, '/')} |||||||||||||| |`)
       continue
     }
     for (const s of c.servers) {
@@ -793,10 +855,11 @@ function markdown (report) {
       const share = u.share === undefined ? '' : u.share === null ? '-' : `${pct(u.share.sendZc)}/${pct(u.share.send)}/${pct(u.share.splice)}/${pct(u.share.sendfile ?? 0)}/${pct(u.share.stream)}`
       const errors = u.socketErrors + u.non2xx + (u.serverErrors ?? 0)
       lines.push(`| ${c.sizeLabel} | ${c.conns} | ${s.label} | ${fmt(u.gbps, 3)} | ${fmt(u.gbpsMin, 3)}-${fmt(u.gbpsMax, 3)} | ${fmt(s.ratio?.gbps)} | ${fmt(s.ratioStatic?.gbps)} | ` +
-        `${fmt(u.reqPerSec, 0)} | ${fmt(u.serverCpuPerGB, 3)} | ${fmt(s.ratio?.serverCpuPerGB)} | ${fmt(u.clientCpuPerGB, 3)} | ${fmt(u.peakRssMiB, 0)} | ${fmt(u.latencyP99ms, 1)} | ` +
+        `${fmt(u.reqPerSec, 0)} | ${fmt(u.serverCpuPerGB, 3)} | ${fmt(s.ratio?.serverCpuPerGB)} | ${fmt(u.serverUserUsPerReq, 0)}/${fmt(u.serverSysUsPerReq, 0)} | ${fmt(u.clientCpuPerGB, 3)} | ${fmt(u.peakRssMiB, 0)} | ${fmt(u.latencyP99ms, 1)} | ` +
         `${share} | ${u.copiedShare === undefined ? '' : pct(u.copiedShare)} | ${errors} | ${pct(u.otherCpuShareMax)} |`)
     }
   }
+  lines.push(...comparisonMarkdown(report))
   if (report.observations.length > 0) {
     lines.push('', '## Observations', '')
     for (const o of report.observations) lines.push(`- ${o.replace(/\n/g, ' ')}`)
@@ -808,7 +871,7 @@ function markdown (report) {
 // Chart: one SVG per connection count, throughput (left) and server CPU per GB (right)
 // against body size on a log scale, one line per server; file servers dashed.
 
-const COLORS = { 'fastify-send': '#555555', 'zc-auto': '#d62728', 'zc-send_zc': '#ff7f0e', 'zc-send': '#bcbd22', 'zc-stream': '#8c564b', nginx: '#1f77b4', 'zc-file': '#2ca02c', 'fastify-static': '#9467bd', 'fastify-sendfile': '#7f7f7f' }
+const COLORS = { 'fastify-send': '#555555', 'zc-auto': '#d62728', 'zc-auto-classic': '#e377c2', 'zc-file-classic': '#17becf', 'zc-send_zc': '#ff7f0e', 'zc-send': '#bcbd22', 'zc-stream': '#8c564b', nginx: '#1f77b4', 'zc-file': '#2ca02c', 'fastify-static': '#9467bd', 'fastify-sendfile': '#7f7f7f' }
 
 function escapeXml (s) {
   return String(s).replace(/[<>&"]/g, ch => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[ch])
@@ -924,6 +987,8 @@ async function main () {
   const tools = ensureTools(opts.nginx)
   fs.mkdirSync(TMP, { recursive: true })
   const build = ensureBuilt(opts.useTree, opts.rev)
+  if (opts.base !== undefined) baseBuild = ensureBuilt(false, opts.base, 'pkg-base')
+  cpus = pinning(opts.pin)
   if (opts.ceiling && opts.files.length > 0) ceilingAddon = buildCeiling()
   if (build.sanitized) console.log('!! the addon under test is built with sanitizers: figures are not release figures')
   fs.mkdirSync(opts.out, { recursive: true })
@@ -933,8 +998,8 @@ async function main () {
   const report = {
     mode: opts.mode,
     machine,
-    plugin: { source: build.source, commit: build.commit ?? null, sanitized: build.sanitized, uncommittedDiff: build.diff ?? null },
-    settings: { sizes: opts.sizes, files: opts.files, conns: opts.conns, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, nginx: opts.nginx, ceiling: ceilingAddon !== null, quietWait: opts.quietWait, wrkThreads: opts.wrkThreads, wrk: `wrk -t${opts.wrkThreads} -cC -dDs --latency --timeout 30s` },
+    plugin: { source: build.source, commit: build.commit ?? null, sanitized: build.sanitized, uncommittedDiff: build.diff ?? null, base: baseBuild === null ? null : { source: baseBuild.source, commit: baseBuild.commit, sanitized: baseBuild.sanitized } },
+    settings: { sizes: opts.sizes, files: opts.files, conns: opts.conns, rounds: opts.rounds, duration: opts.duration, warmup: opts.warmup, nginx: opts.nginx, ceiling: ceilingAddon !== null, pin: cpus, container: opts.container, quietWait: opts.quietWait, wrkThreads: opts.wrkThreads, wrk: `wrk -t${opts.wrkThreads} -cC -dDs --latency --timeout 30s` },
     cases: [],
     observations: ctx.observations
   }

@@ -6,6 +6,10 @@
 //
 // KIND: zc-auto                           the plugin with its defaults (mode auto, whenCopied stream)
 //       zc-send_zc | zc-send | zc-stream   the plugin in that mode, every body by it (whenCopied keep)
+//       zc-auto-classic | zc-file-classic   zc-auto, zc-file on the classic engine (engine: 'classic':
+//                                           sendfile and MSG_ZEROCOPY, no io_uring); zc-auto and zc-file
+//                                           take the plugin's default engine ('auto': io_uring where a
+//                                           ring opens, so classic inside a container that refuses it)
 //       fastify-send                        no plugin, GET /body -> reply.send(buf)
 //       zc-file                             the plugin, GET /body -> reply.sendZeroCopy({ path: FILE })
 //       fastify-static                      @fastify/static, GET /body -> reply.sendFile(FILE)
@@ -23,7 +27,7 @@ const { makeBody, parseSize } = require('./body')
 const fs = require('node:fs')
 const path = require('node:path')
 
-const KINDS = ['zc-auto', 'zc-send_zc', 'zc-send', 'zc-stream', 'fastify-send', 'zc-file', 'fastify-static', 'fastify-sendfile']
+const KINDS = ['zc-auto', 'zc-auto-classic', 'zc-send_zc', 'zc-send', 'zc-stream', 'fastify-send', 'zc-file', 'zc-file-classic', 'fastify-static', 'fastify-sendfile']
 
 function parseArgs (argv, env) {
   const opts = {
@@ -72,7 +76,11 @@ async function main () {
     process.stderr.write(`server.js: ${err.message}\n`)
     process.exit(2)
   }
-  const isFile = args.kind === 'zc-file' || args.kind === 'fastify-static' || args.kind === 'fastify-sendfile'
+  // The '-classic' kinds are their base kind on the classic engine.
+  const classic = args.kind.endsWith('-classic')
+  const kind = classic ? args.kind.slice(0, -'-classic'.length) : args.kind
+  const engine = classic ? { engine: 'classic' } : {}
+  const isFile = kind === 'zc-file' || kind === 'fastify-static' || kind === 'fastify-sendfile'
   if (isFile && args.file === undefined) throw new Error(`${args.kind} needs --file`)
   const body = isFile ? null : makeBody(args.size)
   const fastify = require('fastify')({ logger: false })
@@ -90,17 +98,17 @@ async function main () {
   })
 
   const zc = args.kind.startsWith('zc-')
-  if (args.kind === 'zc-file') {
-    const options = process.env.BENCH_FILE_CHUNK === undefined ? {} : { fileChunk: parseSize(process.env.BENCH_FILE_CHUNK) }
+  if (kind === 'zc-file') {
+    const options = process.env.BENCH_FILE_CHUNK === undefined ? { ...engine } : { ...engine, fileChunk: parseSize(process.env.BENCH_FILE_CHUNK) }
     if (args.depth !== undefined) options.depth = args.depth
     await fastify.register(require(process.env.BENCH_PLUGIN || '..'), options)
     const file = { path: path.resolve(args.file) }
     fastify.get('/body', (request, reply) => reply.sendZeroCopy(file))
-  } else if (args.kind === 'fastify-static') {
+  } else if (kind === 'fastify-static') {
     await fastify.register(require('@fastify/static'), { root: path.dirname(path.resolve(args.file)), serve: false })
     const name = path.basename(args.file)
     fastify.get('/body', (request, reply) => reply.sendFile(name))
-  } else if (args.kind === 'fastify-sendfile') {
+  } else if (kind === 'fastify-sendfile') {
     const native = require(process.env.BENCH_SENDFILE_ADDON ?? path.join(__dirname, 'results', 'tmp', 'sendfile.node'))
     const file = path.resolve(args.file)
     sendfileWaits = () => native.waits()
@@ -135,8 +143,8 @@ async function main () {
   } else if (zc) {
     // BENCH_PLUGIN: the package root to load (bench/run.js passes its release snapshot).
     const plugin = require(process.env.BENCH_PLUGIN || '..')
-    const mode = args.kind.slice(3)
-    const options = mode === 'auto' ? {} : { mode, whenCopied: 'keep' }
+    const mode = kind.slice(3)
+    const options = mode === 'auto' ? { ...engine } : { ...engine, mode, whenCopied: 'keep' }
     if (args.slice !== undefined) options.sliceSize = args.slice
     if (args.depth !== undefined) options.depth = args.depth
     if (args.threshold !== undefined) options.threshold = args.threshold

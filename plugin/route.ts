@@ -68,9 +68,12 @@ export function chooseRoute (reply: FastifyReply, length: number, settings: Rout
   if (!(socket instanceof net.Socket)) return 'inject'
   if ((socket as net.Socket & { encrypted?: boolean }).encrypted === true) return 'tls'
   if (req.method === 'HEAD') return 'head'
-  if (socketFd(socket) < 0) return 'no-fd'
   // Splicing a file copies nothing on the sending side, wherever the bytes are delivered.
+  // Checked before the descriptor (a call into the handle, and the socket had one when it was
+  // marked): on loopback this is every large buffer's answer, and it should cost no more than
+  // reply.send.
   if (kind === 'buffer' && settings.whenCopied === 'stream' && (socket as Marked)[kKernelCopies] === true) return 'kernel-copies'
+  if (socketFd(socket) < 0) return 'no-fd'
   return null
 }
 
