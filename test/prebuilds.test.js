@@ -112,7 +112,7 @@ test('linux-x64 prebuild in a Debian 11 root (glibc 2.31): loads and serves thro
   t.equal(result.node, process.version, 'this machine\'s Node')
   t.equal(result.loaded, true, 'the prebuild loaded')
   t.equal(result.ring?.ok, true, `the ring opened (${JSON.stringify(result.ring)})`)
-  t.same(result.native, ['send_zc', 'splice', 'sendfile'], 'SEND_ZC, splice and sendfile each served')
+  t.same(result.native, ['send_zc', 'splice', 'classic_zc', 'classic_sendfile', 'sendfile'], 'SEND_ZC, splice, the classic engine\'s MSG_ZEROCOPY and sendfile, and the cached head\'s sendfile each served')
   t.ok(result.engines?.send_zc?.zcBytes > 0, `SEND_ZC carried ${result.engines?.send_zc?.zcBytes} bytes`)
   for (const [name, e] of Object.entries(result.engines ?? {})) t.equal(e.exact, true, `${name}: 4 MiB exact`)
   t.comment(JSON.stringify(result))
@@ -138,6 +138,11 @@ test('linux-arm64 prebuild under qemu-user in Debian 12\'s arm64 Node 18: loads;
     t.equal(result.ring?.code, 'ENOSYS', 'io_uring_setup: ENOSYS from qemu-user')
     t.ok(result.engines.sendfile.unavailable, 'sendCached sends nothing: cachestat is ENOSYS too')
   }
+  // What the plugin does there: the classic engine, made of calls qemu-user passes through
+  // (epoll, send, sendfile; the file's turns on the disk threads, cachestat being ENOSYS).
+  t.equal(result.classic?.ok, true, `the classic engine opened (${JSON.stringify(result.classic)})`)
+  t.ok(result.native.includes('classic_sendfile'), `the classic engine served the file natively (${result.native})`)
+  t.ok(result.native.includes('classic_zc') || result.native.includes('classic_send'), `the classic engine served the buffer natively (${result.native})`)
   t.comment(JSON.stringify(result))
 })
 
@@ -173,6 +178,7 @@ test('linux-arm64 prebuild on an arm64 Linux 6.1 kernel (qemu-system): loads and
   t.equal(result.loaded, true, 'the prebuild loaded')
   t.equal(result.ring?.ok, true, `the ring opened (${JSON.stringify(result.ring)})`)
   t.ok(result.native?.includes('send_zc') && result.native?.includes('splice'), `SEND_ZC and splice served (${result.native})`)
+  t.ok(result.native?.includes('classic_sendfile'), `the classic engine served too (${result.native})`)
   t.ok(result.engines?.send_zc?.zcBytes > 0, `SEND_ZC carried ${result.engines?.send_zc?.zcBytes} bytes`)
   for (const [name, e] of Object.entries(result.engines ?? {})) if (e.bytes !== undefined) t.equal(e.exact, true, `${name}: 4 MiB exact`)
   t.comment(`${((Date.now() - started) / 1000).toFixed(1)} s in the machine: ${JSON.stringify(result)}`)
