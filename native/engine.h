@@ -6,6 +6,8 @@
 // Nothing here knows about JavaScript: addon.cc owns the JS references and calls back.
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -37,6 +39,11 @@ struct OpResult {
 inline std::atomic<uint64_t>& ProcessPinned() {
   static std::atomic<uint64_t> pinned{0};
   return pinned;
+}
+
+// Milliseconds from `start` to `now` (CLOCK_MONOTONIC readings): the engines' teardown bound.
+inline long MsBetween(const timespec& start, const timespec& now) {
+  return (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
 }
 
 class Engine {

@@ -606,33 +606,35 @@ void Classic::CloseAsync(int fd) {
 int64_t Classic::OpenBeneath(int dirfd, const char* path, BeneathKind kind, uint64_t resolve) {
   int dir = dirfd == AT_FDCWD ? AT_FDCWD : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
   if (dir < 0 && dir != AT_FDCWD) return -errno;
-  uint32_t id;
-  do {
-    id = nextOpen_++;
-  } while (id == 0);
-  opening_++;
   std::string name(path);
-  RunOnDiskThread(inbox_, kOpenJob, [id, dir, name, kind, resolve]() -> int64_t {
+  return OpenOnDiskThread([dir, name, kind, resolve]() -> int {
     int fd = OpenBeneathNow(dir, name.c_str(), kind, resolve);
     if (dir >= 0) close(dir);
-    return static_cast<int64_t>((static_cast<uint64_t>(id) << 32) | static_cast<uint32_t>(fd));
+    return fd;
   });
-  return id;
 }
 
 // A path's open on a disk thread: its lookup or the filesystem's open may wait (a cold
 // dentry, NFS, FUSE). Reported through TakeOpened like the opens beneath a root.
 int64_t Classic::OpenFile(const char* path) {
+  std::string name(path);
+  return OpenOnDiskThread([name]() -> int {
+    // O_NONBLOCK: a FIFO opens at once (and is then refused as not a regular file).
+    int fd = open(name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+  });
+}
+
+// Runs `open` (a descriptor or -errno) on a disk thread under a new open id; the inbox gets
+// the id and the result packed in one value.
+int64_t Classic::OpenOnDiskThread(std::function<int()> open) {
   uint32_t id;
   do {
     id = nextOpen_++;
   } while (id == 0);
   opening_++;
-  std::string name(path);
-  RunOnDiskThread(inbox_, kOpenJob, [id, name]() -> int64_t {
-    // O_NONBLOCK: a FIFO opens at once (and is then refused as not a regular file).
-    int fd = open(name.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) fd = -errno;
+  RunOnDiskThread(inbox_, kOpenJob, [id, open]() -> int64_t {
+    int fd = open();
     return static_cast<int64_t>((static_cast<uint64_t>(id) << 32) | static_cast<uint32_t>(fd));
   });
   return id;
@@ -662,8 +664,7 @@ void Classic::Drain(unsigned timeoutMs, std::vector<Released>* released) {
     Reap(&finished, released);
     timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long elapsedMs = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-    if (elapsedMs >= static_cast<long>(timeoutMs)) break;
+    if (MsBetween(start, now) >= static_cast<long>(timeoutMs)) break;
   }
   // Nobody is left to take these descriptors.
   for (const Opened& o : opened_) {

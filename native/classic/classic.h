@@ -18,6 +18,7 @@
 //   finished -> (no zero-copy send still owed by the error queue, no disk job) released
 #pragma once
 
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -65,6 +66,7 @@ class Classic : public Engine {
  private:
   Classic() = default;
   int64_t Launch(Op* op);
+  int64_t OpenOnDiskThread(std::function<int()> open);
   void Wake();
   void Run(Op* op);
   ssize_t SendBuffer(Op* op, size_t want);

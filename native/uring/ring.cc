@@ -401,20 +401,27 @@ int64_t Ring::OpenFile(const char* path) {
   if (!openat_) return -EOPNOTSUPP;
   io_uring_sqe* sqe = SingleSqe();
   if (sqe == nullptr) return -EBUSY;  // the caller opens it through libuv instead
-  uint32_t id;
-  do {
-    id = nextOpen_++;
-  } while (id == 0);
-  uint64_t key = nextSlice_++;
-  auto it = opens_.emplace(key, OpenReq{id, path}).first;
+  uint64_t key;
+  OpenReq& req = NewOpen(path, &key);
   // O_NONBLOCK: a FIFO opens at once (and is then refused as not a regular file).
-  io_uring_prep_openat(sqe, AT_FDCWD, it->second.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
+  io_uring_prep_openat(sqe, AT_FDCWD, req.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC, 0);
   io_uring_sqe_set_data64(sqe, key << 1);
   // Straight to the workers: tried inline, an open whose lookup is cached runs the
   // filesystem's open on this thread (a FUSE daemon's or an NFS server's answer).
   sqe->flags |= IOSQE_ASYNC;
   Flush();
-  return id;
+  return req.id;
+}
+
+// A new open request: its id and key, and the OpenReq where its path (and open_how) live
+// until the kernel has read them.
+Ring::OpenReq& Ring::NewOpen(const char* path, uint64_t* key) {
+  uint32_t id;
+  do {
+    id = nextOpen_++;
+  } while (id == 0);
+  *key = nextSlice_++;
+  return opens_.emplace(*key, OpenReq{id, path}).first->second;
 }
 
 int64_t Ring::OpenBeneath(int dirfd, const char* path, BeneathKind kind, uint64_t resolve) {
@@ -427,20 +434,16 @@ int64_t Ring::OpenBeneath(int dirfd, const char* path, BeneathKind kind, uint64_
     if (dir >= 0) close(dir);
     return -EBUSY;
   }
-  uint32_t id;
-  do {
-    id = nextOpen_++;
-  } while (id == 0);
-  uint64_t key = nextSlice_++;
-  auto it = opens_.emplace(key, OpenReq{id, path}).first;
-  it->second.how.flags = BeneathFlags(kind);
-  it->second.how.resolve = resolve;
-  it->second.dir = dir >= 0 ? dir : -1;
-  io_uring_prep_openat2(sqe, dir, it->second.path.c_str(), &it->second.how);
+  uint64_t key;
+  OpenReq& req = NewOpen(path, &key);
+  req.how.flags = BeneathFlags(kind);
+  req.how.resolve = resolve;
+  req.dir = dir >= 0 ? dir : -1;
+  io_uring_prep_openat2(sqe, dir, req.path.c_str(), &req.how);
   io_uring_sqe_set_data64(sqe, key << 1);
   sqe->flags |= IOSQE_ASYNC;  // as OpenFile: never the filesystem's open on this thread
   Flush();
-  return id;
+  return req.id;
 }
 
 // An SQE for a request that stands alone (never inside a chain being built: a flush there
@@ -986,8 +989,7 @@ void Ring::Drain(unsigned timeoutMs, std::vector<Released>* released) {
     Reap(&finished, released);
     timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long elapsedMs = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-    if (elapsedMs >= static_cast<long>(timeoutMs)) break;
+    if (MsBetween(start, now) >= static_cast<long>(timeoutMs)) break;
   }
   // Nobody is left to take these descriptors.
   for (const Opened& o : opened_) {

@@ -165,6 +165,7 @@ class Ring : public Engine {
     open_how how{};  // OPENAT2's, read by the kernel when the SQE is
     int dir = -1;    // OPENAT2's own duplicate of its directory, closed with the CQE
   };
+  OpenReq& NewOpen(const char* path, uint64_t* key);
   std::unordered_map<uint64_t, OpenReq> opens_;
   std::vector<Opened> opened_;
   uint32_t nextOpen_ = 1;
