@@ -111,7 +111,6 @@ struct Owned {
   }
   int refs = 1;  // one environment's thread only
   std::unordered_set<int> open;     // the plugin's, closed by closeFile or at teardown
-  std::unordered_set<int> closing;  // handed to the ring's close: the kernel releases them
 
   int Adopt(int fd) {
     if (fd >= 0) open.insert(fd);
@@ -151,11 +150,11 @@ struct Binding {
     if (owned != nullptr) owned->Unref();
   }
 
-  // Closes the ring finished are no longer the plugin's to close.
+  // Takes the closes the engine finished: it is idle only once they are taken. (A descriptor
+  // handed to the engine's close left `owned->open` when it was handed over.)
   void ForgetClosed() {
     std::vector<int> closed;
     engine->TakeClosed(&closed);
-    for (int fd : closed) owned->closing.erase(fd);
   }
 
   void UpdateRef() {
@@ -677,7 +676,6 @@ class Addon : public Napi::Addon<Addon> {
     }
     Binding* b = bindings_[KindArg(info, 2)];
     if (b == nullptr || b->engine == nullptr || b->engine->Broken() != 0) return Napi::Boolean::New(env, false);
-    owned_->closing.insert(fd);
     b->engine->CloseAsync(fd);
     b->Kick();
     return Napi::Boolean::New(env, true);

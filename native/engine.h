@@ -7,6 +7,7 @@
 #pragma once
 
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstddef>
@@ -41,8 +42,10 @@ inline std::atomic<uint64_t>& ProcessPinned() {
   return pinned;
 }
 
-// Milliseconds from `start` to `now` (CLOCK_MONOTONIC readings): the engines' teardown bound.
-inline long MsBetween(const timespec& start, const timespec& now) {
+// Milliseconds since `start` (a CLOCK_MONOTONIC reading): the engines' teardown bound.
+inline long MsSince(const timespec& start) {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
   return (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
 }
 
@@ -78,6 +81,13 @@ class Engine {
     uint32_t id;
     int result;  // the descriptor, or -errno
   };
+  // Teardown: opens that completed with nobody left to take their descriptors.
+  static void CloseUntaken(std::vector<Opened>* opened) {
+    for (const Opened& o : *opened) {
+      if (o.result >= 0) close(o.result);
+    }
+    opened->clear();
+  }
 
   virtual ~Engine() = default;
 

@@ -662,15 +662,9 @@ void Classic::Drain(unsigned timeoutMs, std::vector<Released>* released) {
     poll(&sleep, 1, 50);  // until something is ready (poll, not epoll_wait: no event is consumed)
     Wake();
     Reap(&finished, released);
-    timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (MsBetween(start, now) >= static_cast<long>(timeoutMs)) break;
+    if (MsSince(start) >= static_cast<long>(timeoutMs)) break;
   }
-  // Nobody is left to take these descriptors.
-  for (const Opened& o : opened_) {
-    if (o.result >= 0) close(o.result);
-  }
-  opened_.clear();
+  CloseUntaken(&opened_);
 }
 
 }  // namespace classic

@@ -987,15 +987,9 @@ void Ring::Drain(unsigned timeoutMs, std::vector<Released>* released) {
     io_uring_cqe* cqe;
     io_uring_wait_cqe_timeout(&ring_, &cqe, &wait);
     Reap(&finished, released);
-    timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (MsBetween(start, now) >= static_cast<long>(timeoutMs)) break;
+    if (MsSince(start) >= static_cast<long>(timeoutMs)) break;
   }
-  // Nobody is left to take these descriptors.
-  for (const Opened& o : opened_) {
-    if (o.result >= 0) close(o.result);
-  }
-  opened_.clear();
+  CloseUntaken(&opened_);
 }
 
 }  // namespace zerocopy
