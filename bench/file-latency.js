@@ -479,7 +479,7 @@ async function main () {
     '',
     '`node bench/file-latency.js ' + process.argv.slice(2).join(' ') + '`: ' +
       `${opts.rounds} rounds; per scenario and route, ${opts.duration} s of \`wrk -t1 -c1\` (one connection, one request at a time, ${opts.pace} ms pause between requests); ` +
-      'medians over the rounds. Server: `test/fixtures/file-app.js` (Fastify, logger off, fastify-zero-copy with its defaults, @fastify/static 8 under /static/), ' +
+      'medians over the rounds. Server: `test/fixtures/file-app.js` (Fastify, logger off, fastify-zero-copy with its defaults, @fastify/static 10 under /static/), ' +
       `loopback. Plugin: ${opts.pkg ? opts.pkg : 'this checkout (dist/, build/Release)'}, git ${rev ?? '?'}${dirty ? ' + uncommitted changes in plugin/ or native/' : ''}.`,
     '',
     `Machine: ${os.cpus().length} x ${cpuModel}, kernel ${os.release()}, Node ${process.version}, ${safeExec('sh', ['-c', 'wrk -v 2>&1 | head -1'])?.split(' ').slice(0, 2).join(' ') ?? 'wrk'}, uid ${process.getuid()}. ` +
