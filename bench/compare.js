@@ -48,29 +48,39 @@ function median (xs) {
   return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
 }
 
-/** [{ case, what, a, b, gbps, gbpsMin, gbpsMax, cpu, cpuMin, cpuMax, pairs }] for a report. */
-function comparisons (report) {
+// run.js compares GB/s and CPU s/GB; bench/static.js passes its own pairs and req/s, CPU per
+// request (the same ratios for one file size, and the ones that mean something for a mix).
+const FILE_KEYS = { rate: 'gbps', cpu: 'serverCpuPerGB', rateName: 'GB/s', cpuName: 'CPU s/GB' }
+
+/**
+ * [{ case, what, a, b, gbps, gbpsMin, gbpsMax, cpu, cpuMin, cpuMax, pairs }] for a report;
+ * `gbps` is the ratio of `keys.rate` (GB/s unless told).
+ */
+function comparisons (report, pairs = PAIRS, keys = FILE_KEYS) {
   const rows = []
   for (const c of report.cases) {
     if (c.aborted !== undefined) continue
     const byLabel = new Map(c.servers.filter(s => s.summary !== undefined).map(s => [s.label, s]))
-    for (const [la, lb, what] of PAIRS) {
+    for (const [la, lb, what] of pairs) {
       const a = byLabel.get(la)
       const b = byLabel.get(lb)
       if (a === undefined || b === undefined) continue
-      const g = pairRatios(a, b, 'gbps')
-      const cpu = pairRatios(a, b, 'serverCpuPerGB')
-      const quiet = pairRatios(a, b, 'gbps', true)
-      const quietCpu = pairRatios(a, b, 'serverCpuPerGB', true)
+      const g = pairRatios(a, b, keys.rate)
+      const cpu = pairRatios(a, b, keys.cpu)
+      const quiet = pairRatios(a, b, keys.rate, true)
+      const quietCpu = pairRatios(a, b, keys.cpu, true)
+      const ra = a.summary[keys.rate]
+      const rb = b.summary[keys.rate]
+      const ca = a.summary[keys.cpu] / b.summary[keys.cpu]
       rows.push({
         case: `${c.sizeLabel} c${c.conns}`,
         what,
         a: la,
         b: lb,
-        gbps: b.summary.gbps > 0 ? a.summary.gbps / b.summary.gbps : null,
+        gbps: rb > 0 ? ra / rb : null,
         gbpsMin: g.length > 0 ? Math.min(...g) : null,
         gbpsMax: g.length > 0 ? Math.max(...g) : null,
-        cpu: Number.isFinite(a.summary.serverCpuPerGB / b.summary.serverCpuPerGB) ? a.summary.serverCpuPerGB / b.summary.serverCpuPerGB : null,
+        cpu: Number.isFinite(ca) ? ca : null,
         cpuMin: cpu.length > 0 ? Math.min(...cpu) : null,
         cpuMax: cpu.length > 0 ? Math.max(...cpu) : null,
         pairs: g.length,
@@ -86,13 +96,13 @@ function comparisons (report) {
 const f = x => x === null || x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(2)
 
 /** The comparisons as a markdown section (empty when the run had none of these pairs). */
-function comparisonMarkdown (report) {
-  const rows = comparisons(report)
+function comparisonMarkdown (report, pairs = PAIRS, keys = FILE_KEYS) {
+  const rows = comparisons(report, pairs, keys)
   if (rows.length === 0) return []
   const lines = ['', '## Ratios', '',
     'Ratio of the medians; in brackets the lowest and highest of the per-round ratios (round i of A / round i of B, run back to back): the noise. ' +
-    `"quiet": the median of the per-round ratios over the pairs where neither round had more than ${100 * QUIET}% of the machine busy with other processes, and how many pairs that was. GB/s above 1 is faster, CPU s/GB below 1 is cheaper.`, '',
-    '| case | ratio | A | B | GB/s x | [per-round] | CPU s/GB x | [per-round] | quiet GB/s x | quiet CPU x | quiet pairs |',
+    `"quiet": the median of the per-round ratios over the pairs where neither round had more than ${100 * QUIET}% of the machine busy with other processes, and how many pairs that was. ${keys.rateName} above 1 is faster, ${keys.cpuName} below 1 is cheaper.`, '',
+    `| case | ratio | A | B | ${keys.rateName} x | [per-round] | ${keys.cpuName} x | [per-round] | quiet ${keys.rateName} x | quiet CPU x | quiet pairs |`,
     '|---|---|---|---|---|---|---|---|---|---|---|']
   for (const r of rows) {
     lines.push(`| ${r.case} | ${r.what} | ${r.a} | ${r.b} | ${f(r.gbps)} | [${f(r.gbpsMin)}-${f(r.gbpsMax)}] | ${f(r.cpu)} | [${f(r.cpuMin)}-${f(r.cpuMax)}] | ${f(r.quietGbps)} | ${f(r.quietCpu)} | ${r.quietPairs}/${r.pairs} |`)
@@ -100,4 +110,4 @@ function comparisonMarkdown (report) {
   return lines
 }
 
-module.exports = { comparisons, comparisonMarkdown, PAIRS }
+module.exports = { comparisons, comparisonMarkdown, PAIRS, FILE_KEYS }

@@ -317,11 +317,14 @@ const live = new Set() // host servers started and not yet stopped: ended with r
 
 // Interrupted (Ctrl-C, a runner's SIGTERM): no server is left running. Synchronous, since the
 // container module turns the same signals into an exit (which removes its containers).
-for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => {
-    for (const srv of live) srv.child.kill('SIGTERM')
-    process.exit(130)
-  })
+// Installed by main(): bench/static.js loads this file for its helpers and has its own.
+function endServersOnSignal () {
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.on(signal, () => {
+      for (const srv of live) srv.child.kill('SIGTERM')
+      process.exit(130)
+    })
+  }
 }
 
 function pluginRoot (spec) {
@@ -981,6 +984,7 @@ function stamp (date) {
 }
 
 async function main () {
+  endServersOnSignal()
   const opts = parseArgs(process.argv.slice(2))
   if (!Number.isInteger(opts.wrkThreads) || opts.wrkThreads < 1) throw new Error('--wrk-threads needs a positive integer')
   wrkThreads = opts.wrkThreads
@@ -1031,7 +1035,12 @@ async function main () {
   }
 }
 
-main().catch(err => {
-  console.error(err.stack)
-  process.exit(1)
-})
+// What bench/static.js shares with this benchmark.
+module.exports = { ensureTools, ensureBuilt, cpuTimes, statusKiB, resetPeak, machineTicks, parseWrk, freePort, waitForPort, waitQuiet, machineInfo, stamp, tail, median, CLK_TCK, TMP, RESULTS }
+
+if (require.main === module) {
+  main().catch(err => {
+    console.error(err.stack)
+    process.exit(1)
+  })
+}
