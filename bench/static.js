@@ -116,7 +116,9 @@ function parseArgs (argv) {
   const rounds = o.rounds ?? 5
   const duration = o.duration ?? 4
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds needs a positive integer')
-  if (!(duration > 0)) throw new Error('--duration needs a positive number of seconds')
+  // wrk takes whole seconds.
+  if (!Number.isInteger(duration) || duration < 1) throw new Error('--duration needs a whole number of seconds, at least 1')
+  if (o.warmup !== undefined && (!Number.isInteger(o.warmup) || o.warmup < 1)) throw new Error('--warmup needs a whole number of seconds, at least 1')
   return {
     servers,
     cases,
