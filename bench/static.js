@@ -556,7 +556,7 @@ function markdown (report) {
   const t = report.tree
   const lines = [`# fastify-zero-copy/static: directory benchmark`, '']
   lines.push(`${m.date}; kernel ${m.kernel}; ${m.cpuModel}, ${m.cores} cores; Node ${m.node}; ${m.wrk}; ${m.nginx ?? ''}; git ${m.git}; plugin: ${report.plugin.source}${report.plugin.sanitized ? ' (SANITIZER BUILD)' : ', release build'}; @fastify/static ${report.peers.fastifyStatic}`, '')
-  lines.push(`Tree (seed ${t.seed}): ${t.smallFiles} files of ${formatSize(t.smallMin)}-${formatSize(t.smallMax)} (median ${(t.smallMedian / 1024).toFixed(1)} KiB, mean ${(t.smallMean / 1024).toFixed(1)} KiB, 90th percentile ${(t.smallP90 / 1024).toFixed(1)} KiB, ${(t.smallBytes / MiB).toFixed(0)} MiB) in ${t.directories} directories; downloads ${t.large.map(l => `${l.count} x ${formatSize(l.size)}`).join(', ')}. Page cache warm (every file read before the first case). ` +
+  lines.push(`Tree (seed ${t.seed}): ${t.smallFiles} files of ${formatSize(t.smallMin)}-${formatSize(t.smallMax)} (median ${(t.smallMedian / 1024).toFixed(1)} KiB, mean ${(t.smallMean / 1024).toFixed(1)} KiB, 90th percentile ${(t.smallP90 / 1024).toFixed(1)} KiB, ${(t.smallBytes / MiB).toFixed(0)} MiB) in ${t.directories} directories 1-4 levels deep; downloads ${t.large.map(l => `${l.count} x ${formatSize(l.size)}`).join(', ')}. Page cache warm (every file read before the first case). ` +
     (s.pin ? `Pinned (taskset): each server, all its threads, on CPU ${s.pin.server}; wrk on CPU ${s.pin.client}. ` : 'Not pinned (--no-pin). ') +
     `wrk -t1 -cC -d${s.duration}s with bench/static-pick.lua: every request a path of the case's files picked at random (seeded; the same sequence for every server of a round). ${s.rounds} round(s) alternating the servers after a ${s.warmup} s warm-up each; medians. ` +
     `Servers: zc-static = fastify-zero-copy/static, engine io_uring; zc-static-classic = the same, engine classic; fastify-static = @fastify/static; both with options ${JSON.stringify({ root: '<tree>', prefix: '/', ...s.options })}` +
@@ -615,7 +615,7 @@ async function main () {
   fs.mkdirSync(opts.out, { recursive: true })
   const machine = run.machineInfo(tools)
   const directories = new Set(manifest.files.map(f => path.posix.dirname(f.rel))).size
-  const ctx = { opts: { ...opts, quietWait: opts.quietWait }, tools, tree, build, specs: specs(opts), observations: [], failed: false, noisyRounds: 0 }
+  const ctx = { opts, tools, tree, build, specs: specs(opts), observations: [], failed: false, noisyRounds: 0 }
   const report = {
     mode: 'static',
     machine,
