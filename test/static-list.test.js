@@ -453,3 +453,17 @@ test('as nobody (a process that changed its uid, whose /proc/self/fd is root\'s)
   t.same(JSON.parse(root.body).dirs.map((d) => d.name), ROOT_DIRS)
   server.child.kill('SIGKILL')
 })
+
+test('without /proc (a mount namespace that has none): a listing fails at registration, serving without one still works', async (t) => {
+  const tree = listTree(t)
+  const noProc = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'umount -l /proc && exec "$@"', 'sh']
+  const listing = await spawnFixture(t, 'static-list-app', { root: tree.root, options: { list: true } }, { wrap: noProc })
+  t.equal(listing.state, 'FAILED')
+  t.equal(listing.code, 'FST_ZERO_COPY_INVALID_OPTION')
+  t.match(listing.message, /\/proc is not mounted/)
+  const plain = await spawnFixture(t, 'static-list-app', { root: tree.root, options: {} }, { wrap: noProc })
+  t.equal(plain.state, 'READY', 'no listing: no need of /proc')
+  const res = await rawRequest(plain.port, '/assets/small.txt')
+  t.equal(sha256(res.body), sha256(tree.files['small.txt']))
+  plain.child.kill('SIGKILL')
+})

@@ -22,7 +22,7 @@ import {
 } from '../errors'
 import { displayPath, hasDotSegment, isRefusal, relativePath, resolveName, resolveRequestPath, type Refusal, type Resolved } from './path'
 import { readRoots, readSendSettings, resolveFlags, type SendSettings, type Symlinks } from './options'
-import { listsWithoutIndex, namedListing, readListOptions, sendListing, type ListRoot } from './list'
+import { checkListingRoot, listsWithoutIndex, namedListing, readListOptions, sendListing, type ListRoot } from './list'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -141,6 +141,14 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
 
   if (serve || opts.root !== undefined) {
     for (const r of readRoots(opts.root)) roots.push(openRootNow(r))
+  }
+  if (list !== null && serve && roots.length > 0) {
+    try {
+      checkListingRoot(roots[0].fd)
+    } catch (err) {
+      for (const root of roots) closeRoot(root)
+      throw err
+    }
   }
   fastify.addHook('onClose', (_instance, done) => {
     for (const root of [...roots, ...callRoots.values()]) closeRoot(root)

@@ -10,7 +10,7 @@
 //   resolve flags succeeds, and then with what that open reached;
 // - what the dotfile policy hides ('ignore' and 'deny') and what allowedPath refuses is not
 //   shown, and not counted in a folder's extended information, at any depth.
-import { close, fstat, lstat, readdir, type Dirent, type Stats } from 'node:fs'
+import { close, fstat, lstat, readdir, statSync, type Dirent, type Stats } from 'node:fs'
 import fastq from 'fastq'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { BENEATH_DIRECTORY, BENEATH_FILE, type BeneathKind, type Descriptors } from '../native'
@@ -92,6 +92,15 @@ export function readListOptions (value: unknown, rootCount: number): ListSetting
   if (render !== undefined && typeof render !== 'function') throw new FST_ZERO_COPY_INVALID_OPTION('list.render', 'expected a function (dirs, files) => html')
   if (format === 'html' && render === undefined) throw new FST_ZERO_COPY_INVALID_OPTION('list.render', 'required with format "html"')
   return { format, names: [...names], extendedFolderInfo: extended, jsonFormat, render: (render as ListRender | undefined) ?? null }
+}
+
+/** At registration: a listing reads directories through /proc/self/fd; without /proc, fail now. */
+export function checkListingRoot (rootFd: number): void {
+  if (rootFd < 0) return
+  try {
+    if (statSync(`/proc/self/fd/${rootFd}`).isDirectory()) return
+  } catch {}
+  throw new FST_ZERO_COPY_INVALID_OPTION('list', 'listings read directories through /proc/self/fd, and /proc is not mounted here')
 }
 
 /**
