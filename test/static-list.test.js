@@ -438,7 +438,9 @@ test('fds back to baseline after 600 listing requests with aborts', async (t) =>
 
 test('as nobody (a process that changed its uid, whose /proc/self/fd is root\'s): listings are read', async (t) => {
   const tree = listTree(t)
-  fs.chmodSync(tree.dir, 0o755)
+  fs.mkdirSync(path.join(tree.root, 'locked'), { mode: 0o711 }) // searchable, not readable by others
+  fs.chmodSync(path.join(tree.root, 'locked'), 0o711)
+  fs.writeFileSync(path.join(tree.root, 'locked', 'in.txt'), 'in a directory nobody may read\n', { mode: 0o644 })
   const server = await spawnFixture(t, 'static-list-app', { root: tree.root, drop: true, options: { list: { format: 'json', names: ['index.json'], jsonFormat: 'extended' } } })
   t.equal(server.state, 'READY', server.message ?? '')
   if (process.getuid() === 0) {
@@ -450,7 +452,14 @@ test('as nobody (a process that changed its uid, whose /proc/self/fd is root\'s)
   t.same(JSON.parse(res.body).files.map((f) => f.name), ['file.txt', 'link-up-inside'])
   const root = await rawRequest(server.port, '/assets/index.json')
   t.ok(clean(tree, root))
-  t.same(JSON.parse(root.body).dirs.map((d) => d.name), ROOT_DIRS)
+  t.same(JSON.parse(root.body).dirs.map((d) => d.name), ['locked', ...ROOT_DIRS])
+  if (process.getuid() === 0) {
+    const locked = await rawRequest(server.port, '/assets/locked/index.json')
+    t.equal(locked.status, 403, 'a directory the server may not read: 403')
+    t.equal(JSON.parse(locked.body).code, 'FST_ZERO_COPY_FILE_FORBIDDEN')
+    const file = await rawRequest(server.port, '/assets/locked/in.txt')
+    t.equal(file.status, 200, 'its file, by name, is still served (the directory is searchable)')
+  }
   server.child.kill('SIGKILL')
 })
 
@@ -466,4 +475,37 @@ test('without /proc (a mount namespace that has none): a listing fails at regist
   const res = await rawRequest(plain.port, '/assets/small.txt')
   t.equal(sha256(res.body), sha256(tree.files['small.txt']))
   plain.child.kill('SIGKILL')
+})
+
+test('a client gone during a long extendedFolderInfo walk: the walk stops, its descriptors closed', async (t) => {
+  const tree = listTree(t)
+  for (let i = 0; i < 200; i++) {
+    fs.mkdirSync(path.join(tree.root, 'many', `d${i}`), { recursive: true })
+    for (let j = 0; j < 20; j++) fs.writeFileSync(path.join(tree.root, 'many', `d${i}`, `f${j}`), 'x')
+  }
+  const { port } = await start(t, tree, { list: { format: 'json', names: ['index.json'], jsonFormat: 'extended', extendedFolderInfo: true } })
+  const baseline = await steadyFds()
+  // Counted, not replaced: the module's calls go through node:fs's own lstat.
+  const lstat = fs.lstat
+  let calls = 0
+  fs.lstat = function (...args) { calls++; return lstat.apply(this, args) }
+  t.teardown(() => { fs.lstat = lstat })
+  const full = await json(t, port, '/assets/many/index.json')
+  const all = calls
+  t.equal(full.body.dirs.length, 200)
+  t.ok(all >= 200 * 21, `a whole walk: ${all} lstat calls`)
+  calls = 0
+  await new Promise((resolve) => {
+    const socket = require('node:net').connect(port, '127.0.0.1', () => {
+      socket.write('GET /assets/many/index.json HTTP/1.1\r\nHost: x\r\n\r\n')
+      // Gone once the walk is under way (the server is this process: its calls are seen).
+      const poll = () => (calls >= 50 ? socket.resetAndDestroy() : setImmediate(poll))
+      poll()
+    })
+    socket.on('error', () => {})
+    socket.on('close', resolve)
+  })
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  t.ok(calls >= 50 && calls < all / 4, `the walk had started, and stopped when the client went away: ${calls} lstat calls of ${all}`)
+  t.equal(await steadyFds(), baseline, 'fds back to the baseline')
 })

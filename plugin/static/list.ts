@@ -133,7 +133,7 @@ export function sendListing (req: FastifyRequest, reply: FastifyReply, list: Lis
     reply.send(new FST_ZERO_COPY_STATIC_LIST_NOT_ACCEPTABLE())
     return
   }
-  const walk = new Walk(root, req, html || list.jsonFormat === 'extended', list.extendedFolderInfo && (html || list.jsonFormat === 'extended'))
+  const walk = new Walk(root, req, reply, html || list.jsonFormat === 'extended', list.extendedFolderInfo && (html || list.jsonFormat === 'extended'))
   walk.list(segments).then(async (entries) => {
     if (entries === null) {
       reply.callNotFound()
@@ -158,7 +158,7 @@ export function sendListing (req: FastifyRequest, reply: FastifyReply, list: Lis
     )
     reply.type('text/html; charset=utf-8').send(page)
   }).catch((err: NodeJS.ErrnoException) => {
-    if (reply.sent) return
+    if (reply.sent || reply.raw.destroyed) return
     if (err.code === 'EACCES' || err.code === 'EPERM') reply.send(new FST_ZERO_COPY_FILE_FORBIDDEN())
     else if (err.code !== undefined && err.code.startsWith('E')) reply.send(new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code))
     else reply.send(err) // the render's own error
@@ -180,10 +180,15 @@ function promised<T> (call: (cb: (err: NodeJS.ErrnoException | null, value: T) =
 class Walk {
   private readonly io = fastq.promise(async (task: () => Promise<unknown>) => await task(), IO_CONCURRENCY)
 
-  constructor (private readonly root: ListRoot, private readonly req: FastifyRequest, private readonly needStats: boolean, private readonly extended: boolean) {}
+  constructor (private readonly root: ListRoot, private readonly req: FastifyRequest, private readonly reply: FastifyReply,
+    private readonly needStats: boolean, private readonly extended: boolean) {}
 
+  /** A filesystem call, queued; none once the client is gone (a folder's walk can be long). */
   private run<T> (task: () => Promise<T>): Promise<T> {
-    return this.io.push(task) as Promise<T>
+    return this.io.push(async () => {
+      if (this.reply.raw.destroyed) throw Object.assign(new Error('the client went away'), { code: 'ECONNRESET' })
+      return await task()
+    }) as Promise<T>
   }
 
   private open (rel: string, kind: BeneathKind): Promise<number> {
