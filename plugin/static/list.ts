@@ -134,7 +134,7 @@ export function sendListing (req: FastifyRequest, reply: FastifyReply, list: Lis
     return
   }
   const walk = new Walk(root, req, reply, html || list.jsonFormat === 'extended', list.extendedFolderInfo && (html || list.jsonFormat === 'extended'))
-  walk.list(segments).then(async (entries) => {
+  const answer = async (entries: { dirs: Entry[], files: Entry[] } | null): Promise<void> => {
     if (entries === null) {
       reply.callNotFound()
       return
@@ -157,11 +157,13 @@ export function sendListing (req: FastifyRequest, reply: FastifyReply, list: Lis
       entries.files.map((e) => ({ href: href(e.name), name: e.name, stats: e.stats }))
     )
     reply.type('text/html; charset=utf-8').send(page)
-  }).catch((err: NodeJS.ErrnoException) => {
+  }
+  walk.list(segments).then((entries) => {
+    answer(entries).catch((err) => reply.send(err)) // the render's own error: the error handler's
+  }, (err: NodeJS.ErrnoException) => {
     if (reply.sent || reply.raw.destroyed) return
     if (err.code === 'EACCES' || err.code === 'EPERM') reply.send(new FST_ZERO_COPY_FILE_FORBIDDEN())
-    else if (err.code !== undefined && err.code.startsWith('E')) reply.send(new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code))
-    else reply.send(err) // the render's own error
+    else reply.send(new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code ?? err.message))
   })
 }
 
