@@ -465,7 +465,9 @@ test('as nobody (a process that changed its uid, whose /proc/self/fd is root\'s)
 
 test('without /proc (a mount namespace that has none): a listing fails at registration, serving without one still works', async (t) => {
   const tree = listTree(t)
-  const noProc = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'umount -l /proc && exec "$@"', 'sh']
+  // A mount namespace of its own (a user namespace too when not root), /proc unmounted in it.
+  const userNs = process.getuid() === 0 ? [] : ['--user', '--map-root-user']
+  const noProc = ['unshare', ...userNs, '--mount', '--propagation', 'private', 'sh', '-c', 'umount -l /proc && exec "$@"', 'sh']
   const listing = await spawnFixture(t, 'static-list-app', { root: tree.root, options: { list: true } }, { wrap: noProc })
   t.equal(listing.state, 'FAILED')
   t.equal(listing.code, 'FST_ZERO_COPY_INVALID_OPTION')
