@@ -92,3 +92,9 @@ export const FST_ZERO_COPY_STATIC_INVALID_ROOT = createError(
   500,
   TypeError
 )
+
+export const FST_ZERO_COPY_STATIC_LIST_NOT_ACCEPTABLE = createError(
+  'FST_ZERO_COPY_STATIC_LIST_NOT_ACCEPTABLE',
+  'Not Acceptable: this listing has no html render (the "list.render" option); ask for format=json',
+  406
+)

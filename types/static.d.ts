@@ -35,6 +35,56 @@ declare namespace fastifyZeroCopyStatic {
     symlinks?: 'inside' | 'none' | 'follow'
   }
 
+  /** A folder's totals, of what a listing would show in it, at every depth. */
+  export interface ExtendedInformation {
+    fileCount: number
+    totalFileCount: number
+    folderCount: number
+    totalFolderCount: number
+    totalSize: number
+    lastModified: number
+  }
+
+  export interface ListFile {
+    /** The entry's URL path, each segment percent-encoded. */
+    href: string
+    /** The entry's name as on disk: escape it in the page. */
+    name: string
+    /** A symlink's are those of what it leads to. */
+    stats: Stats
+  }
+
+  export interface ListDir extends ListFile {
+    extendedInfo?: ExtendedInformation
+  }
+
+  export interface ListRender {
+    (dirs: ListDir[], files: ListFile[]): string
+  }
+
+  export interface ListOptions {
+    /**
+     * Names that list their directory when no such file exists (`index.json` lists `dir/`
+     * for `dir/index.json`); '/' lists a directory named with its slash that has no index file.
+     */
+    names?: string[]
+    /** Adds `extendedInfo` to every directory of the listing. */
+    extendedFolderInfo?: boolean
+    /** json: names alone (default), or `{ name, stats, extendedInfo }` entries. */
+    jsonFormat?: 'names' | 'extended'
+  }
+
+  export interface ListOptionsJsonFormat extends ListOptions {
+    format?: 'json'
+    /** Required for `?format=html`. */
+    render?: ListRender
+  }
+
+  export interface ListOptionsHtmlFormat extends ListOptions {
+    format: 'html'
+    render: ListRender
+  }
+
   export interface SendFileOptions extends SendOptions {
     root?: string
   }
@@ -52,8 +102,12 @@ declare namespace fastifyZeroCopyStatic {
     allowedPath?: (pathName: string, root: string, request: FastifyRequest) => boolean
     constraints?: RouteShorthandOptions['constraints']
     logLevel?: RouteShorthandOptions['logLevel']
-    /** Not supported yet: registration fails if set. */
-    list?: false
+    /**
+     * Directory listings, as @fastify/static's: `true` (json names) or the options. Only what
+     * the dotfile policy and allowedPath let through, and only what resolves beneath the root.
+     * A listing needs a single root.
+     */
+    list?: boolean | ListOptionsJsonFormat | ListOptionsHtmlFormat
     /** Not supported yet: registration fails if set. */
     preCompressed?: false
   }

@@ -22,6 +22,7 @@ import {
 } from '../errors'
 import { displayPath, hasDotSegment, isRefusal, relativePath, resolveName, resolveRequestPath, type Refusal, type Resolved } from './path'
 import { readRoots, readSendSettings, resolveFlags, type SendSettings, type Symlinks } from './options'
+import { checkListingRoot, listsWithoutIndex, namedListing, readListOptions, sendListing, type ListRoot } from './list'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -95,7 +96,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const addon = coreInternals.files.addon
   if (addon === null) throw new FST_ZERO_COPY_STATIC_UNCONTAINED('the native addon did not load')
 
-  if (opts.list !== undefined && opts.list !== false) throw new FST_ZERO_COPY_INVALID_OPTION('list', 'directory listings are not supported yet')
+  const list = readListOptions(opts.list, Array.isArray(opts.root) ? opts.root.length : 1)
   if (opts.preCompressed !== undefined && opts.preCompressed !== false) throw new FST_ZERO_COPY_INVALID_OPTION('preCompressed', 'pre-compressed siblings are not supported yet')
   if ((opts as { globIgnore?: unknown }).globIgnore !== undefined) throw new FST_ZERO_COPY_INVALID_OPTION('globIgnore', 'not supported yet')
   checkFunction('setHeaders', opts.setHeaders)
@@ -140,6 +141,14 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
 
   if (serve || opts.root !== undefined) {
     for (const r of readRoots(opts.root)) roots.push(openRootNow(r))
+  }
+  if (list !== null && serve && roots.length > 0) {
+    try {
+      checkListingRoot(roots[0].fd)
+    } catch (err) {
+      for (const root of roots) closeRoot(root)
+      throw err
+    }
   }
   fastify.addHook('onClose', (_instance, done) => {
     for (const root of [...roots, ...callRoots.values()]) closeRoot(root)
@@ -204,8 +213,10 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   /**
    * Serves `resolved` from the first of `candidates` that has it. `redirectBase`: the URL path
    * of the root for a directory's redirect (route requests with redirect on), else null.
+   * `listBase`: the URL path of the root for a listing's links (route requests with `list`
+   * on), else null.
    */
-  function respond (req: FastifyRequest, reply: FastifyReply, resolved: Resolved, candidates: Root[], settings: SendSettings, redirectBase: string | null): void {
+  function respond (req: FastifyRequest, reply: FastifyReply, resolved: Resolved, candidates: Root[], settings: SendSettings, redirectBase: string | null, listBase: string | null = null): void {
     if (settings.dotfiles !== 'allow' && hasDotSegment(resolved.segments)) {
       if (settings.dotfiles === 'deny') reply.send(new FST_ZERO_COPY_STATIC_FORBIDDEN())
       else reply.callNotFound()
@@ -214,6 +225,12 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     const pathname = displayPath(resolved.segments, resolved.trailingSlash)
     const tryRoot = (i: number): void => {
       if (i >= candidates.length) {
+        const only = candidates.length === 1 ? candidates[0] : undefined
+        const named = list !== null && listBase !== null && only !== undefined && only.fd >= 0 && !only.closed ? namedListing(list, resolved) : null
+        if (named !== null && (allowedPath === undefined || allowedPath(displayPath(named, true), only!.path, req))) {
+          listing(req, reply, only!, named, settings, listBase!)
+          return
+        }
         reply.callNotFound()
         return
       }
@@ -248,7 +265,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
               tryName(n + 1) // `a.html` that is a directory is not what `a` meant
               return
             }
-            directory(req, reply, root, resolved, settings, redirectBase)
+            directory(req, reply, root, resolved, settings, redirectBase, listBase)
             return
           }
           if (!stat!.isFile()) {
@@ -269,8 +286,14 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     else reply.send(new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code ?? err.message))
   }
 
-  /** A directory: its index file, a redirect to its URL with a `/`, or a 404. */
-  function directory (req: FastifyRequest, reply: FastifyReply, root: Root, resolved: Resolved, settings: SendSettings, redirectBase: string | null): void {
+  /** A directory: its index file, a redirect to its URL with a `/`, its listing, or a 404. */
+  function directory (req: FastifyRequest, reply: FastifyReply, root: Root, resolved: Resolved, settings: SendSettings, redirectBase: string | null, listBase: string | null): void {
+    const listed = list !== null && listBase !== null
+    // As @fastify/static: the directory's bare name lists, before its index file.
+    if (listed && !resolved.trailingSlash && redirectBase === null) {
+      listing(req, reply, root, resolved.segments, settings, listBase!)
+      return
+    }
     if (!resolved.trailingSlash && redirectBase !== null) {
       const search = req.raw.url === undefined ? '' : searchOf(req.raw.url)
       // Built from the route's own prefix and the resolved names, each encoded: a single
@@ -281,6 +304,10 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     }
     const tryIndex = (k: number): void => {
       if (k >= settings.index.length) {
+        if (listed && resolved.trailingSlash && listsWithoutIndex(list!, resolved, settings.index.length, redirectBase !== null)) {
+          listing(req, reply, root, resolved.segments, settings, listBase!)
+          return
+        }
         reply.callNotFound()
         return
       }
@@ -300,6 +327,11 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       })
     }
     tryIndex(0)
+  }
+
+  function listing (req: FastifyRequest, reply: FastifyReply, root: Root, segments: string[], settings: SendSettings, listBase: string): void {
+    const target: ListRoot = { addon: addon!, open: openBeneath, rootFd: root.fd, rootPath: root.path, resolve: settings.resolve, dotfiles: settings.dotfiles, allowedPath }
+    sendListing(req, reply, list!, target, segments, listBase)
   }
 
   function openFile (root: Root, segments: string[], settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats) => void): void {
@@ -425,7 +457,8 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           refusal(reply, resolved)
           return
         }
-        respond(req, reply, resolved, roots, base, redirect ? encodeURI(routeBase.endsWith('/') ? routeBase : routeBase + '/') : null)
+        const rootUrl = encodeURI(routeBase.endsWith('/') ? routeBase : routeBase + '/')
+        respond(req, reply, resolved, roots, base, redirect ? rootUrl : null, list !== null ? rootUrl : null)
       }
     } as RouteOptions)
     if (redirect && prefix !== configuredPrefix) {
