@@ -22,6 +22,7 @@ import {
 } from '../errors'
 import { displayPath, hasDotSegment, isRefusal, relativePath, resolveName, resolveRequestPath, type Refusal, type Resolved } from './path'
 import { readRoots, readSendSettings, resolveFlags, type SendSettings, type Symlinks } from './options'
+import { readGlobIgnore, type GlobIgnore } from './glob'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -97,7 +98,8 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
 
   if (opts.list !== undefined && opts.list !== false) throw new FST_ZERO_COPY_INVALID_OPTION('list', 'directory listings are not supported yet')
   if (opts.preCompressed !== undefined && opts.preCompressed !== false) throw new FST_ZERO_COPY_INVALID_OPTION('preCompressed', 'pre-compressed siblings are not supported yet')
-  if ((opts as { globIgnore?: unknown }).globIgnore !== undefined) throw new FST_ZERO_COPY_INVALID_OPTION('globIgnore', 'not supported yet')
+  // As @fastify/static: only the route table of wildcard: false looks at it.
+  const globIgnore = readGlobIgnore(opts.globIgnore)
   checkFunction('setHeaders', opts.setHeaders)
   checkFunction('allowedPath', opts.allowedPath)
   if (opts.wildcard !== undefined && typeof opts.wildcard !== 'boolean') throw new FST_ZERO_COPY_INVALID_OPTION('wildcard', 'expected a boolean')
@@ -449,7 +451,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const indexDirs = new Map<string, { root: Root, segments: string[] }>()
   for (const root of roots) {
     if (root.fd < 0) continue
-    for (const segments of walk(root.path, base.dotfiles === 'allow')) {
+    for (const segments of walk(root.path, base.dotfiles === 'allow', globIgnore)) {
       const url = prefix + segments.join('/')
       if (routes.has(url) || segments.some((s) => s.includes('*') || s.includes(':'))) continue
       routes.add(url)
@@ -487,10 +489,11 @@ function searchOf (url: string): string {
 }
 
 /**
- * The regular files under `dir` (segments relative to it), at registration. Symlinks are
- * listed when they lead to a file inside `dir`; the open at each request decides again.
+ * The regular files under `dir` (segments relative to it), at registration, less those
+ * `ignore` (globIgnore) names. Symlinks are listed when they lead to a file inside `dir`; the
+ * open at each request decides again.
  */
-function walk (dir: string, dot: boolean): string[][] {
+function walk (dir: string, dot: boolean, ignore: GlobIgnore | null): string[][] {
   const out: string[][] = []
   let real: string
   try {
@@ -509,14 +512,17 @@ function walk (dir: string, dot: boolean): string[][] {
     for (const e of entries) {
       if (!dot && e.name.startsWith('.')) continue
       const child = path.join(abs, e.name)
+      const segments = [...rel, e.name]
       if (e.isDirectory()) {
-        visit(child, [...rel, e.name], depth + 1)
+        if (ignore === null || !ignore.below(dir, segments)) visit(child, segments, depth + 1)
+      } else if (ignore !== null && ignore.file(dir, segments)) {
+        continue
       } else if (e.isFile()) {
-        out.push([...rel, e.name])
+        out.push(segments)
       } else if (e.isSymbolicLink()) {
         try {
           const target = realpathSync(child)
-          if (target.startsWith(real + path.sep) && statSync(target).isFile()) out.push([...rel, e.name])
+          if (target.startsWith(real + path.sep) && statSync(target).isFile()) out.push(segments)
         } catch {
           // dangling: nothing to serve
         }
