@@ -23,6 +23,7 @@ import {
 import { displayPath, hasDotSegment, isRefusal, relativePath, resolveName, resolveRequestPath, type Refusal, type Resolved } from './path'
 import { readRoots, readSendSettings, resolveFlags, type SendSettings, type Symlinks } from './options'
 import { readGlobIgnore, type GlobIgnore } from './glob'
+import { probeCaseInsensitive, storedNames } from './letter-case'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -30,6 +31,8 @@ interface Root {
   fd: number
   refs: number
   closed: boolean
+  /** Lookups beneath it ignore letter case (letter-case.ts): names are mapped to stored ones. */
+  caseless: boolean
 }
 
 type OpenDone = (err: NodeJS.ErrnoException | null, fd: number) => void
@@ -137,11 +140,17 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       // under it a 404 (it is not looked for again: the descriptor is the root).
       fastify.log.warn(`"root" path "${rootPath}" must exist`)
     }
-    return { path: rootPath, fd, refs: 0, closed: false }
+    return { path: rootPath, fd, refs: 0, closed: false, caseless: false }
   }
 
   if (serve || opts.root !== undefined) {
     for (const r of readRoots(opts.root)) roots.push(openRootNow(r))
+  }
+  try {
+    for (const root of roots) if (root.fd >= 0) root.caseless = await probeCaseInsensitive(root.fd)
+  } catch (err) {
+    for (const root of roots) closeRoot(root)
+    throw err
   }
   fastify.addHook('onClose', (_instance, done) => {
     for (const root of [...roots, ...callRoots.values()]) closeRoot(root)
@@ -181,20 +190,27 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
         done(NOT_FOUND.has(err.code ?? '') ? null : new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code ?? err.message), null)
         return
       }
-      const root: Root = { path: rootPath, fd, refs: 1, closed: false }
-      const old = callRoots.get(rootPath)
-      callRoots.set(rootPath, root)
-      if (old !== undefined && old.refs === 0) closeRoot(old)
-      if (callRoots.size > CALL_ROOTS_MAX) {
-        for (const [key, r] of callRoots) {
-          if (callRoots.size <= CALL_ROOTS_MAX) break
-          if (r.refs > 0 || r === root) continue
-          callRoots.delete(key)
-          closeRoot(r)
-        }
-      }
-      done(null, root)
+      probeCaseInsensitive(fd).then((caseless) => adoptCallRoot(rootPath, fd, caseless, done), (probeErr) => {
+        addon!.closeFile(fd, false)
+        done(probeErr, null)
+      })
     })
+  }
+
+  function adoptCallRoot (rootPath: string, fd: number, caseless: boolean, done: (err: Error | null, root: Root | null) => void): void {
+    const root: Root = { path: rootPath, fd, refs: 1, closed: false, caseless }
+    const old = callRoots.get(rootPath)
+    callRoots.set(rootPath, root)
+    if (old !== undefined && old.refs === 0) closeRoot(old)
+    if (callRoots.size > CALL_ROOTS_MAX) {
+      for (const [key, r] of callRoots) {
+        if (callRoots.size <= CALL_ROOTS_MAX) break
+        if (r.refs > 0 || r === root) continue
+        callRoots.delete(key)
+        closeRoot(r)
+      }
+    }
+    done(null, root)
   }
 
   function refusal (reply: FastifyReply, r: Refusal): void {
@@ -213,13 +229,37 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       else reply.callNotFound()
       return
     }
-    const pathname = displayPath(resolved.segments, resolved.trailingSlash)
     const tryRoot = (i: number): void => {
       if (i >= candidates.length) {
         reply.callNotFound()
         return
       }
       const root = candidates[i]
+      if (!root.caseless || root.fd < 0 || root.closed) {
+        fromRoot(i, root, resolved)
+        return
+      }
+      // Letter case folded: allowedPath, the dotfile policy, setHeaders and the open see the
+      // names the directories store, whatever the request's spelling (letter-case.ts).
+      namesOf(root, settings).canonical(resolved.segments, resolved.trailingSlash, settings.extensions, (err, stored) => {
+        if (err !== null && !NOT_FOUND.has(err.code ?? '')) {
+          failed(reply, err)
+          return
+        }
+        if (stored === null) {
+          tryRoot(i + 1)
+          return
+        }
+        if (settings.dotfiles !== 'allow' && hasDotSegment(stored)) {
+          if (settings.dotfiles === 'deny') reply.send(new FST_ZERO_COPY_STATIC_FORBIDDEN())
+          else reply.callNotFound()
+          return
+        }
+        fromRoot(i, root, { segments: stored, trailingSlash: resolved.trailingSlash })
+      })
+    }
+    const fromRoot = (i: number, root: Root, resolved: Resolved): void => {
+      const pathname = displayPath(resolved.segments, resolved.trailingSlash)
       if (allowedPath !== undefined && !allowedPath(pathname, root.path, req)) {
         reply.callNotFound()
         return
@@ -238,7 +278,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           tryRoot(i + 1)
           return
         }
-        openFile(root, names[n], settings, (err, file, stat) => {
+        openFile(root, names[n], settings, (err, file, stat, stored) => {
           if (err !== null) {
             if (NOT_FOUND.has(err.code ?? '')) tryName(n + 1)
             else failed(reply, err)
@@ -258,7 +298,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
             tryName(n + 1)
             return
           }
-          send(reply, root, names[n], file!, stat!, settings)
+          send(reply, root, stored!, file!, stat!, settings)
         })
       }
       tryName(0)
@@ -287,7 +327,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
         return
       }
       const segments = [...resolved.segments, ...settings.index[k].split('/')]
-      openFile(root, segments, settings, (err, file, stat) => {
+      openFile(root, segments, settings, (err, file, stat, stored) => {
         if (err !== null) {
           if (NOT_FOUND.has(err.code ?? '')) tryIndex(k + 1)
           else failed(reply, err)
@@ -298,13 +338,30 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           tryIndex(k + 1)
           return
         }
-        send(reply, root, segments, file!, stat!, settings)
+        send(reply, root, stored!, file!, stat!, settings)
       })
     }
     tryIndex(0)
   }
 
-  function openFile (root: Root, segments: string[], settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats) => void): void {
+  /** The stored names of a case-insensitive root, read beneath it with the request's resolve flags. */
+  function namesOf (root: Root, settings: SendSettings): ReturnType<typeof storedNames> {
+    return storedNames((rel, done) => openBeneath(addon!, root.fd, rel, BENEATH_DIRECTORY, settings.resolve, done), (fd) => addon!.closeFile(fd, false))
+  }
+
+  /** Opens `segments` beneath the root; `stored`: the names opened (a case-insensitive root's own). */
+  function openFile (root: Root, segments: string[], settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats, stored?: string[]) => void): void {
+    if (!root.caseless) {
+      openStored(root, segments, settings, done)
+      return
+    }
+    namesOf(root, settings).map(segments, (err, stored) => {
+      if (err !== null || stored === null) done(err ?? errnoError('ENOENT'))
+      else openStored(root, stored, settings, done)
+    })
+  }
+
+  function openStored (root: Root, segments: string[], settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats, stored?: string[]) => void): void {
     openBeneath(addon!, root.fd, relativePath(segments), BENEATH_FILE, settings.resolve, (err, fd) => {
       if (err !== null) {
         done(err)
@@ -317,7 +374,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           done(statErr ?? errnoError('EIO'))
           return
         }
-        done(null, file, stat)
+        done(null, file, stat, segments)
       })
     })
   }
