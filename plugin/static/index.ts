@@ -236,12 +236,12 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       }
       const root = candidates[i]
       if (!root.caseless || root.fd < 0 || root.closed) {
-        fromRoot(i, root, resolved)
+        fromRoot(i, root, resolved, 0)
         return
       }
       // Letter case folded: allowedPath, the dotfile policy, setHeaders and the open see the
       // names the directories store, whatever the request's spelling (letter-case.ts).
-      namesOf(root, settings).canonical(resolved.segments, resolved.trailingSlash, settings.extensions, (err, stored) => {
+      namesOf(root, settings).canonical(resolved.segments, resolved.trailingSlash, settings.extensions, (err, stored, lastStored) => {
         if (err !== null && !NOT_FOUND.has(err.code ?? '')) {
           failed(reply, err)
           return
@@ -255,10 +255,11 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           else reply.callNotFound()
           return
         }
-        fromRoot(i, root, { segments: stored, trailingSlash: resolved.trailingSlash })
+        fromRoot(i, root, { segments: stored, trailingSlash: resolved.trailingSlash }, lastStored ? stored.length : stored.length - 1)
       })
     }
-    const fromRoot = (i: number, root: Root, resolved: Resolved): void => {
+    /** `known`: how many leading segments are names read from the directories already. */
+    const fromRoot = (i: number, root: Root, resolved: Resolved, known: number): void => {
       const pathname = displayPath(resolved.segments, resolved.trailingSlash)
       if (allowedPath !== undefined && !allowedPath(pathname, root.path, req)) {
         reply.callNotFound()
@@ -278,7 +279,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           tryRoot(i + 1)
           return
         }
-        openFile(root, names[n], settings, (err, file, stat, stored) => {
+        openFile(root, names[n], n === 0 ? known : Math.min(known, names[n].length - 1), settings, (err, file, stat, stored) => {
           if (err !== null) {
             if (NOT_FOUND.has(err.code ?? '')) tryName(n + 1)
             else failed(reply, err)
@@ -290,7 +291,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
               tryName(n + 1) // `a.html` that is a directory is not what `a` meant
               return
             }
-            directory(req, reply, root, resolved, settings, redirectBase)
+            directory(req, reply, root, { segments: stored!, trailingSlash: resolved.trailingSlash }, settings, redirectBase)
             return
           }
           if (!stat!.isFile()) {
@@ -327,7 +328,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
         return
       }
       const segments = [...resolved.segments, ...settings.index[k].split('/')]
-      openFile(root, segments, settings, (err, file, stat, stored) => {
+      openFile(root, segments, resolved.segments.length, settings, (err, file, stat, stored) => {
         if (err !== null) {
           if (NOT_FOUND.has(err.code ?? '')) tryIndex(k + 1)
           else failed(reply, err)
@@ -349,13 +350,16 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     return storedNames((rel, done) => openBeneath(addon!, root.fd, rel, BENEATH_DIRECTORY, settings.resolve, done), (fd) => addon!.closeFile(fd, false))
   }
 
-  /** Opens `segments` beneath the root; `stored`: the names opened (a case-insensitive root's own). */
-  function openFile (root: Root, segments: string[], settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats, stored?: string[]) => void): void {
+  /**
+   * Opens `segments` beneath the root; `stored`: the names opened (on a case-insensitive root,
+   * those its directories store; `known`: how many leading ones are such names already).
+   */
+  function openFile (root: Root, segments: string[], known: number, settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats, stored?: string[]) => void): void {
     if (!root.caseless) {
       openStored(root, segments, settings, done)
       return
     }
-    namesOf(root, settings).map(segments, (err, stored) => {
+    namesOf(root, settings).map(segments, known, (err, stored) => {
       if (err !== null || stored === null) done(err ?? errnoError('ENOENT'))
       else openStored(root, stored, settings, done)
     })

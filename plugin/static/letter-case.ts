@@ -100,19 +100,22 @@ function pick (names: string[], want: string): string | null {
 }
 
 export interface StoredNames {
-  /** `segments` as the directories store them (null: not there), each directory read once. */
-  map (segments: string[], done: Done<string[]>): void
+  /**
+   * `segments` as the directories store them (null: not there), each directory read once;
+   * the first `known` are stored names already (read by this request), and are not read again.
+   */
+  map (segments: string[], known: number, done: Done<string[]>): void
   /**
    * A request's `segments` for allowedPath and the dotfile policy: `map`, except that a last
    * name found only with one of `extensions` (`a` for `A.html`) keeps the stored spelling
    * less the extension, as a request spelled like the file would have shown it.
    */
-  canonical (segments: string[], trailingSlash: boolean, extensions: string[], done: Done<string[]>): void
+  canonical (segments: string[], trailingSlash: boolean, extensions: string[], done: (err: NodeJS.ErrnoException | null, value: string[] | null, lastStored: boolean) => void): void
 }
 
 export function storedNames (openDirectory: OpenDirectory, close: (fd: number) => void): StoredNames {
-  const walk = (segments: string[], last: (names: string[], want: string) => string | null, done: Done<string[]>): void => {
-    const out: string[] = []
+  const walk = (segments: string[], known: number, last: (names: string[], want: string) => string | null, done: Done<string[]>): void => {
+    const out: string[] = segments.slice(0, known)
     const step = (i: number): void => {
       if (i === segments.length) {
         done(null, out)
@@ -136,20 +139,24 @@ export function storedNames (openDirectory: OpenDirectory, close: (fd: number) =
         step(i + 1)
       })
     }
-    step(0)
+    step(out.length)
   }
   return {
-    map: (segments, done) => walk(segments, pick, done),
+    map: (segments, known, done) => walk(segments, Math.min(known, segments.length), pick, done),
     canonical (segments, trailingSlash, extensions, done) {
-      walk(segments, (names, want) => {
+      let lastStored = true
+      walk(segments, 0, (names, want) => {
         const stored = pick(names, want)
         if (stored !== null || trailingSlash || path.extname(want) !== '') return stored
         for (const ext of extensions) {
           const withExt = pick(names, `${want}.${ext}`)
-          if (withExt !== null) return withExt.slice(0, withExt.length - ext.length - 1)
+          if (withExt !== null) {
+            lastStored = false
+            return withExt.slice(0, withExt.length - ext.length - 1)
+          }
         }
         return null
-      }, done)
+      }, (err, value) => done(err, value, lastStored))
     }
   }
 }
