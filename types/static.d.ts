@@ -99,6 +99,11 @@ declare namespace fastifyZeroCopyStatic {
     setHeaders?: (res: ServerResponse, path: string, stat: Stats) => void
     redirect?: boolean
     wildcard?: boolean
+    /**
+     * With `wildcard: false`: glob patterns (minimatch, dotfiles matched) of files that get no
+     * route; a pattern ending in `/**` also skips the files below the directories it matches.
+     */
+    globIgnore?: string | string[]
     allowedPath?: (pathName: string, root: string, request: FastifyRequest) => boolean
     constraints?: RouteShorthandOptions['constraints']
     logLevel?: RouteShorthandOptions['logLevel']

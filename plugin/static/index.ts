@@ -23,6 +23,8 @@ import {
 import { displayPath, hasDotSegment, isRefusal, relativePath, resolveName, resolveRequestPath, type Refusal, type Resolved } from './path'
 import { readRoots, readSendSettings, resolveFlags, type SendSettings, type Symlinks } from './options'
 import { checkListingRoot, listsWithoutIndex, namedListing, readListOptions, sendListing, type ListRoot } from './list'
+import { readGlobIgnore, type GlobIgnore } from './glob'
+import { probeCaseInsensitive, storedNames } from './letter-case'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -30,6 +32,8 @@ interface Root {
   fd: number
   refs: number
   closed: boolean
+  /** Lookups beneath it ignore letter case (letter-case.ts): names are mapped to stored ones. */
+  caseless: boolean
 }
 
 type OpenDone = (err: NodeJS.ErrnoException | null, fd: number) => void
@@ -98,7 +102,8 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
 
   const list = readListOptions(opts.list, Array.isArray(opts.root) ? opts.root.length : 1)
   if (opts.preCompressed !== undefined && opts.preCompressed !== false) throw new FST_ZERO_COPY_INVALID_OPTION('preCompressed', 'pre-compressed siblings are not supported yet')
-  if ((opts as { globIgnore?: unknown }).globIgnore !== undefined) throw new FST_ZERO_COPY_INVALID_OPTION('globIgnore', 'not supported yet')
+  // As @fastify/static: only the route table of wildcard: false looks at it.
+  const globIgnore = readGlobIgnore(opts.globIgnore)
   checkFunction('setHeaders', opts.setHeaders)
   checkFunction('allowedPath', opts.allowedPath)
   if (opts.wildcard !== undefined && typeof opts.wildcard !== 'boolean') throw new FST_ZERO_COPY_INVALID_OPTION('wildcard', 'expected a boolean')
@@ -136,11 +141,17 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       // under it a 404 (it is not looked for again: the descriptor is the root).
       fastify.log.warn(`"root" path "${rootPath}" must exist`)
     }
-    return { path: rootPath, fd, refs: 0, closed: false }
+    return { path: rootPath, fd, refs: 0, closed: false, caseless: false }
   }
 
   if (serve || opts.root !== undefined) {
     for (const r of readRoots(opts.root)) roots.push(openRootNow(r))
+  }
+  try {
+    for (const root of roots) if (root.fd >= 0) root.caseless = await probeCaseInsensitive(root.fd)
+  } catch (err) {
+    for (const root of roots) closeRoot(root)
+    throw err
   }
   if (list !== null && serve && roots.length > 0) {
     try {
@@ -188,20 +199,27 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
         done(NOT_FOUND.has(err.code ?? '') ? null : new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code ?? err.message), null)
         return
       }
-      const root: Root = { path: rootPath, fd, refs: 1, closed: false }
-      const old = callRoots.get(rootPath)
-      callRoots.set(rootPath, root)
-      if (old !== undefined && old.refs === 0) closeRoot(old)
-      if (callRoots.size > CALL_ROOTS_MAX) {
-        for (const [key, r] of callRoots) {
-          if (callRoots.size <= CALL_ROOTS_MAX) break
-          if (r.refs > 0 || r === root) continue
-          callRoots.delete(key)
-          closeRoot(r)
-        }
-      }
-      done(null, root)
+      probeCaseInsensitive(fd).then((caseless) => adoptCallRoot(rootPath, fd, caseless, done), (probeErr) => {
+        addon!.closeFile(fd, false)
+        done(probeErr, null)
+      })
     })
+  }
+
+  function adoptCallRoot (rootPath: string, fd: number, caseless: boolean, done: (err: Error | null, root: Root | null) => void): void {
+    const root: Root = { path: rootPath, fd, refs: 1, closed: false, caseless }
+    const old = callRoots.get(rootPath)
+    callRoots.set(rootPath, root)
+    if (old !== undefined && old.refs === 0) closeRoot(old)
+    if (callRoots.size > CALL_ROOTS_MAX) {
+      for (const [key, r] of callRoots) {
+        if (callRoots.size <= CALL_ROOTS_MAX) break
+        if (r.refs > 0 || r === root) continue
+        callRoots.delete(key)
+        closeRoot(r)
+      }
+    }
+    done(null, root)
   }
 
   function refusal (reply: FastifyReply, r: Refusal): void {
@@ -222,19 +240,55 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       else reply.callNotFound()
       return
     }
-    const pathname = displayPath(resolved.segments, resolved.trailingSlash)
     const tryRoot = (i: number): void => {
       if (i >= candidates.length) {
         const only = candidates.length === 1 ? candidates[0] : undefined
         const named = list !== null && listBase !== null && only !== undefined && only.fd >= 0 && !only.closed ? namedListing(list, resolved) : null
-        if (named !== null && (allowedPath === undefined || allowedPath(displayPath(named, true), only!.path, req))) {
-          listing(req, reply, only!, named, settings, listBase!)
+        if (named === null) {
+          reply.callNotFound()
           return
         }
-        reply.callNotFound()
+        const listNamed = (segments: string[]): void => {
+          if (allowedPath === undefined || allowedPath(displayPath(segments, true), only!.path, req)) listing(req, reply, only!, segments, settings, listBase!)
+          else reply.callNotFound()
+        }
+        // On a case-insensitive root allowedPath and the listing see the stored names too.
+        if (!only!.caseless) listNamed(named)
+        else {
+          namesOf(only!, settings).map(named, 0, (err, stored) => {
+            if (err !== null || stored === null) reply.callNotFound()
+            else listNamed(stored)
+          })
+        }
         return
       }
       const root = candidates[i]
+      if (!root.caseless || root.fd < 0 || root.closed) {
+        fromRoot(i, root, resolved, 0)
+        return
+      }
+      // Letter case folded: allowedPath, the dotfile policy, setHeaders and the open see the
+      // names the directories store, whatever the request's spelling (letter-case.ts).
+      namesOf(root, settings).canonical(resolved.segments, resolved.trailingSlash, settings.extensions, (err, stored, lastStored) => {
+        if (err !== null && !NOT_FOUND.has(err.code ?? '')) {
+          failed(reply, err)
+          return
+        }
+        if (stored === null) {
+          tryRoot(i + 1)
+          return
+        }
+        if (settings.dotfiles !== 'allow' && hasDotSegment(stored)) {
+          if (settings.dotfiles === 'deny') reply.send(new FST_ZERO_COPY_STATIC_FORBIDDEN())
+          else reply.callNotFound()
+          return
+        }
+        fromRoot(i, root, { segments: stored, trailingSlash: resolved.trailingSlash }, lastStored ? stored.length : stored.length - 1)
+      })
+    }
+    /** `known`: how many leading segments are names read from the directories already. */
+    const fromRoot = (i: number, root: Root, resolved: Resolved, known: number): void => {
+      const pathname = displayPath(resolved.segments, resolved.trailingSlash)
       if (allowedPath !== undefined && !allowedPath(pathname, root.path, req)) {
         reply.callNotFound()
         return
@@ -253,7 +307,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           tryRoot(i + 1)
           return
         }
-        openFile(root, names[n], settings, (err, file, stat) => {
+        openFile(root, names[n], n === 0 ? known : Math.min(known, names[n].length - 1), settings, (err, file, stat, stored) => {
           if (err !== null) {
             if (NOT_FOUND.has(err.code ?? '')) tryName(n + 1)
             else failed(reply, err)
@@ -265,7 +319,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
               tryName(n + 1) // `a.html` that is a directory is not what `a` meant
               return
             }
-            directory(req, reply, root, resolved, settings, redirectBase, listBase)
+            directory(req, reply, root, { segments: stored!, trailingSlash: resolved.trailingSlash }, settings, redirectBase, listBase)
             return
           }
           if (!stat!.isFile()) {
@@ -273,7 +327,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
             tryName(n + 1)
             return
           }
-          send(reply, root, names[n], file!, stat!, settings)
+          send(reply, root, stored!, file!, stat!, settings)
         })
       }
       tryName(0)
@@ -312,7 +366,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
         return
       }
       const segments = [...resolved.segments, ...settings.index[k].split('/')]
-      openFile(root, segments, settings, (err, file, stat) => {
+      openFile(root, segments, resolved.segments.length, settings, (err, file, stat, stored) => {
         if (err !== null) {
           if (NOT_FOUND.has(err.code ?? '')) tryIndex(k + 1)
           else failed(reply, err)
@@ -323,7 +377,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           tryIndex(k + 1)
           return
         }
-        send(reply, root, segments, file!, stat!, settings)
+        send(reply, root, stored!, file!, stat!, settings)
       })
     }
     tryIndex(0)
@@ -334,7 +388,27 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     sendListing(req, reply, list!, target, segments, listBase)
   }
 
-  function openFile (root: Root, segments: string[], settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats) => void): void {
+  /** The stored names of a case-insensitive root, read beneath it with the request's resolve flags. */
+  function namesOf (root: Root, settings: SendSettings): ReturnType<typeof storedNames> {
+    return storedNames((rel, done) => openBeneath(addon!, root.fd, rel, BENEATH_DIRECTORY, settings.resolve, done), (fd) => addon!.closeFile(fd, false))
+  }
+
+  /**
+   * Opens `segments` beneath the root; `stored`: the names opened (on a case-insensitive root,
+   * those its directories store; `known`: how many leading ones are such names already).
+   */
+  function openFile (root: Root, segments: string[], known: number, settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats, stored?: string[]) => void): void {
+    if (!root.caseless) {
+      openStored(root, segments, settings, done)
+      return
+    }
+    namesOf(root, settings).map(segments, known, (err, stored) => {
+      if (err !== null || stored === null) done(err ?? errnoError('ENOENT'))
+      else openStored(root, stored, settings, done)
+    })
+  }
+
+  function openStored (root: Root, segments: string[], settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats, stored?: string[]) => void): void {
     openBeneath(addon!, root.fd, relativePath(segments), BENEATH_FILE, settings.resolve, (err, fd) => {
       if (err !== null) {
         done(err)
@@ -347,7 +421,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           done(statErr ?? errnoError('EIO'))
           return
         }
-        done(null, file, stat)
+        done(null, file, stat, segments)
       })
     })
   }
@@ -482,7 +556,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const indexDirs = new Map<string, { root: Root, segments: string[] }>()
   for (const root of roots) {
     if (root.fd < 0) continue
-    for (const segments of walk(root.path, base.dotfiles === 'allow')) {
+    for (const segments of walk(root.path, base.dotfiles === 'allow', globIgnore)) {
       const url = prefix + segments.join('/')
       if (routes.has(url) || segments.some((s) => s.includes('*') || s.includes(':'))) continue
       routes.add(url)
@@ -520,10 +594,11 @@ function searchOf (url: string): string {
 }
 
 /**
- * The regular files under `dir` (segments relative to it), at registration. Symlinks are
- * listed when they lead to a file inside `dir`; the open at each request decides again.
+ * The regular files under `dir` (segments relative to it), at registration, less those
+ * `ignore` (globIgnore) names. Symlinks are listed when they lead to a file inside `dir`; the
+ * open at each request decides again.
  */
-function walk (dir: string, dot: boolean): string[][] {
+function walk (dir: string, dot: boolean, ignore: GlobIgnore | null): string[][] {
   const out: string[][] = []
   let real: string
   try {
@@ -542,14 +617,17 @@ function walk (dir: string, dot: boolean): string[][] {
     for (const e of entries) {
       if (!dot && e.name.startsWith('.')) continue
       const child = path.join(abs, e.name)
+      const segments = [...rel, e.name]
       if (e.isDirectory()) {
-        visit(child, [...rel, e.name], depth + 1)
+        if (ignore === null || !ignore.below(dir, segments)) visit(child, segments, depth + 1)
+      } else if (ignore !== null && ignore.file(dir, segments)) {
+        continue
       } else if (e.isFile()) {
-        out.push([...rel, e.name])
+        out.push(segments)
       } else if (e.isSymbolicLink()) {
         try {
           const target = realpathSync(child)
-          if (target.startsWith(real + path.sep) && statSync(target).isFile()) out.push([...rel, e.name])
+          if (target.startsWith(real + path.sep) && statSync(target).isFile()) out.push(segments)
         } catch {
           // dangling: nothing to serve
         }
