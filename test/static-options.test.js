@@ -7,7 +7,7 @@ const { pathToFileURL } = require('node:url')
 const { test } = require('tap')
 const Fastify = require('fastify')
 const serveStatic = require('fastify-zero-copy/static')
-const { sha256, request } = require('./helpers')
+const { sha256, request, fdsUnder } = require('./helpers')
 const { buildTree, rawRequest } = require('./static-tree')
 
 async function start (t, register, { fastify } = {}) {
@@ -90,6 +90,14 @@ test('root: checked at registration', async (t) => {
     await t.rejects(app.register(serveStatic, { root }).ready(), { code }, `root ${JSON.stringify(root)}: ${code}`)
     await app.close()
   }
+  // A later root that fails closes the ones opened before it.
+  const before = fdsUnder(tree.dir)
+  for (let i = 0; i < 3; i++) {
+    const app = Fastify({ logger: false })
+    await t.rejects(app.register(serveStatic, { root: [tree.root, tree.root2, path.join(tree.root, 'small.txt')] }).ready(), { code: 'FST_ZERO_COPY_STATIC_INVALID_ROOT' })
+    await app.close()
+  }
+  t.equal(fdsUnder(tree.dir), before, 'no root descriptor left by a failed registration')
   // As @fastify/static: a root that does not exist is a warning, and a 404 for every request.
   const { port } = await simple(t, { root: path.join(tree.dir, 'missing') })
   await get(t, port, '/assets/small.txt', 404)

@@ -24,7 +24,7 @@ import { displayPath, hasDotSegment, isRefusal, relativePath, resolveName, resol
 import { readRoots, readSendSettings, resolveFlags, type SendSettings, type Symlinks } from './options'
 import { checkListingRoot, listsWithoutIndex, namedListing, readListOptions, sendListing, type ListRoot } from './list'
 import { readGlobIgnore, type GlobIgnore } from './glob'
-import { probeCaseInsensitive, storedNames } from './letter-case'
+import { probeCaseInsensitive, procFds, storedNames } from './letter-case'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -144,11 +144,15 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     return { path: rootPath, fd, refs: 0, closed: false, caseless: false }
   }
 
-  if (serve || opts.root !== undefined) {
-    for (const r of readRoots(opts.root)) roots.push(openRootNow(r))
-  }
   try {
-    for (const root of roots) if (root.fd >= 0) root.caseless = await probeCaseInsensitive(root.fd)
+    if (serve || opts.root !== undefined) {
+      for (const r of readRoots(opts.root)) roots.push(openRootNow(r))
+    }
+    for (const root of roots) {
+      if (root.fd < 0) continue
+      root.caseless = await probeCaseInsensitive(root.fd, root.path)
+      if (root.caseless && !await procFds()) throw new FST_ZERO_COPY_STATIC_UNCONTAINED(`${JSON.stringify(root.path)} ignores letter case, and its names cannot be read without /proc mounted`)
+    }
   } catch (err) {
     for (const root of roots) closeRoot(root)
     throw err
@@ -161,7 +165,9 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       throw err
     }
   }
+  let instanceClosed = false
   fastify.addHook('onClose', (_instance, done) => {
+    instanceClosed = true
     for (const root of [...roots, ...callRoots.values()]) closeRoot(root)
     callRoots.clear()
     done()
@@ -199,7 +205,17 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
         done(NOT_FOUND.has(err.code ?? '') ? null : new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code ?? err.message), null)
         return
       }
-      probeCaseInsensitive(fd).then((caseless) => adoptCallRoot(rootPath, fd, caseless, done), (probeErr) => {
+      const probed = probeCaseInsensitive(fd, rootPath).then(async (caseless) => ({ caseless, readable: !caseless || await procFds() }))
+      probed.then(({ caseless, readable }) => {
+        if (!readable || instanceClosed) {
+          // A root whose names cannot be read, or fastify.close() ran while it was being
+          // opened (nobody would close it later).
+          addon!.closeFile(fd, false)
+          done(readable ? null : new FST_ZERO_COPY_STATIC_UNCONTAINED(`${JSON.stringify(rootPath)} ignores letter case, and its names cannot be read without /proc mounted`), null)
+          return
+        }
+        adoptCallRoot(rootPath, fd, caseless, done)
+      }, (probeErr) => {
         addon!.closeFile(fd, false)
         done(probeErr, null)
       })

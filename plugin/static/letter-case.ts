@@ -40,8 +40,11 @@ function swapAscii (name: string): string {
  * readable): case-insensitive, unless the filesystem is a local one that folds only in marked
  * directories. At registration, off the loop.
  */
-export async function probeCaseInsensitive (rootFd: number): Promise<boolean> {
-  const self = `/proc/self/fd/${rootFd}`
+export async function probeCaseInsensitive (rootFd: number, rootPath: string): Promise<boolean> {
+  // Without /proc (a mount namespace that has none) the probe looks at the root by its path:
+  // a heuristic at registration only. A root found case-insensitive there fails registration
+  // (the caller's), since its requests' names could not be read through their descriptors.
+  const self = await procFds() ? `/proc/self/fd/${rootFd}` : rootPath
   let type = -1
   try {
     type = Number((await fsp.statfs(self)).type)
@@ -70,6 +73,16 @@ export async function probeCaseInsensitive (rootFd: number): Promise<boolean> {
     }
   }
   return !SENSITIVE.has(type)
+}
+
+/** Whether /proc/self/fd is there to read a directory through its descriptor. */
+export async function procFds (): Promise<boolean> {
+  try {
+    await fsp.access('/proc/self/fd')
+    return true
+  } catch {
+    return false
+  }
 }
 
 /** The entries of the directory at `dir` (stored names, relative to the root). */
