@@ -22,6 +22,7 @@ import {
 } from '../errors'
 import { displayPath, hasDotSegment, isRefusal, relativePath, resolveName, resolveRequestPath, type Refusal, type Resolved } from './path'
 import { readRoots, readSendSettings, resolveFlags, type SendSettings, type Symlinks } from './options'
+import { acceptedCodings, findSibling, readPreCompressed, setEncodingHeaders, type Coding } from './encoding'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -96,7 +97,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   if (addon === null) throw new FST_ZERO_COPY_STATIC_UNCONTAINED('the native addon did not load')
 
   if (opts.list !== undefined && opts.list !== false) throw new FST_ZERO_COPY_INVALID_OPTION('list', 'directory listings are not supported yet')
-  if (opts.preCompressed !== undefined && opts.preCompressed !== false) throw new FST_ZERO_COPY_INVALID_OPTION('preCompressed', 'pre-compressed siblings are not supported yet')
+  const preCompressed = readPreCompressed(opts.preCompressed)
   if ((opts as { globIgnore?: unknown }).globIgnore !== undefined) throw new FST_ZERO_COPY_INVALID_OPTION('globIgnore', 'not supported yet')
   checkFunction('setHeaders', opts.setHeaders)
   checkFunction('allowedPath', opts.allowedPath)
@@ -320,13 +321,38 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     })
   }
 
+  /** Sends the regular file found for the request, or the pre-compressed sibling the request takes. */
   function send (reply: FastifyReply, root: Root, segments: string[], file: OpenFile, stat: Stats, settings: SendSettings): void {
+    const codings = preCompressed ? acceptedCodings(reply.request.headers['accept-encoding']) : []
+    if (codings.length === 0) {
+      deliver(reply, root, segments, file, stat, settings, null, segments)
+      return
+    }
+    const open = (name: string[], done: Parameters<typeof openFile>[3]): void => openFile(root, name, settings, done)
+    findSibling(reply, segments, codings, open, (err) => NOT_FOUND.has(err.code ?? ''), (err, sibling) => {
+      if (err !== null) {
+        file.close()
+        failed(reply, err)
+        return
+      }
+      if (sibling === null) {
+        deliver(reply, root, segments, file, stat, settings, null, segments)
+        return
+      }
+      file.close()
+      deliver(reply, root, sibling.segments, sibling.file, sibling.stat, settings, sibling.coding, segments)
+    })
+  }
+
+  /** `segments` the file sent, `named` the file the request resolved to (its type, when encoded). */
+  function deliver (reply: FastifyReply, root: Root, segments: string[], file: OpenFile, stat: Stats, settings: SendSettings, coding: Coding | null, named: string[]): void {
     if (reply.raw.destroyed || reply.sent) {
       file.close()
       return
     }
     try {
       setHeaders?.(reply.raw, path.join(root.path, ...segments), stat)
+      if (preCompressed) setEncodingHeaders(reply, coding, named, settings.http.contentType)
     } catch (err) {
       file.close()
       reply.send(err)
