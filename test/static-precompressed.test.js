@@ -378,3 +378,23 @@ test('as an unprivileged user: the .br by the native path', async (t) => {
     assertEngine(t, who.capabilities, stats, 1)
   }
 })
+
+test('the addon answers a miss beneath the root as -errno when asked to (quiet), thrown otherwise', async (t) => {
+  // Misses are the common answer here (a file without siblings costs one per coding taken):
+  // quiet, the failed lookup is returned rather than built into an exception.
+  const tree = buildPrecompressed(t)
+  const binding = require('node-gyp-build')(path.join(__dirname, '..'))
+  const { BENEATH_FILE, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS } = require('../dist/plugin/native.js')
+  const flags = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+  const rootFd = binding.openRoot(tree.root)
+  t.teardown(() => binding.closeFile(rootFd, false, -1))
+  // Looked up once here, so that the dentry cache holds each answer (a negative entry for the miss).
+  for (const name of ['plain.txt', 'plain.txt.br']) fs.existsSync(path.join(tree.root, name))
+  const hit = binding.openBeneathCached(rootFd, 'plain.txt', BENEATH_FILE, flags, true)
+  t.ok(hit >= 0, 'a file: its descriptor')
+  t.equal(sha256(fs.readFileSync(`/proc/self/fd/${hit}`)), sha256(tree.files['plain.txt']))
+  binding.closeFile(hit, false, -1)
+  t.equal(binding.openBeneathCached(rootFd, 'plain.txt.br', BENEATH_FILE, flags, true), -2, 'missing: -ENOENT')
+  t.throws(() => binding.openBeneathCached(rootFd, 'plain.txt.br', BENEATH_FILE, flags), { code: 'ENOENT' }, 'not quiet: thrown')
+  t.throws(() => binding.openBeneathCached(rootFd, 'plain.txt.br', BENEATH_FILE, flags, false), { code: 'ENOENT' }, 'quiet false: thrown')
+})

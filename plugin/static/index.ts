@@ -3,6 +3,7 @@
 // RESOLVE_BENEATH, beneath.h) and sent by the core's file response (the native path at or
 // above the threshold).
 import path from 'node:path'
+import { constants } from 'node:os'
 import { fstat, fstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
@@ -38,6 +39,10 @@ const NOT_FOUND = new Set(['ENOENT', 'ENOTDIR', 'EXDEV', 'ELOOP', 'ENAMETOOLONG'
 /** Roots given per call (reply.sendFile(name, root)) kept open, most recent last. */
 const CALL_ROOTS_MAX = 32
 
+/** errno -> its name (the first of two names for one number: EAGAIN, not EWOULDBLOCK). */
+const ERRNO_NAMES = new Map<number, string>()
+for (const [name, value] of Object.entries(constants.errno)) if (!ERRNO_NAMES.has(value)) ERRNO_NAMES.set(value, name)
+
 function errnoError (code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(code), { code })
 }
@@ -46,13 +51,16 @@ function errnoError (code: string): NodeJS.ErrnoException {
 function openBeneath (addon: Descriptors, dirfd: number, rel: string, kind: 0 | 1, resolve: number, done: OpenDone): void {
   let fd: number
   try {
-    fd = addon.openBeneathCached(dirfd, rel, kind, resolve)
+    fd = addon.openBeneathCached(dirfd, rel, kind, resolve, true)
   } catch (err) {
     done(err as NodeJS.ErrnoException, -1)
     return
   }
-  if (fd >= 0) {
-    done(null, fd)
+  if (fd >= 0 || fd < -1) {
+    // A failed open comes back as -errno rather than thrown (quiet): a miss, common for a
+    // pre-compressed sibling or an extension tried, then costs a fraction of a throw.
+    if (fd >= 0) done(null, fd)
+    else done(errnoError(ERRNO_NAMES.get(-fd) ?? 'EIO'), -1)
     return
   }
   try {
