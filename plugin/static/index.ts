@@ -56,11 +56,14 @@ function openBeneath (addon: Descriptors, dirfd: number, rel: string, kind: 0 | 
     done(err as NodeJS.ErrnoException, -1)
     return
   }
-  if (fd >= 0 || fd < -1) {
-    // A failed open comes back as -errno rather than thrown (quiet): a miss, common for a
-    // pre-compressed sibling or an extension tried, then costs a fraction of a throw.
-    if (fd >= 0) done(null, fd)
-    else done(errnoError(ERRNO_NAMES.get(-fd) ?? 'EIO'), -1)
+  if (fd >= 0) {
+    done(null, fd)
+    return
+  }
+  if (fd < -1) {
+    // The open's failure as -errno (quiet) rather than thrown: a miss, the common answer for
+    // a pre-compressed sibling or an extension tried, costs a fraction of a throw.
+    done(errnoError(ERRNO_NAMES.get(-fd) ?? 'EIO'), -1)
     return
   }
   try {
@@ -331,7 +334,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
 
   /** Sends the regular file found for the request, or the pre-compressed sibling the request takes. */
   function send (reply: FastifyReply, root: Root, segments: string[], file: OpenFile, stat: Stats, settings: SendSettings): void {
-    const codings = preCompressed ? acceptedCodings(reply.request.headers['accept-encoding']) : []
+    const codings = preCompressed && segments.length > 0 ? acceptedCodings(reply.request.headers['accept-encoding']) : []
     if (codings.length === 0) {
       deliver(reply, root, segments, file, stat, settings, null, segments)
       return
