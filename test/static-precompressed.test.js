@@ -2,11 +2,14 @@
 // fastify-zero-copy/static's preCompressed: the `.br`, `.gz` (and `.deflate`) sibling the
 // request's Accept-Encoding takes, sent with Content-Encoding and Vary, from a tree of real
 // brotli and gzip files made here with node:zlib; bytes checked by SHA-256 and by
-// decompressing them back to the original. @fastify/static's behaviour is the reference.
+// decompressing them back to the original; a property test of containment with siblings, and
+// a sibling flipped out of the root while requests run. @fastify/static's behaviour is the
+// reference.
 const fs = require('node:fs')
 const path = require('node:path')
 const zlib = require('node:zlib')
 const { test } = require('tap')
+const fc = require('fast-check')
 const Fastify = require('fastify')
 const serveStatic = require('fastify-zero-copy/static')
 const { KiB, sha256, tempDir, fdsUnder, spawnFixture, getJson, nativeFileBytes, assertEngine, readPartOf, eventually, inFlightIsZero } = require('./helpers')
@@ -377,6 +380,93 @@ test('as an unprivileged user: the .br by the native path', async (t) => {
     t.equal(nativeFileBytes(stats), brLength, 'the .br went natively')
     assertEngine(t, who.capabilities, stats, 1)
   }
+})
+
+/** Every regular file under `dir` (symlinks not followed), by SHA-256. */
+function shasUnder (dir) {
+  const out = new Set()
+  const visit = (d) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      if (e.isDirectory()) visit(path.join(d, e.name))
+      else if (e.isFile()) out.add(sha256(fs.readFileSync(path.join(d, e.name))))
+    }
+  }
+  visit(dir)
+  return out
+}
+
+const piece = fc.constantFrom(
+  '..', '.', '', '%2e%2e', '%2f', '%5c', '%00', '%c0%ae', 'big.js', 'big.js.br', 'big.js.gz', 'out.txt', 'out.txt.br', 'abs.txt',
+  'abs.txt.br', 'in.js', 'odd.txt', 'odd.txt.br', 'dir', 'index.html', 'index.html.br', 'page', 'page.html', '.secret.txt',
+  '.secret.txt.br', '.d', 'x.txt', 'outside', 'canary', 'canary.br', 'root', '%2ebr', '.br', '.gz', 'BIG.JS.BR'
+)
+const rawPath = fc.tuple(
+  fc.constantFrom('/assets/', '/assets', '/assets//', '/assets/../', '/'),
+  fc.array(piece, { minLength: 0, maxLength: 6 }),
+  fc.array(fc.constantFrom('/', '//', '\\', '/./', '%2f', ''), { minLength: 6, maxLength: 6 })
+).map(([head, parts, seps]) => head + parts.map((p, i) => (i === 0 ? '' : seps[i]) + p).join(''))
+// Half of them names that exist, so that many answers are files and their siblings.
+const target = fc.oneof(rawPath, fc.constantFrom('big.js', 'out.txt', 'abs.txt', 'in.js', 'odd.txt', 'gz-only.css', 'text.html', 'dir/', 'dir', 'page', '.secret.txt').map((n) => '/assets/' + n))
+const acceptEncoding = fc.array(fc.tuple(fc.constantFrom('br', 'gzip', 'deflate', 'identity', '*', 'BR', 'x-gzip', ''), fc.constantFrom('', ';q=0', ';q=0.5', ';q=1', ';q=abc')), { maxLength: 4 })
+  .map((list) => list.map(([c, q]) => c + q).join(', '))
+
+test('property: generated raw paths and Accept-Encodings never yield the canary; every body a file of the root, decodable', async (t) => {
+  const tree = buildPrecompressed(t)
+  const { port } = await start(t, tree, { redirect: true, extensions: ['html'] })
+  const shas = shasUnder(tree.root)
+  const counts = {}
+  await fc.assert(fc.asyncProperty(target, acceptEncoding, async (url, accept) => {
+    const res = await rawRequest(port, url, { headers: { 'accept-encoding': accept } })
+    if (!res.valid) throw new Error(`${url} (${accept}): not a valid HTTP response`)
+    if (res.body.includes(tree.canary)) throw new Error(`${url} (${accept}): the canary leaked`)
+    if (res.status !== 200) return
+    const coding = res.headers['content-encoding'] ?? 'none'
+    counts[coding] = (counts[coding] ?? 0) + 1
+    if (!shas.has(sha256(res.body))) throw new Error(`${url} (${accept}): a body that is no file of the root`)
+    if (coding !== 'none' && !shas.has(sha256(DECODE[coding](res.body)))) throw new Error(`${url} (${accept}): does not decode to a file of the root`)
+  }), { numRuns: 800 })
+  t.ok(counts.br > 0 && counts.gzip > 0 && counts.none > 0, `brotli, gzip and plain bodies were served: ${JSON.stringify(counts)}`)
+})
+
+test('a .br sibling flipped out of the root and back while requests run: never the canary', async (t) => {
+  const tree = buildPrecompressed(t)
+  const { port } = await start(t, tree)
+  fs.writeFileSync(path.join(tree.root, 'flip.js'), tree.files['big.js'])
+  const link = path.join(tree.root, 'flip.js.br')
+  const tmp = path.join(tree.root, 'flip.js.br.tmp')
+  const br = fs.readFileSync(path.join(tree.root, 'big.js.br'))
+  let flips = 0
+  let running = true
+  const flipper = (async () => {
+    while (running) {
+      // Replaced atomically (rename over the link): the name is always one of the two.
+      fs.symlinkSync(flips % 2 === 0 ? '../outside/canary.br' : 'big.js.br', tmp)
+      fs.renameSync(tmp, link)
+      flips++
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+  })()
+  const counts = { br: 0, plain: 0 }
+  try {
+    await Promise.all(Array.from({ length: 6 }, async () => {
+      for (let i = 0; i < 60; i++) {
+        const res = await rawRequest(port, '/assets/flip.js', { headers: { 'accept-encoding': 'br' } })
+        if (!res.valid || res.status !== 200 || res.body.includes(tree.canary)) t.fail(`status ${res.status}, valid ${res.valid}`)
+        if (res.headers['content-encoding'] === 'br') {
+          counts.br++
+          if (sha256(res.body) !== sha256(br)) t.fail('the .br inside, exact')
+        } else {
+          counts.plain++
+          if (sha256(res.body) !== sha256(tree.files['big.js'])) t.fail('the file itself, exact')
+        }
+      }
+    }))
+  } finally {
+    running = false
+    await flipper
+  }
+  t.ok(flips > 30, `${flips} flips`)
+  t.ok(counts.br > 0 && counts.plain > 0, `both states were met: ${JSON.stringify(counts)}`)
 })
 
 test('the addon answers a miss beneath the root as -errno when asked to (quiet), thrown otherwise', async (t) => {
