@@ -26,8 +26,9 @@
 //     then); throws (errno code) when the open failed (ENOENT, EACCES, ...)
 //   openRoot(path) -> an O_PATH descriptor of the directory, the plugin's (beneath.h); throws
 //     (errno code; ENOSYS or EPERM when openat2 is refused)
-//   openBeneathCached(dirfd, path, kind, resolve) -> fd, or -1 when it must be opened off this
-//     thread (openBeneath); throws (errno code) for the open's answer. kind 0 a file, 1 a
+//   openBeneathCached(dirfd, path, kind, resolve[, quiet]) -> fd, or -1 when it must be opened
+//     off this thread (openBeneath); throws (errno code) for the open's answer, or with quiet
+//     returns it as -errno (never -1: EPERM goes off the thread). kind 0 a file, 1 a
 //     directory; dirfd a descriptor the plugin owns, or AT_FDCWD for a directory
 //   openBeneath(dirfd, path, kind, resolve, done[, engineKind]) -> undefined; done(err, fd)
 //     once, the open done by the engine (the ring's IORING_OP_OPENAT2, a classic disk thread)
@@ -608,13 +609,18 @@ class Addon : public Napi::Addon<Addon> {
     return a;
   }
 
-  // openBeneathCached(dirfd, path, kind, resolve)
+  // openBeneathCached(dirfd, path, kind, resolve[, quiet])
   Napi::Value OpenBeneathCachedFile(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     BeneathArgs a = ReadBeneathArgs(info, "openBeneathCached");
     int fd = zerocopy::OpenBeneathCached(a.dirfd, a.path.c_str(), a.kind, a.resolve);
     if (fd == -EAGAIN) return Napi::Number::New(env, -1);
-    if (fd < 0) throw ErrnoError(env, -fd, "openat2");
+    if (fd < 0) {
+      // A miss is a common answer (a pre-compressed sibling, an extension tried): an error
+      // object and a throw cost ten times the failed lookup itself.
+      if (info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value()) return Napi::Number::New(env, fd);
+      throw ErrnoError(env, -fd, "openat2");
+    }
     return Napi::Number::New(env, owned_->Adopt(fd));
   }
 

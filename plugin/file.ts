@@ -288,7 +288,7 @@ function bound (name: string, value: unknown, fallback: number): number {
   return value
 }
 
-function isUtf8Type (type: string): boolean {
+export function isUtf8Type (type: string): boolean {
   return type.startsWith('text/') || type.startsWith('application/json') || type.startsWith('application/javascript')
 }
 

@@ -163,8 +163,10 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     const decision = decide(reply, entity(part, stat.size), http)
     if ('error' in decision) {
       file.close()
-      // A 412 or 416 is not the file: none of its validators or caching headers.
+      // A 412 or 416 is not the file: none of its validators or caching headers, nor the
+      // coding of its bytes (a pre-compressed sibling's Content-Encoding).
       for (const name of added) reply.removeHeader(name)
+      reply.removeHeader('content-encoding')
       replySend.call(reply, decision.error)
       return
     }

@@ -36,7 +36,7 @@ interface Addon {
   isRemote(fd: number): boolean
   closeFile(fd: number, remote: boolean, kind: number): boolean
   openRoot(path: string): number
-  openBeneathCached(dirfd: number, path: string, kind: number, resolve: number): number
+  openBeneathCached(dirfd: number, path: string, kind: number, resolve: number, quiet?: boolean): number
   openBeneath(dirfd: number, path: string, kind: number, resolve: number, done: (error: string | null, fd: number) => void, engineKind: number): void
 }
 
@@ -83,8 +83,11 @@ export interface Descriptors {
   closeFile(fd: number, remote: boolean): boolean
   /** An O_PATH descriptor of a root directory (throws: ENOSYS or EPERM when openat2 is refused). */
   openRoot(path: string): number
-  /** Opens beneath `dirfd` at once if the lookup is cached and local: the descriptor, or -1; throws the open's errno. */
-  openBeneathCached(dirfd: number, path: string, kind: BeneathKind, resolve: number): number
+  /**
+   * Opens beneath `dirfd` at once if the lookup is cached and local: the descriptor, or -1;
+   * throws the open's errno, or (quiet) returns it as -errno, below -1.
+   */
+  openBeneathCached(dirfd: number, path: string, kind: BeneathKind, resolve: number, quiet?: boolean): number
   /**
    * Opens beneath `dirfd` off this thread: the ring's IORING_OP_OPENAT2, else a classic disk
    * thread (the classic engine opens for that alone when no engine serves); throws when
@@ -201,7 +204,7 @@ function descriptors (addon: Addon, engine: EngineName | null): Descriptors {
     isRemote: (fd) => addon.isRemote(fd),
     closeFile: (fd, remote) => addon.closeFile(fd, remote, kind),
     openRoot: (path) => addon.openRoot(path),
-    openBeneathCached: (dirfd, path, k, resolve) => addon.openBeneathCached(dirfd, path, k, resolve),
+    openBeneathCached: (dirfd, path, k, resolve, quiet) => addon.openBeneathCached(dirfd, path, k, resolve, quiet === true),
     openBeneath: (dirfd, path, k, resolve, done) => {
       if (kind === KIND.io_uring) {
         try {

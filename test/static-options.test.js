@@ -330,9 +330,9 @@ test('reply.download(name), (name, filename), (name, options)', async (t) => {
   t.equal(c.headers['content-disposition'], 'attachment; filename="only2.txt"')
 })
 
-test('preCompressed is refused until supported', async (t) => {
+test('list, preCompressed and globIgnore: a value of the wrong type is refused at registration', async (t) => {
   const tree = buildTree(t)
-  for (const opt of [{ preCompressed: true }]) {
+  for (const opt of [{ list: 'yes' }, { preCompressed: 'yes' }, { globIgnore: 5 }]) {
     const app = Fastify({ logger: false })
     await t.rejects(app.register(serveStatic, { root: tree.root, ...opt }).ready(), { code: 'FST_ZERO_COPY_INVALID_OPTION' })
     await app.close()

@@ -113,8 +113,13 @@ declare namespace fastifyZeroCopyStatic {
      * A listing needs a single root.
      */
     list?: boolean | ListOptionsJsonFormat | ListOptionsHtmlFormat
-    /** Not supported yet: registration fails if set. */
-    preCompressed?: false
+    /**
+     * Serve a file's `.br`, `.gz` or `.deflate` sibling (brotli first, then gzip, then deflate)
+     * when the request's Accept-Encoding takes that coding, with Content-Encoding and the
+     * file's own Content-Type; every file response then carries `Vary: Accept-Encoding`.
+     * Default false.
+     */
+    preCompressed?: boolean
   }
 
   export const fastifyZeroCopyStatic: FastifyPluginAsync<FastifyZeroCopyStaticOptions>

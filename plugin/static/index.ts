@@ -3,6 +3,7 @@
 // RESOLVE_BENEATH, beneath.h) and sent by the core's file response (the native path at or
 // above the threshold).
 import path from 'node:path'
+import { constants } from 'node:os'
 import { fstat, fstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
@@ -25,6 +26,7 @@ import { readRoots, readSendSettings, resolveFlags, type SendSettings, type Syml
 import { checkListingRoot, listsWithoutIndex, namedListing, readListOptions, sendListing, type ListRoot } from './list'
 import { readGlobIgnore, type GlobIgnore } from './glob'
 import { probeCaseInsensitive, procFds, storedNames } from './letter-case'
+import { acceptedCodings, findSibling, readPreCompressed, setEncodingHeaders, type Coding } from './encoding'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -42,6 +44,10 @@ const NOT_FOUND = new Set(['ENOENT', 'ENOTDIR', 'EXDEV', 'ELOOP', 'ENAMETOOLONG'
 /** Roots given per call (reply.sendFile(name, root)) kept open, most recent last. */
 const CALL_ROOTS_MAX = 32
 
+/** errno -> its name (the first of two names for one number: EAGAIN, not EWOULDBLOCK). */
+const ERRNO_NAMES = new Map<number, string>()
+for (const [name, value] of Object.entries(constants.errno)) if (!ERRNO_NAMES.has(value)) ERRNO_NAMES.set(value, name)
+
 function errnoError (code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(code), { code })
 }
@@ -50,13 +56,19 @@ function errnoError (code: string): NodeJS.ErrnoException {
 function openBeneath (addon: Descriptors, dirfd: number, rel: string, kind: 0 | 1, resolve: number, done: OpenDone): void {
   let fd: number
   try {
-    fd = addon.openBeneathCached(dirfd, rel, kind, resolve)
+    fd = addon.openBeneathCached(dirfd, rel, kind, resolve, true)
   } catch (err) {
     done(err as NodeJS.ErrnoException, -1)
     return
   }
   if (fd >= 0) {
     done(null, fd)
+    return
+  }
+  if (fd < -1) {
+    // The open's failure as -errno (quiet) rather than thrown: a miss, the common answer for
+    // a pre-compressed sibling or an extension tried, costs a fraction of a throw.
+    done(errnoError(ERRNO_NAMES.get(-fd) ?? 'EIO'), -1)
     return
   }
   try {
@@ -101,7 +113,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   if (addon === null) throw new FST_ZERO_COPY_STATIC_UNCONTAINED('the native addon did not load')
 
   const list = readListOptions(opts.list, Array.isArray(opts.root) ? opts.root.length : 1)
-  if (opts.preCompressed !== undefined && opts.preCompressed !== false) throw new FST_ZERO_COPY_INVALID_OPTION('preCompressed', 'pre-compressed siblings are not supported yet')
+  const preCompressed = readPreCompressed(opts.preCompressed)
   // As @fastify/static: only the route table of wildcard: false looks at it.
   const globIgnore = readGlobIgnore(opts.globIgnore)
   checkFunction('setHeaders', opts.setHeaders)
@@ -442,13 +454,38 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     })
   }
 
+  /** Sends the regular file found for the request, or the pre-compressed sibling the request takes. */
   function send (reply: FastifyReply, root: Root, segments: string[], file: OpenFile, stat: Stats, settings: SendSettings): void {
+    const codings = preCompressed && segments.length > 0 ? acceptedCodings(reply.request.headers['accept-encoding']) : []
+    if (codings.length === 0) {
+      deliver(reply, root, segments, file, stat, settings, null, segments)
+      return
+    }
+    const open = (name: string[], done: Parameters<typeof openFile>[4]): void => openFile(root, name, name.length - 1, settings, done)
+    findSibling(reply, segments, codings, open, (err) => NOT_FOUND.has(err.code ?? ''), (err, sibling) => {
+      if (err !== null) {
+        file.close()
+        failed(reply, err)
+        return
+      }
+      if (sibling === null) {
+        deliver(reply, root, segments, file, stat, settings, null, segments)
+        return
+      }
+      file.close()
+      deliver(reply, root, sibling.segments, sibling.file, sibling.stat, settings, sibling.coding, segments)
+    })
+  }
+
+  /** `segments` the file sent, `named` the file the request resolved to (its type, when encoded). */
+  function deliver (reply: FastifyReply, root: Root, segments: string[], file: OpenFile, stat: Stats, settings: SendSettings, coding: Coding | null, named: string[]): void {
     if (reply.raw.destroyed || reply.sent) {
       file.close()
       return
     }
     try {
       setHeaders?.(reply.raw, path.join(root.path, ...segments), stat)
+      if (preCompressed) setEncodingHeaders(reply, coding, named, settings.http.contentType)
     } catch (err) {
       file.close()
       reply.send(err)
