@@ -29,8 +29,10 @@
 //   openBeneathCached(dirfd, path, kind, resolve) -> fd, or -1 when it must be opened off this
 //     thread (openBeneath); throws (errno code) for the open's answer. kind 0 a file, 1 a
 //     directory; dirfd a descriptor the plugin owns, or AT_FDCWD for a directory
-//   openBeneath(dirfd, path, kind, resolve, done[, engineKind]) -> undefined; done(err, fd)
-//     once, the open done by the engine (the ring's IORING_OP_OPENAT2, a classic disk thread)
+//   openBeneath(dirfd, path, kind, resolve, done[, engineKind[, walk]]) -> undefined;
+//     done(err, fd) once, the open done by the engine (the ring's IORING_OP_OPENAT2, a classic
+//     disk thread); walk: by the walk whatever the mode (the classic engine only; for tests)
+//   beneathMode() -> 'openat2' | 'walk': how this process opens beneath a root (beneath.h)
 #include <napi.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -307,6 +309,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("openRoot", &Addon::OpenRootDir),
                              InstanceMethod("openBeneathCached", &Addon::OpenBeneathCachedFile),
                              InstanceMethod("openBeneath", &Addon::OpenBeneathFile),
+                             InstanceMethod("beneathMode", &Addon::BeneathModeName),
                          });
     RemoteMountsPresent();  // opens the mount table now: one descriptor for the process's life
     // Runs after the ring's teardown (cleanup hooks run newest first, and the ring's is added
@@ -618,12 +621,13 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::Number::New(env, owned_->Adopt(fd));
   }
 
-  // openBeneath(dirfd, path, kind, resolve, done[, engineKind])
+  // openBeneath(dirfd, path, kind, resolve, done[, engineKind[, walk]])
   Napi::Value OpenBeneathFile(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Binding* b = Require(info, 5);
     if (info.Length() < 5 || !info[4].IsFunction()) throw Napi::TypeError::New(env, "openBeneath(dirfd, path, kind, resolve, done)");
     BeneathArgs a = ReadBeneathArgs(info, "openBeneath");
+    if (info.Length() > 6 && info[6].ToBoolean()) a.resolve |= kBeneathWalk;
     int64_t id = b->engine->OpenBeneath(a.dirfd, a.path.c_str(), a.kind, a.resolve);
     if (id < 0) {
       b->Kick();
@@ -632,6 +636,11 @@ class Addon : public Napi::Addon<Addon> {
     b->opening[static_cast<uint32_t>(id)] = Napi::Persistent(info[4].As<Napi::Function>());
     b->Kick();
     return env.Undefined();
+  }
+
+  // beneathMode()
+  Napi::Value BeneathModeName(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), CurrentBeneathMode() == BeneathMode::kWalk ? "walk" : "openat2");
   }
 
   // dup(fd): the plugin's own reference to a caller's file (FileHandle or { fd }), taken at
