@@ -57,8 +57,8 @@ int OpenBeneathNow(int dirfd, const char* path, BeneathKind kind, uint64_t resol
 // place: an absolute body is -EXDEV beneath a root, a /proc magic link -ELOOP, the 41st link
 // -ELOOP (RESOLVE_NO_SYMLINKS: the first), and `..` returns to the descriptor it came from
 // (-EXDEV above the start beneath a root). A rename or mount meanwhile cannot move it out:
-// it never looks a parent up again. One deliberate difference: more than kWalkMaxDepth
-// directories deep is -ENAMETOOLONG (the walk holds a descriptor per level). May wait on a
+// it never looks a parent up again. One deliberate difference: kWalkMaxDepth directories
+// below the start or more is -ENAMETOOLONG (the walk holds a descriptor per level). May wait on a
 // disk: on a disk thread, or at registration.
 constexpr size_t kWalkMaxDepth = 256;
 int OpenBeneathWalk(int dirfd, const char* path, BeneathKind kind, uint64_t resolve);

@@ -125,7 +125,7 @@ test('the walk answers as openat2 does, path by path: named cases and generated 
   await fc.assert(fc.asyncProperty(generated, async ({ rel, kind, mode }) => {
     await check(rel, kind, mode)
     return true
-  }), { numRuns: 3000 })
+  }), { numRuns: 6000 })
   t.same(diffs, [], 'no path where the walk and openat2 differ')
   // Every way an open can end was met (so the comparison covered them).
   for (const code of ['opened', 'ENOENT', 'ENOTDIR', 'EXDEV', 'ELOOP', 'ENAMETOOLONG']) t.ok(outcomes.get(code) > 0, `${code}: ${outcomes.get(code)} times`)
@@ -165,6 +165,16 @@ test('the walk refuses resolve bits it does not implement, and a root by the wal
   }
   const r = await compare(-100, tree.root, 1, NO_MAGICLINKS) // how a root is opened in walk mode
   t.equal(r.walk, r.kernel, 'an absolute root path from the working directory, as openat2 opens it')
+  // The one deliberate difference: the walk holds a descriptor per directory level, fewer than 256.
+  const deep = (n) => Array(n).fill('d').join('/')
+  fs.mkdirSync(path.join(tree.root, deep(257)), { recursive: true })
+  fs.writeFileSync(path.join(tree.root, deep(255), 'f'), 'at 255\n')
+  fs.writeFileSync(path.join(tree.root, deep(256), 'f'), 'at 256\n')
+  const at255 = await compare(dirfd, deep(255) + '/f', 0, MODES.inside)
+  t.equal(at255.walk, at255.kernel, 'a file 255 directories deep: the same file')
+  const at256 = await compare(dirfd, deep(256) + '/f', 0, MODES.inside)
+  t.match(at256.kernel, /^\d+:\d+$/, 'openat2 opens a file 256 directories deep')
+  t.equal(at256.walk, 'ENAMETOOLONG', 'the walk refuses it: ENAMETOOLONG')
 })
 
 // ---------------------------------------------------------------------------------------
