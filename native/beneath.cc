@@ -95,11 +95,45 @@ int OpenAt(int dir, const char* name, int flags) {
 // jumps (a descriptor, a cwd, a namespace). Its readlink is the target's d_path: absolute, or a
 // pseudo name such as `socket:[123]`. The ordinary links of /proc (`self`, `mounts`) read as
 // relative paths without a colon.
-bool MagicLink(int link, const char* body, size_t length) {
-  struct statfs fs;
-  if (fstatfs(link, &fs) != 0 || fs.f_type != PROC_SUPER_MAGIC) return false;
-  return body[0] == '/' || memchr(body, ':', length) != nullptr;
+bool MagicLink(const struct statfs& fs, const char* body, size_t length) {
+  return fs.f_type == PROC_SUPER_MAGIC && (body[0] == '/' || memchr(body, ':', length) != nullptr);
 }
+
+// fs.protected_symlinks, read once: unreadable (no /proc/sys) counts as on, the stricter.
+bool ProtectedSymlinks() {
+  static const bool on = [] {
+    int fd = open("/proc/sys/fs/protected_symlinks", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true;
+    char c = '1';
+    ssize_t n = read(fd, &c, 1);
+    close(fd);
+    return n != 1 || c != '0';
+  }();
+  return on;
+}
+
+// The kernel's may_follow_link, for the last component only (as there): with
+// fs.protected_symlinks on, a symlink in a sticky world-writable directory is followed only by
+// its owner or when it is the directory owner's. -EACCES otherwise.
+int MayFollowLast(int dir, const struct stat& link) {
+  if (!ProtectedSymlinks() || link.st_uid == geteuid()) return 0;
+  struct stat st;
+  if (FileStat(dir, &st) != 0) return -errno;
+  if ((st.st_mode & (S_ISVTX | S_IWOTH)) != (S_ISVTX | S_IWOTH) || st.st_uid == link.st_uid) return 0;
+  return -EACCES;
+}
+
+// A `.` or `..` is looked up in the current directory like any name: search permission on it.
+int MaySearch(int dir) {
+  int fd = OpenAt(dir, ".", O_PATH | O_CLOEXEC);
+  if (fd < 0) return Errno();
+  close(fd);
+  return 0;
+}
+
+#ifndef ST_NOSYMFOLLOW
+#define ST_NOSYMFOLLOW 0x2000  // statfs f_flags of a `nosymfollow` mount (Linux 5.10)
+#endif
 
 }  // namespace
 
@@ -152,6 +186,10 @@ int OpenBeneathWalk(int dirfd, const char* path, BeneathKind kind, uint64_t reso
     if (end == std::string::npos) end = p.text.size();
     const std::string name = p.text.substr(begin, end - begin);
     p.at = end;
+    if (name == "." || name == "..") {
+      int err = MaySearch(dirs.Top());
+      if (err != 0) return err;
+    }
     if (name == ".") continue;
     if (name == "..") {
       if (dirs.fds.size() > 1) {
@@ -180,6 +218,7 @@ int OpenBeneathWalk(int dirfd, const char* path, BeneathKind kind, uint64_t reso
     }
     if (last && end < p.text.size()) mustDir = true;
     int link = -1;
+    struct stat linkStat;
     if (last && kind == BeneathKind::kFile) {
       int fd = OpenAt(dirs.Top(), name.c_str(), finalFlags | O_NOFOLLOW | (mustDir ? O_DIRECTORY : 0));
       if (fd >= 0) return fd;
@@ -188,7 +227,7 @@ int OpenBeneathWalk(int dirfd, const char* path, BeneathKind kind, uint64_t reso
       if (err != ELOOP && !(err == ENOTDIR && mustDir)) return -err;
       link = OpenAt(dirs.Top(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
       if (link < 0) return Errno();
-      struct stat st;
+      struct stat& st = linkStat;
       if (FileStat(link, &st) != 0) {
         err = errno;
         close(link);
@@ -205,7 +244,7 @@ int OpenBeneathWalk(int dirfd, const char* path, BeneathKind kind, uint64_t reso
     } else {
       int fd = OpenAt(dirs.Top(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) return Errno();
-      struct stat st;
+      struct stat& st = linkStat;
       if (FileStat(fd, &st) != 0) {
         int err = errno;
         close(fd);
@@ -226,13 +265,22 @@ int OpenBeneathWalk(int dirfd, const char* path, BeneathKind kind, uint64_t reso
       }
       link = fd;
     }
-    // A symlink: its body is walked in its place, from the directory that holds it.
+    // A symlink: its body is walked in its place, from the directory that holds it. The
+    // kernel's checks in its order: the count, the last component's owner rule, no symlinks
+    // (RESOLVE_NO_SYMLINKS, a `nosymfollow` mount), then what the body says.
     char body[PATH_MAX];
     ssize_t n = readlinkat(link, "", body, sizeof body);
     int err = n < 0 ? errno : 0;
-    bool magic = n > 0 && MagicLink(link, body, static_cast<size_t>(n));
+    struct statfs fs;
+    bool statted = fstatfs(link, &fs) == 0;
     close(link);
-    if (++links > kMaxSymlinks || noSymlinks) return -ELOOP;
+    if (++links > kMaxSymlinks) return -ELOOP;
+    if (last) {
+      int refused = MayFollowLast(dirs.Top(), linkStat);
+      if (refused != 0) return refused;
+    }
+    if (noSymlinks || (statted && (fs.f_flags & ST_NOSYMFOLLOW) != 0)) return -ELOOP;
+    bool magic = n > 0 && statted && MagicLink(fs, body, static_cast<size_t>(n));
     if (n < 0) return -err;
     if (static_cast<size_t>(n) >= sizeof body) return -ENAMETOOLONG;
     if (magic) return -ELOOP;  // RESOLVE_NO_MAGICLINKS, always asked for

@@ -9,41 +9,12 @@ const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { test } = require('tap')
 const fc = require('fast-check')
-const { sha256, procFds, steadyFds, compileFixture, spawnFixture, readPartOf } = require('./helpers')
+const { sha256, steadyFds, compileFixture, spawnFixture, readPartOf } = require('./helpers')
 const { buildTree, rawRequest } = require('./static-tree')
 
-const addon = require('node-gyp-build')(path.join(__dirname, '..'))
-const CLASSIC = 1
+const { addon, CLASSIC, MODES, openBeneath, compare, compareAll } = require('./fixtures/walk-compare')
 const NO_MAGICLINKS = 0x02
-const NO_SYMLINKS = 0x04
 const BENEATH = 0x08
-const MODES = { inside: BENEATH | NO_MAGICLINKS, none: BENEATH | NO_MAGICLINKS | NO_SYMLINKS, follow: NO_MAGICLINKS }
-
-/** Opens beneath `dirfd` on a disk thread; resolves with the descriptor or the errno name. */
-function openBeneath (dirfd, rel, kind, resolve, walk) {
-  return new Promise((resolve_) => {
-    try {
-      addon.openBeneath(dirfd, rel, kind, resolve, (err, fd) => resolve_(err === null ? { fd } : { err }), CLASSIC, walk)
-    } catch (err) {
-      resolve_({ err: err.code })
-    }
-  })
-}
-
-/** What the two opens of one path gave: an errno name each, or the file each opened (dev:ino). */
-async function compare (dirfd, rel, kind, resolve) {
-  const kernel = await openBeneath(dirfd, rel, kind, resolve, false)
-  const walk = await openBeneath(dirfd, rel, kind, resolve, true)
-  // Both descriptors open while compared: a /proc inode is the same while a dentry holds it.
-  const name = (r) => {
-    if (r.err !== undefined) return r.err
-    const st = fs.fstatSync(r.fd)
-    return `${st.dev}:${st.ino}`
-  }
-  const out = { kernel: name(kernel), walk: name(walk) }
-  for (const r of [kernel, walk]) if (r.fd !== undefined) addon.closeFile(r.fd, false)
-  return out
-}
 
 /** The fixture tree and, in its root, symlinks for every case the walk decides. */
 function walkTree (t) {
@@ -72,7 +43,27 @@ function walkTree (t) {
   link('x'.repeat(256), 'link-long-name')
   execFileSync('mkfifo', [path.join(root, 'fifo')])
   fs.mkdirSync(path.join(root, 'a/b/c/d'), { recursive: true })
-  fs.writeFileSync(path.join(root, 'a/b/c/d/e.txt'), 'deep\n')
+  const put = (name, content, mode = 0o644) => {
+    fs.writeFileSync(path.join(root, name), content, { mode })
+    tree.files[name] = Buffer.from(content)
+  }
+  put('a/b/c/d/e.txt', 'deep\n')
+  // What `nobody` may not do: search a directory, read one, read a file; and the kernel's
+  // fs.protected_symlinks rule for symlinks in a sticky world-writable directory.
+  for (const dir of ['noexec', 'noread', 'sticky']) fs.mkdirSync(path.join(root, dir))
+  put('noexec/f.txt', 'in a directory nobody may not search\n')
+  put('noread/f.txt', 'in a directory nobody may search but not read\n')
+  put('secret.txt', 'root only\n', 0o600)
+  fs.chmodSync(path.join(root, 'noexec'), 0o644)
+  fs.chmodSync(path.join(root, 'noread'), 0o311)
+  link('noexec/../small.txt', 'link-noexec-up')
+  link('noexec/.', 'link-noexec-dot')
+  link('../small.txt', 'sticky/rootlink')
+  link('../sub', 'sticky/dirlink')
+  link('../small.txt', 'sticky/ownlink')
+  fs.lchownSync(path.join(root, 'sticky/ownlink'), 65534, 65534)
+  fs.chownSync(path.join(root, 'sticky'), 1234, 1234)
+  fs.chmodSync(path.join(root, 'sticky'), 0o1777)
   return tree
 }
 
@@ -82,7 +73,8 @@ const NAMES = [
   'link-in', 'link-out', 'link-abs-out', 'link-abs-in', 'link-dir-out', 'link-magic', 'link-proc', 'dangling', 'flip',
   'link-dir-in', 'link-dir-slash', 'link-file-slash', 'link-dot', 'link-dotdot', 'link-up', 'link-up2', 'link-up-inside',
   'link-root-small', 'link-chain-in', 'link-up-out', 'link-via-out', 'link-dots', 'link-long-name',
-  'loop-a', 'self-loop', 'c0', 'c1', 'c39'
+  'loop-a', 'self-loop', 'c0', 'c1', 'c39',
+  'noexec', 'noread', 'f.txt', 'secret.txt', 'sticky', 'rootlink', 'ownlink', 'dirlink', 'link-noexec-up', 'link-noexec-dot'
 ]
 const generated = fc.record({
   lead: fc.constantFrom('', '', '', '/', './', '//'),
@@ -101,8 +93,18 @@ const NAMED = [
   'sub/link-dots', 'noindex/link-up-inside', 'dangling', 'dangling/', 'loop-a', 'loop-a/x', 'self-loop', 'c0', 'c1', 'c1/',
   'c39', 'fifo', 'link-long-name', 'x'.repeat(256), 'a/b/c/d/e.txt', 'a/b/c/d/../../../../small.txt',
   'a/b/c/d/../../../../../small.txt', '/etc/passwd', '//small.txt', 'sub//deep///x.bin', 'a/'.repeat(300) + 'x',
-  'a/..'.repeat(1000) + '/small.txt', 'x'.repeat(4095), 'x'.repeat(4096)
+  'a/..'.repeat(1000) + '/small.txt', 'x'.repeat(4095), 'x'.repeat(4096),
+  'noexec', 'noexec/', 'noexec/.', 'noexec/..', 'noexec/f.txt', 'link-noexec-up', 'link-noexec-dot', 'noread', 'noread/', 'noread/.',
+  'noread/f.txt', 'noread/../small.txt', 'secret.txt', 'sticky/rootlink', 'sticky/ownlink', 'sticky/dirlink', 'sticky/dirlink/',
+  'sticky/dirlink/index.html', 'sticky/rootlink/'
 ]
+
+/** The cases compared: every named path in both kinds and every symlink mode, then generated ones. */
+function cases () {
+  const out = []
+  for (const rel of NAMED) for (const kind of [0, 1]) for (const mode of Object.keys(MODES)) out.push({ rel, kind, mode })
+  return out.concat(fc.sample(generated, 6000))
+}
 
 test('the walk answers as openat2 does, path by path: named cases and generated paths, both kinds, every symlink mode', async (t) => {
   const tree = walkTree(t)
@@ -110,32 +112,33 @@ test('the walk answers as openat2 does, path by path: named cases and generated 
   t.equal(addon.beneathMode(), 'openat2', 'openat2 works on this machine: the walk is compared with it')
   const dirfd = addon.openRoot(tree.root)
   t.teardown(() => addon.closeFile(dirfd, false))
-  const baseline = procFds()
-  const diffs = []
-  const outcomes = new Map()
-  const check = async (rel, kind, mode) => {
-    const r = await compare(dirfd, rel, kind, MODES[mode])
-    const key = /^\d+:\d+$/.test(r.kernel) ? 'opened' : r.kernel
-    outcomes.set(key, (outcomes.get(key) ?? 0) + 1)
-    if (r.kernel !== r.walk) diffs.push({ rel: rel.length > 80 ? rel.slice(0, 40) + '...' : rel, kind, mode, ...r })
-  }
-  for (const rel of NAMED) {
-    for (const kind of [0, 1]) for (const mode of Object.keys(MODES)) await check(rel, kind, mode)
-  }
-  await fc.assert(fc.asyncProperty(generated, async ({ rel, kind, mode }) => {
-    await check(rel, kind, mode)
-    return true
-  }), { numRuns: 6000 })
+  const baseline = await steadyFds()
+  const { diffs, outcomes } = await compareAll(dirfd, cases())
   t.same(diffs, [], 'no path where the walk and openat2 differ')
   // Every way an open can end was met (so the comparison covered them).
-  for (const code of ['opened', 'ENOENT', 'ENOTDIR', 'EXDEV', 'ELOOP', 'ENAMETOOLONG']) t.ok(outcomes.get(code) > 0, `${code}: ${outcomes.get(code)} times`)
-  t.comment(`outcomes: ${JSON.stringify(Object.fromEntries(outcomes))}`)
-  t.equal(procFds(), baseline, 'every intermediate descriptor closed')
+  for (const code of ['opened', 'ENOENT', 'ENOTDIR', 'EXDEV', 'ELOOP', 'ENAMETOOLONG']) t.ok(outcomes[code] > 0, `${code}: ${outcomes[code]} times`)
+  t.comment(`outcomes: ${JSON.stringify(outcomes)}`)
+  t.equal(await steadyFds(), baseline, 'every intermediate descriptor closed')
+})
+
+test('as nobody, the walk answers as openat2 does: search and read permissions, symlinks in a sticky world-writable directory', async (t) => {
+  const tree = walkTree(t)
+  const file = path.join(tree.dir, 'cases.json')
+  fs.writeFileSync(file, JSON.stringify(cases()), { mode: 0o644 })
+  const child = await spawnFixture(t, 'walk-compare', { root: tree.root, cases: file, drop: true })
+  t.equal(child.state, 'READY')
+  const done = await child.line('DONE')
+  t.equal(done.uid, 65534, 'compared as nobody')
+  t.equal(done.mode, 'openat2', 'openat2 works in that process too')
+  t.same(done.diffs, [], 'no path where the walk and openat2 differ')
+  for (const code of ['opened', 'EACCES', 'ENOENT', 'ENOTDIR', 'EXDEV', 'ELOOP']) t.ok(done.outcomes[code] > 0, `${code}: ${done.outcomes[code]} times`)
+  t.equal(done.fds[1], done.fds[0], 'every intermediate descriptor closed')
+  t.comment(`outcomes: ${JSON.stringify(done.outcomes)}; fs.protected_symlinks here: ${fs.readFileSync('/proc/sys/fs/protected_symlinks', 'utf8').trim()}`)
 })
 
 test('the walk answers as openat2 does beneath /proc: magic links refused (ELOOP), ordinary ones followed', async (t) => {
   t.ok(addon.open(0, CLASSIC).ok)
-  const baseline = procFds()
+  const baseline = await steadyFds()
   for (const dir of ['/proc', '/proc/self']) {
     const dirfd = addon.openRoot(dir)
     const rels = dir === '/proc'
@@ -151,7 +154,7 @@ test('the walk answers as openat2 does beneath /proc: magic links refused (ELOOP
     }
     addon.closeFile(dirfd, false)
   }
-  t.equal(procFds(), baseline, 'every descriptor closed')
+  t.equal(await steadyFds(), baseline, 'every descriptor closed')
 })
 
 test('the walk refuses resolve bits it does not implement, and a root by the walk is the directory', async (t) => {
