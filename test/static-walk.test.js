@@ -136,6 +136,31 @@ test('as nobody, the walk answers as openat2 does: search and read permissions, 
   t.comment(`outcomes: ${JSON.stringify(done.outcomes)}; fs.protected_symlinks here: ${fs.readFileSync('/proc/sys/fs/protected_symlinks', 'utf8').trim()}`)
 })
 
+test('across mounts: a nosymfollow mount (ELOOP at any symlink on it), a bind mount, `..` from a mount\'s root', async (t) => {
+  const tree = walkTree(t)
+  const nsf = path.join(tree.root, 'nsf')
+  const bind = path.join(tree.root, 'bind')
+  fs.mkdirSync(nsf)
+  fs.mkdirSync(bind)
+  const rels = ['nsf', 'nsf/', 'nsf/f.txt', 'nsf/l', 'nsf/l/', 'nsf/dl/f.txt', 'nsf/dl', 'nsf/..', 'nsf/../small.txt', 'nsf/up/small.txt',
+    'bind', 'bind/canary.txt', 'bind/dir/secret.txt', 'bind/..', 'bind/../small.txt', 'bind/dir/../..', 'bind/../..', 'link-bind/canary.txt']
+  fs.symlinkSync('bind', path.join(tree.root, 'link-bind'))
+  const list = []
+  for (const rel of rels) for (const kind of [0, 1]) for (const mode of Object.keys(MODES)) list.push({ rel, kind, mode })
+  const file = path.join(tree.dir, 'cases.json')
+  fs.writeFileSync(file, JSON.stringify(list), { mode: 0o644 })
+  // In a mount namespace of its own, gone with the process: a tmpfs mounted nosymfollow, and
+  // the directory outside the root bound inside it (a mount the application made is inside).
+  const setup = `mount -t tmpfs -o nosymfollow none ${nsf} && echo in > ${nsf}/f.txt && ln -s ../small.txt ${nsf}/l && ln -s . ${nsf}/dl && ` +
+    `ln -s .. ${nsf}/up && mount --bind ${tree.outside} ${bind} && exec "$@"`
+  const child = await spawnFixture(t, 'walk-compare', { root: tree.root, cases: file }, { wrap: ['unshare', '-m', '--propagation', 'private', 'sh', '-c', setup, 'sh'] })
+  t.equal(child.state, 'READY')
+  const done = await child.line('DONE')
+  t.same(done.diffs, [], 'no path where the walk and openat2 differ')
+  t.ok(done.outcomes.ELOOP > 0 && done.outcomes.opened > 0, `outcomes: ${JSON.stringify(done.outcomes)}`)
+  t.equal(done.fds[1], done.fds[0], 'every intermediate descriptor closed')
+})
+
 test('the walk answers as openat2 does beneath /proc: magic links refused (ELOOP), ordinary ones followed', async (t) => {
   t.ok(addon.open(0, CLASSIC).ok)
   const baseline = await steadyFds()
