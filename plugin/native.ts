@@ -82,7 +82,7 @@ export interface Descriptors {
    * remote file; false when the caller must close it off this thread (a remote file, no engine).
    */
   closeFile(fd: number, remote: boolean): boolean
-  /** An O_PATH descriptor of a root directory (throws: ENOSYS or EPERM when openat2 is refused). */
+  /** An O_PATH descriptor of a root directory: by openat2, or by the walk where it is refused (throws the errno). */
   openRoot(path: string): number
   /** Opens beneath `dirfd` at once if the lookup is cached and local: the descriptor, or -1; throws the open's errno. */
   openBeneathCached(dirfd: number, path: string, kind: BeneathKind, resolve: number): number

@@ -123,7 +123,10 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const roots: Root[] = []
   const callRoots = new Map<string, Root>()
 
-  /** Opens a root as an O_PATH descriptor; a refused openat2 fails closed. */
+  /**
+   * Opens a root as an O_PATH descriptor (by the walk where openat2 is refused); an openat2
+   * that answered the process's probe and is refused afterwards fails closed.
+   */
   function openRootNow (rootPath: string): Root {
     let fd = -1
     try {
