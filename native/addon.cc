@@ -30,8 +30,10 @@
 //     off this thread (openBeneath); throws (errno code) for the open's answer, or with quiet
 //     returns it as -errno (never -1: EPERM goes off the thread). kind 0 a file, 1 a
 //     directory; dirfd a descriptor the plugin owns, or AT_FDCWD for a directory
-//   openBeneath(dirfd, path, kind, resolve, done[, engineKind]) -> undefined; done(err, fd)
-//     once, the open done by the engine (the ring's IORING_OP_OPENAT2, a classic disk thread)
+//   openBeneath(dirfd, path, kind, resolve, done[, engineKind[, walk]]) -> undefined;
+//     done(err, fd) once, the open done by the engine (the ring's IORING_OP_OPENAT2, a classic
+//     disk thread); walk: by the walk whatever the mode (the classic engine only; for tests)
+//   beneathMode() -> 'openat2' | 'walk': how this process opens beneath a root (beneath.h)
 #include <napi.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -308,6 +310,7 @@ class Addon : public Napi::Addon<Addon> {
                              InstanceMethod("openRoot", &Addon::OpenRootDir),
                              InstanceMethod("openBeneathCached", &Addon::OpenBeneathCachedFile),
                              InstanceMethod("openBeneath", &Addon::OpenBeneathFile),
+                             InstanceMethod("beneathMode", &Addon::BeneathModeName),
                          });
     RemoteMountsPresent();  // opens the mount table now: one descriptor for the process's life
     // Runs after the ring's teardown (cleanup hooks run newest first, and the ring's is added
@@ -624,12 +627,13 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::Number::New(env, owned_->Adopt(fd));
   }
 
-  // openBeneath(dirfd, path, kind, resolve, done[, engineKind])
+  // openBeneath(dirfd, path, kind, resolve, done[, engineKind[, walk]])
   Napi::Value OpenBeneathFile(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Binding* b = Require(info, 5);
     if (info.Length() < 5 || !info[4].IsFunction()) throw Napi::TypeError::New(env, "openBeneath(dirfd, path, kind, resolve, done)");
     BeneathArgs a = ReadBeneathArgs(info, "openBeneath");
+    if (info.Length() > 6 && info[6].ToBoolean()) a.resolve |= kBeneathWalk;
     int64_t id = b->engine->OpenBeneath(a.dirfd, a.path.c_str(), a.kind, a.resolve);
     if (id < 0) {
       b->Kick();
@@ -638,6 +642,11 @@ class Addon : public Napi::Addon<Addon> {
     b->opening[static_cast<uint32_t>(id)] = Napi::Persistent(info[4].As<Napi::Function>());
     b->Kick();
     return env.Undefined();
+  }
+
+  // beneathMode()
+  Napi::Value BeneathModeName(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), CurrentBeneathMode() == BeneathMode::kWalk ? "walk" : "openat2");
   }
 
   // dup(fd): the plugin's own reference to a caller's file (FileHandle or { fd }), taken at

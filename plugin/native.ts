@@ -37,7 +37,8 @@ interface Addon {
   closeFile(fd: number, remote: boolean, kind: number): boolean
   openRoot(path: string): number
   openBeneathCached(dirfd: number, path: string, kind: number, resolve: number, quiet?: boolean): number
-  openBeneath(dirfd: number, path: string, kind: number, resolve: number, done: (error: string | null, fd: number) => void, engineKind: number): void
+  openBeneath(dirfd: number, path: string, kind: number, resolve: number, done: (error: string | null, fd: number) => void, engineKind: number, walk?: boolean): void
+  beneathMode(): BeneathMode
 }
 
 /**
@@ -81,7 +82,7 @@ export interface Descriptors {
    * remote file; false when the caller must close it off this thread (a remote file, no engine).
    */
   closeFile(fd: number, remote: boolean): boolean
-  /** An O_PATH descriptor of a root directory (throws: ENOSYS or EPERM when openat2 is refused). */
+  /** An O_PATH descriptor of a root directory: by openat2, or by the walk where it is refused (throws the errno). */
   openRoot(path: string): number
   /**
    * Opens beneath `dirfd` at once if the lookup is cached and local: the descriptor, or -1;
@@ -94,7 +95,12 @@ export interface Descriptors {
    * neither can take it.
    */
   openBeneath(dirfd: number, path: string, kind: BeneathKind, resolve: number, done: (error: string | null, fd: number) => void): void
+  /** How this process opens beneath a root: openat2, or the walk where openat2 is refused (native/beneath.h). */
+  readonly beneathMode: BeneathMode
 }
+
+/** 'openat2' where the kernel answers it; 'walk' where it is refused (a component at a time, O_NOFOLLOW, every symlink checked). */
+export type BeneathMode = 'openat2' | 'walk'
 
 /** What an open beneath a root opens: a file to serve, or a directory (a root given per call). */
 export type BeneathKind = 0 | 1
@@ -120,6 +126,8 @@ export interface Probe {
   addon: Descriptors | null
   engine: EngineName | null
   native: boolean
+  /** How files are opened beneath a static root; null without the addon. */
+  beneath: BeneathMode | null
   ioUring: boolean
   sendZc: boolean
   send: boolean
@@ -197,7 +205,9 @@ function bind (addon: Addon, engine: EngineName): Binding {
 
 function descriptors (addon: Addon, engine: EngineName | null): Descriptors {
   const kind = engine === null ? -1 : KIND[engine]
+  const beneathMode = addon.beneathMode()
   return {
+    beneathMode,
     openCached: (path) => addon.openCached(path),
     dup: (fd) => addon.dup(fd),
     adopt: (fd) => addon.adopt(fd),
@@ -206,7 +216,9 @@ function descriptors (addon: Addon, engine: EngineName | null): Descriptors {
     openRoot: (path) => addon.openRoot(path),
     openBeneathCached: (dirfd, path, k, resolve, quiet) => addon.openBeneathCached(dirfd, path, k, resolve, quiet === true),
     openBeneath: (dirfd, path, k, resolve, done) => {
-      if (kind === KIND.io_uring) {
+      // In walk mode the ring's IORING_OP_OPENAT2 is not used (native/uring/ring.cc): the walk
+      // runs on a classic disk thread.
+      if (kind === KIND.io_uring && beneathMode === 'openat2') {
         try {
           addon.openBeneath(dirfd, path, k, resolve, done, kind)
           return
@@ -239,8 +251,9 @@ export function probe (choice: EngineChoice = 'auto'): Probe {
 
 function probeOnce (choice: EngineChoice): Probe {
   const { binding: addon, reason } = loaded
-  const none = { binding: null, engine: null, native: false, ioUring: false, sendZc: false, send: false, splice: false }
+  const none = { binding: null, engine: null, native: false, beneath: null, ioUring: false, sendZc: false, send: false, splice: false }
   if (addon === null) return { ...none, addon: null, reason }
+  const beneath = addon.beneathMode()
   let ringReason = 'engine "classic" was configured'
   let ioUring = false
   if (choice !== 'classic') {
@@ -251,6 +264,7 @@ function probeOnce (choice: EngineChoice): Probe {
         addon: descriptors(addon, 'io_uring'),
         engine: 'io_uring',
         native: true,
+        beneath,
         ioUring: true,
         sendZc: ring.sendZc,
         send: ring.send,
@@ -259,17 +273,18 @@ function probeOnce (choice: EngineChoice): Probe {
       }
     }
     ringReason = describeRingError(ring.code)
-    if (choice === 'io_uring') return { ...none, native: true, addon: descriptors(addon, null), reason: ringReason }
+    if (choice === 'io_uring') return { ...none, native: true, beneath, addon: descriptors(addon, null), reason: ringReason }
   }
   const classic = addon.open(0, KIND.classic)
   if (!classic.ok) {
-    return { ...none, native: true, ioUring, addon: descriptors(addon, null), reason: `${ringReason}; the classic engine failed too (${classic.code ?? 'unknown'})` }
+    return { ...none, native: true, beneath, ioUring, addon: descriptors(addon, null), reason: `${ringReason}; the classic engine failed too (${classic.code ?? 'unknown'})` }
   }
   return {
     binding: bind(addon, 'classic'),
     addon: descriptors(addon, 'classic'),
     engine: 'classic',
     native: true,
+    beneath,
     ioUring,
     sendZc: classic.sendZc,
     send: classic.send,

@@ -27,6 +27,9 @@ if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null 2>&1; then
   # test/container.test.js: runc runs the server in a container under Podman's default profile.
   command -v runc >/dev/null 2>&1 || missing+=(runc)
   [ -f /usr/share/containers/seccomp.json ] || missing+=(golang-github-containers-common)
+  # test/static-walk.test.js: a mount namespace of its own (unshare), a tmpfs and a bind mount.
+  command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+  command -v mount >/dev/null 2>&1 || missing+=(mount)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "bootstrap: installing ${missing[*]}"
     apt_install "${missing[@]}"

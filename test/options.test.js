@@ -36,8 +36,9 @@ test('defaults register; capabilities are frozen and complete', async (t) => {
   await app.register(zeroCopy)
   const caps = app.zeroCopy.capabilities
   t.ok(Object.isFrozen(caps))
-  t.same(Object.keys(caps).sort(), ['engine', 'ioUring', 'kernel', 'mode', 'native', 'reason', 'send', 'sendZc'])
+  t.same(Object.keys(caps).sort(), ['beneath', 'engine', 'ioUring', 'kernel', 'mode', 'native', 'reason', 'send', 'sendZc'])
   t.type(caps.kernel, 'string')
+  t.equal(caps.beneath, 'openat2', 'openat2 works here (test/static-walk.test.js: where it is refused)')
   assertEngine(t, caps)
   t.equal(caps.ioUring, ENGINE === 'io_uring', 'ioUring: whether a ring was created (none is tried for engine "classic")')
   t.same(Object.keys(app.zeroCopy.stats()).sort(), ['bytes', 'engines', 'fallbacks', 'inFlight', 'notifications', 'responses'])

@@ -123,6 +123,12 @@ declare namespace fastifyZeroCopy {
     reason: string | null
     /** The running kernel's release. */
     kernel: string
+    /**
+     * How `fastify-zero-copy/static` opens files beneath its root: `openat2` (RESOLVE_BENEATH),
+     * or `walk` where openat2 is refused (a kernel before 5.6, a seccomp profile, gVisor): one
+     * component at a time with O_NOFOLLOW, every symlink checked; null without the addon.
+     */
+    beneath: 'openat2' | 'walk' | null
   }
 
   export interface ZeroCopyStats {

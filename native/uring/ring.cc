@@ -426,7 +426,10 @@ Ring::OpenReq& Ring::NewOpen(const char* path, uint64_t* key) {
 
 int64_t Ring::OpenBeneath(int dirfd, const char* path, BeneathKind kind, uint64_t resolve) {
   if (broken_ != 0) return -broken_;
-  if (!openat2_) return -EOPNOTSUPP;
+  // In walk mode (openat2 refused) never IORING_OP_OPENAT2, though seccomp does not see ring
+  // opcodes: a profile that refuses openat2 is a policy, not to be gone round; and the bit
+  // that forces the walk is not the kernel's. A disk thread walks instead (-EOPNOTSUPP).
+  if (!openat2_ || (resolve & kBeneathWalk) != 0 || CurrentBeneathMode() == BeneathMode::kWalk) return -EOPNOTSUPP;
   int dir = dirfd == AT_FDCWD ? AT_FDCWD : fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
   if (dir < 0 && dir != AT_FDCWD) return -errno;
   io_uring_sqe* sqe = SingleSqe();

@@ -52,7 +52,7 @@ function errnoError (code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(code), { code })
 }
 
-/** Opens `rel` beneath `dirfd`: at once when the lookup is cached and local, else off the loop. */
+/** Opens `rel` beneath `dirfd`: at once when the lookup is cached and local (never in walk mode), else off the loop. */
 function openBeneath (addon: Descriptors, dirfd: number, rel: string, kind: 0 | 1, resolve: number, done: OpenDone): void {
   let fd: number
   try {
@@ -133,11 +133,18 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const allowedPath = opts.allowedPath
   const redirect = opts.redirect === true
 
+  if (addon.beneathMode === 'walk') {
+    // Contained all the same (native/beneath.h), but every open is a disk thread's walk.
+    fastify.log.info('fastify-zero-copy/static: openat2 is refused here (a kernel before 5.6, a seccomp profile, gVisor); files are opened beneath the root by a walk, one component at a time with O_NOFOLLOW, every symlink checked')
+  }
   const serve = opts.serve !== false
   const roots: Root[] = []
   const callRoots = new Map<string, Root>()
 
-  /** Opens a root as an O_PATH descriptor; a refused openat2 fails closed. */
+  /**
+   * Opens a root as an O_PATH descriptor (by the walk where openat2 is refused); an openat2
+   * that answered the process's probe and is refused afterwards fails closed.
+   */
   function openRootNow (rootPath: string): Root {
     let fd = -1
     try {

@@ -1,0 +1,12 @@
+import Fastify from 'fastify'
+import { expect } from 'tstyche'
+import fastifyZeroCopy from '../../types/index'
+import fastifyZeroCopyStatic from '../../types/static'
+
+const app = Fastify()
+app.register(fastifyZeroCopy)
+app.register(fastifyZeroCopyStatic, { root: '/srv/public' })
+
+// How fastify-zero-copy/static opens beneath its root: openat2, or the walk where it is refused.
+expect(app.zeroCopy.capabilities.beneath).type.toBe<'openat2' | 'walk' | null>()
+expect(app.zeroCopy.capabilities.beneath).type.not.toBe<string>()
