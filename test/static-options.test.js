@@ -344,3 +344,62 @@ test('the ESM entry', async (t) => {
   t.equal(mod.default, serveStatic)
   t.equal(mod.fastifyStatic, serveStatic)
 })
+
+test('onFile (as @fastify/static 10): the chosen file\'s absolute path and stat, awaited, after allowedPath; a throw or a rejection refuses it', async (t) => {
+  const tree = buildTree(t)
+  const seen = []
+  const { port } = await simple(t, tree, {
+    allowedPath: (p) => p !== '/page.html',
+    onFile: async (file, stat) => {
+      seen.push([file, stat.size])
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      if (file.endsWith('small.txt')) throw Object.assign(new Error('refused by onFile'), { statusCode: 403 })
+    }
+  }, async (app) => {
+    app.get('/call', (req, reply) => reply.sendFile('sub/index.html', { onFile () { throw new Error('per call') } }))
+  })
+  await get(t, port, '/assets/big.bin', tree.files['big.bin'])
+  await get(t, port, '/assets/sub/', tree.files['sub/index.html'])
+  const refused = await get(t, port, '/assets/small.txt', 403)
+  t.match(refused.body.toString(), /refused by onFile/)
+  await get(t, port, '/assets/page.html', 404) // allowedPath first: onFile not called
+  await get(t, port, '/call', 500)
+  t.same(seen, [
+    [path.join(tree.root, 'big.bin'), tree.files['big.bin'].length],
+    [path.join(tree.root, 'sub/index.html'), tree.files['sub/index.html'].length],
+    [path.join(tree.root, 'small.txt'), tree.files['small.txt'].length]
+  ])
+  const app = Fastify({ logger: false })
+  await t.rejects(app.register(serveStatic, { root: tree.root, onFile: 'no' }).ready(), { code: 'FST_ZERO_COPY_INVALID_OPTION' })
+  await app.close()
+})
+
+test('a file named with a trailing slash is not there (404, as send answers ENOTDIR)', async (t) => {
+  const tree = buildTree(t)
+  const { port } = await simple(t, tree)
+  await get(t, port, '/assets/small.txt/', 404)
+  await get(t, port, '/assets/big.bin/', 404)
+  await get(t, port, '/assets/sub/', tree.files['sub/index.html'])
+})
+
+test('serveDotFiles (wildcard: false: routes for dot paths, the policy still decides) and suppressWarning', async (t) => {
+  const tree = buildTree(t)
+  const { port } = await simple(t, tree, { wildcard: false, dotfiles: 'allow' })
+  await get(t, port, '/assets/.env', 404) // no route: as @fastify/static 10 without serveDotFiles
+  const dot = await simple(t, tree, { wildcard: false, dotfiles: 'allow', serveDotFiles: true })
+  await get(t, dot.port, '/assets/.hidden/file.txt', fs.readFileSync(path.join(tree.root, '.hidden/file.txt')))
+  const ignored = await simple(t, tree, { wildcard: false, serveDotFiles: true })
+  await get(t, ignored.port, '/assets/.env', 404) // a route, but 'ignore' (the default) hides it
+  for (const suppressWarning of [false, true]) {
+    const lines = []
+    const stream = { write (line) { lines.push(JSON.parse(line)) } }
+    const app = Fastify({ logger: { level: 'warn', stream } })
+    await app.register(serveStatic, { root: path.join(tree.dir, 'missing'), suppressWarning })
+    await app.ready()
+    t.equal(lines.filter((l) => /must exist/.test(l.msg)).length, suppressWarning ? 0 : 1, `suppressWarning ${suppressWarning}`)
+    await app.close()
+  }
+  const app = Fastify({ logger: false })
+  await t.rejects(app.register(serveStatic, { root: tree.root, serveDotFiles: 'yes' }).ready(), { code: 'FST_ZERO_COPY_INVALID_OPTION' })
+  await app.close()
+})

@@ -33,6 +33,12 @@ declare namespace fastifyZeroCopyStatic {
      * 'none' follows none, 'follow' follows every one wherever it leads.
      */
     symlinks?: 'inside' | 'none' | 'follow'
+    /**
+     * Called with the selected file's absolute path and stat (the sibling when pre-compressed),
+     * after allowedPath and before any header; awaited. A throw or a rejection refuses the file
+     * and goes to Fastify's error handler.
+     */
+    onFile?: (path: string, stat: Stats) => void | Promise<void>
   }
 
   /** A folder's totals, of what a listing would show in it, at every depth. */
@@ -99,6 +105,10 @@ declare namespace fastifyZeroCopyStatic {
     setHeaders?: (res: ServerResponse, path: string, stat: Stats) => void
     redirect?: boolean
     wildcard?: boolean
+    /** With `wildcard: false`: routes for files under dot-directories and dotfiles too (the dotfile policy still decides). Default false. */
+    serveDotFiles?: boolean
+    /** No warning at registration for a root that does not exist. */
+    suppressWarning?: boolean
     /**
      * With `wildcard: false`: glob patterns (minimatch, dotfiles matched) of files that get no
      * route; a pattern ending in `/**` also skips the files below the directories it matches.

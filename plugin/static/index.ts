@@ -116,6 +116,10 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const preCompressed = readPreCompressed(opts.preCompressed)
   // As @fastify/static: only the route table of wildcard: false looks at it.
   const globIgnore = readGlobIgnore(opts.globIgnore)
+  for (const name of ['serveDotFiles', 'suppressWarning'] as const) {
+    if (opts[name] !== undefined && typeof opts[name] !== 'boolean') throw new FST_ZERO_COPY_INVALID_OPTION(name, 'expected a boolean')
+  }
+  const suppressWarning = opts.suppressWarning === true
   checkFunction('setHeaders', opts.setHeaders)
   checkFunction('allowedPath', opts.allowedPath)
   if (opts.wildcard !== undefined && typeof opts.wildcard !== 'boolean') throw new FST_ZERO_COPY_INVALID_OPTION('wildcard', 'expected a boolean')
@@ -158,7 +162,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       if (code !== 'ENOENT') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`${JSON.stringify(rootPath)} cannot be opened (${code})`)
       // As @fastify/static: a root that does not exist yet is a warning, and every request
       // under it a 404 (it is not looked for again: the descriptor is the root).
-      fastify.log.warn(`"root" path "${rootPath}" must exist`)
+      if (!suppressWarning) fastify.log.warn(`"root" path "${rootPath}" must exist`)
     }
     return { path: rootPath, fd, refs: 0, closed: false, caseless: false }
   }
@@ -362,6 +366,11 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
             tryName(n + 1)
             return
           }
+          if (resolved.trailingSlash) {
+            file!.close() // `small.txt/`: a file named as a directory is not there (ENOTDIR), as in send
+            tryRoot(i + 1)
+            return
+          }
           send(reply, root, stored!, file!, stat!, settings)
         })
       }
@@ -490,6 +499,31 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       file.close()
       return
     }
+    const onFile = settings.onFile
+    if (onFile === undefined) {
+      respondWith(reply, root, segments, file, stat, settings, coding, named)
+      return
+    }
+    // As @fastify/static 10: the hook sees the file chosen (a sibling when encoded), after
+    // allowedPath, and is awaited before any header; a throw or a rejection refuses it.
+    let pending: void | Promise<void>
+    try {
+      pending = onFile(path.join(root.path, ...segments), stat)
+    } catch (err) {
+      file.close()
+      reply.send(err)
+      return
+    }
+    Promise.resolve(pending).then(() => {
+      if (reply.raw.destroyed || reply.sent) file.close()
+      else respondWith(reply, root, segments, file, stat, settings, coding, named)
+    }, (err: unknown) => {
+      file.close()
+      if (!reply.sent) reply.send(err)
+    })
+  }
+
+  function respondWith (reply: FastifyReply, root: Root, segments: string[], file: OpenFile, stat: Stats, settings: SendSettings, coding: Coding | null, named: string[]): void {
     try {
       setHeaders?.(reply.raw, path.join(root.path, ...segments), stat)
       if (preCompressed) setEncodingHeaders(reply, coding, named, settings.http.contentType)
@@ -616,7 +650,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const indexDirs = new Map<string, { root: Root, segments: string[] }>()
   for (const root of roots) {
     if (root.fd < 0) continue
-    for (const segments of walk(root.path, base.dotfiles === 'allow', globIgnore)) {
+    for (const segments of walk(root.path, opts.serveDotFiles === true, globIgnore)) {
       const url = prefix + segments.join('/')
       if (routes.has(url) || segments.some((s) => s.includes('*') || s.includes(':'))) continue
       routes.add(url)

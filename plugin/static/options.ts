@@ -16,6 +16,8 @@ export interface SendSettings {
   index: string[]
   extensions: string[]
   resolve: number
+  /** @fastify/static 10's onFile: called with the selected file's absolute path and stat, awaited; a throw refuses it. */
+  onFile?: (path: string, stat: import('node:fs').Stats) => void | Promise<void>
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000, w: 604800000, y: 31557600000 }
@@ -63,6 +65,12 @@ function readExtensions (value: unknown, fallback: string[]): string[] {
   return list.map((e: string) => e.replace(/^\./, ''))
 }
 
+function readOnFile (value: unknown, fallback: SendSettings['onFile']): SendSettings['onFile'] {
+  if (value === undefined) return fallback
+  if (typeof value !== 'function') throw new FST_ZERO_COPY_INVALID_OPTION('onFile', 'expected a function')
+  return value as SendSettings['onFile']
+}
+
 export function resolveFlags (symlinks: Symlinks): number {
   switch (symlinks) {
     case 'none': return RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS
@@ -89,7 +97,8 @@ export function readSendSettings (opts: Record<string, unknown>, base: SendSetti
     dotfiles: oneOf('dotfiles', opts.dotfiles, ['allow', 'deny', 'ignore'] as const, base.dotfiles),
     index: readIndex(opts.index, base.index),
     extensions: readExtensions(opts.extensions, base.extensions),
-    resolve: opts.symlinks === undefined ? base.resolve : resolveFlags(oneOf('symlinks', opts.symlinks, ['inside', 'none', 'follow'] as const, 'inside'))
+    resolve: opts.symlinks === undefined ? base.resolve : resolveFlags(oneOf('symlinks', opts.symlinks, ['inside', 'none', 'follow'] as const, 'inside')),
+    onFile: readOnFile(opts.onFile, base.onFile)
   }
 }
 
