@@ -22,6 +22,7 @@ import {
 } from '../errors'
 import { displayPath, hasDotSegment, isRefusal, relativePath, resolveName, resolveRequestPath, type Refusal, type Resolved } from './path'
 import { readRoots, readSendSettings, resolveFlags, type SendSettings, type Symlinks } from './options'
+import { OpenFileCache, readOpenFileCache } from './cache'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -114,6 +115,10 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const setHeaders = opts.setHeaders
   const allowedPath = opts.allowedPath
   const redirect = opts.redirect === true
+  const cacheSettings = readOpenFileCache(opts.openFileCache)
+  const cache = cacheSettings === null
+    ? null
+    : new OpenFileCache(addon, cacheSettings, (dirfd, rel, resolve, done) => openBeneath(addon, dirfd, rel, BENEATH_FILE, resolve, done), statOf)
 
   const serve = opts.serve !== false
   const roots: Root[] = []
@@ -142,6 +147,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     for (const r of readRoots(opts.root)) roots.push(openRootNow(r))
   }
   fastify.addHook('onClose', (_instance, done) => {
+    cache?.close()
     for (const root of [...roots, ...callRoots.values()]) closeRoot(root)
     callRoots.clear()
     done()
@@ -150,6 +156,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   function closeRoot (root: Root): void {
     if (root.closed) return
     root.closed = true
+    cache?.dropRoot(root)
     if (root.fd >= 0) addon!.closeFile(root.fd, false)
   }
 
@@ -303,6 +310,10 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   }
 
   function openFile (root: Root, segments: string[], settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats) => void): void {
+    if (cache !== null) {
+      cache.open(root, relativePath(segments), displayPath(segments, false), settings.resolve, done)
+      return
+    }
     openBeneath(addon!, root.fd, relativePath(segments), BENEATH_FILE, settings.resolve, (err, fd) => {
       if (err !== null) {
         done(err)
