@@ -27,6 +27,8 @@ if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null 2>&1; then
   # test/container.test.js: runc runs the server in a container under Podman's default profile.
   command -v runc >/dev/null 2>&1 || missing+=(runc)
   [ -f /usr/share/containers/seccomp.json ] || missing+=(golang-github-containers-common)
+  # test/static-cache.test.js counts a server's openat2 calls from outside.
+  command -v strace >/dev/null 2>&1 || missing+=(strace)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "bootstrap: installing ${missing[*]}"
     apt_install "${missing[@]}"

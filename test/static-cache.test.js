@@ -150,51 +150,64 @@ test('headers as without the cache, formatted again when the file changes', asyn
   t.equal(c.headers.etag, (await get(t, off.port, 'page.html')).headers.etag, 'and the ETag')
 })
 
-test('renamed over: the next request gets the new file; a path naming another file while the old lives on: at most validMs stale', async (t) => {
+test('renamed over or away: the next request gets the new file; a directory swapped along the path: at most validMs stale', async (t) => {
   const tree = buildTree(t)
   const validMs = 1000
   const { port } = await start(t, tree, { validMs })
   const file = path.join(tree.root, 'deploy.bin')
-  const v = [1, 2, 3].map((i) => bytes(`deploy${i}`, 32 * KiB + i))
+  const v = [1, 2, 3, 4].map((i) => bytes(`deploy${i}`, 32 * KiB + i))
+  const shaOf = (res) => sha256(res.body)
   fs.writeFileSync(file, v[0])
-  t.equal(sha256((await get(t, port, 'deploy.bin')).body), sha256(v[0]), 'v1')
+  t.equal(shaOf(await get(t, port, 'deploy.bin')), sha256(v[0]), 'v1')
+  t.equal(shaOf(await get(t, port, 'deploy.bin')), sha256(v[0]), 'v1 (a hit)')
 
   // Renamed over: the old file's last name is gone (nlink 0, seen by the hit's fstat).
   fs.writeFileSync(file + '.tmp', v[1])
   fs.renameSync(file + '.tmp', file)
-  const filled = performance.now() // the next request's open fills the entry: checkedAt >= filled
-  t.equal(sha256((await get(t, port, 'deploy.bin')).body), sha256(v[1]), 'v2 at the next request')
+  t.equal(shaOf(await get(t, port, 'deploy.bin')), sha256(v[1]), 'renamed over: v2 at the next request')
+  t.equal(shaOf(await get(t, port, 'deploy.bin')), sha256(v[1]), 'v2 (a hit)')
 
-  // The old file kept under another name, the new one renamed in: the path is resolved again
-  // by the first request arriving validMs or more after the open that filled the entry, which
-  // was issued between `filled` and `t0`.
-  const t0 = performance.now()
-  t.equal(sha256((await get(t, port, 'deploy.bin')).body), sha256(v[1]), 'v2 (a hit)')
+  // The old file renamed away, kept: its rename changed its ctime, seen by the hit's fstat.
   fs.renameSync(file, file + '.old')
   fs.writeFileSync(file + '.tmp', v[2])
   fs.renameSync(file + '.tmp', file)
-  const early = performance.now()
-  const stale = await get(t, port, 'deploy.bin')
+  t.equal(shaOf(await get(t, port, 'deploy.bin')), sha256(v[2]), 'renamed away and another renamed in: v3 at the next request')
+  t.ok(await eventually(() => fdsOf(file + '.old') === 0, 1000), 'the old file is no longer held')
+
+  // A directory swapped along the path (a release symlink flipped): neither file changes, so
+  // the path is resolved again only by the first request arriving validMs or more after the
+  // open that filled the entry, which was issued between `filled` and `checked`.
+  for (const [dir, content] of [['rel1', v[2]], ['rel2', v[3]]]) {
+    fs.mkdirSync(path.join(tree.root, dir))
+    fs.writeFileSync(path.join(tree.root, dir, 'app.bin'), content)
+  }
+  fs.symlinkSync('rel1', path.join(tree.root, 'current'))
+  const filled = performance.now()
+  t.equal(shaOf(await get(t, port, 'current/app.bin')), sha256(v[2]), 'release 1 (fills the entry)')
+  const checked = performance.now()
+  fs.symlinkSync('rel2', path.join(tree.root, 'current.tmp'))
+  fs.renameSync(path.join(tree.root, 'current.tmp'), path.join(tree.root, 'current'))
+  const swapped = performance.now()
+  const stale = await get(t, port, 'current/app.bin')
   t.ok(performance.now() - filled < validMs, 'this request came within validMs of the entry\'s check')
-  t.equal(sha256(stale.body), sha256(v[1]), 'within validMs the cached file, whole (the open was skipped)')
+  t.equal(shaOf(stale), sha256(v[2]), 'within validMs: release 1, whole (the open was skipped)')
   const seen = []
   for (;;) {
     const sent = performance.now()
-    const res = await get(t, port, 'deploy.bin')
-    const sha = sha256(res.body)
-    t.ok(sha === sha256(v[1]) || sha === sha256(v[2]), 'one file or the other, whole')
-    seen.push({ sent, fresh: sha === sha256(v[2]) })
-    if (sent - early >= validMs + 200) break
+    const sha = shaOf(await get(t, port, 'current/app.bin'))
+    t.ok(sha === sha256(v[2]) || sha === sha256(v[3]), 'one release or the other, whole')
+    seen.push({ sent, fresh: sha === sha256(v[3]) })
+    if (sent - checked >= validMs + 200) break
     await after(50)
   }
-  // The documented bound: a request sent at t0 + validMs or later (t0 >= checkedAt) arrives
-  // validMs or more after the check, so it is resolved again: the new file.
-  const bound = seen.filter((s) => s.sent - t0 >= validMs)
+  // The bound: a request sent at `checked` + validMs or later arrives validMs or more after
+  // the check, so the path is resolved again: release 2.
+  const bound = seen.filter((s) => s.sent - checked >= validMs)
   t.ok(bound.length > 0, `${bound.length} requests sent validMs or more after the check`)
-  for (const s of bound) t.ok(s.fresh, `sent ${Math.round(s.sent - early)} ms after the replacement: the new file`)
+  for (const s of bound) t.ok(s.fresh, `sent ${Math.round(s.sent - swapped)} ms after the swap: release 2`)
   const firstFresh = seen.find((s) => s.fresh)
-  t.comment(`served new from ${Math.round(firstFresh.sent - early)} ms after the replacement (bound: ${validMs} ms after the entry's check)`)
-  t.ok(await eventually(() => fdsOf(file + '.old') === 0, 1000), 'the old file is no longer held')
+  t.comment(`release 2 served from ${Math.round(firstFresh.sent - swapped)} ms after the swap (bound: ${validMs} ms after the entry's check)`)
+  t.ok(await eventually(() => fdsOf(path.join(tree.root, 'rel1', 'app.bin')) === 0, 1000), 'release 1 is no longer held')
 })
 
 test('a symlink flipped out of the root is never followed, even with its target cached', async (t) => {
@@ -246,6 +259,26 @@ test('a symlink flipped out of the root is never followed, even with its target 
     await flipper
   }
   t.ok(counts[200] > 0 && counts[404] > 0, `${flips} flips, both states met: ${JSON.stringify(counts)}`)
+})
+
+test('the same answers as without the cache, asked twice: symlinks out, dotfiles, dot segments, directories', async (t) => {
+  const tree = buildTree(t)
+  const off = await start(t, tree, false, { redirect: true })
+  const on = await start(t, tree, {}, { redirect: true })
+  const targets = [
+    'link-in', 'link-out', 'link-abs-out', 'link-dir-out/canary.txt', 'link-magic', 'dangling', 'noindex/link-up-inside',
+    '.env', '.git/config', 'sub/.secret', 'sub/../small.txt', 'sub/%2e%2e/%2e%2e/canary.txt', '..%2Fcanary.txt',
+    'sub', 'sub/', 'noindex/', 'with%20space.txt', '100%25.txt', 'empty.txt', 'nope', 'big.bin'
+  ]
+  for (const target of targets) {
+    const a = await rawRequest(off.port, `/assets/${target}`)
+    for (const round of ['fills', 'hits']) {
+      const b = await rawRequest(on.port, `/assets/${target}`)
+      t.ok(b.valid && !b.raw.includes(tree.canary.subarray(0, 24)), `${target} (${round}): valid, no canary`)
+      t.equal(b.status, a.status, `${target} (${round}): ${a.status} as without the cache`)
+      t.equal(sha256(b.body), sha256(a.body), `${target} (${round}): the same body`)
+    }
+  }
 })
 
 test('bounded: more files than max keep at most max descriptors (plus responses in flight); all closed at fastify.close() and when idle', async (t) => {

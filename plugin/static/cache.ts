@@ -4,8 +4,9 @@
 //
 // What a cached entry may serve, and for how long:
 // - every hit fstat()s the cached descriptor (a local file's inode, held by the kernel: no
-//   wait), so a write, a truncation or a chmod (size, mtime, ctime) is seen at that request,
-//   and a file whose last name went away (unlinked, renamed over: nlink 0) is opened again;
+//   wait); a file changed in any way (size, mtime, ctime: written, truncated, chmod'ed,
+//   renamed) or whose last name went away (unlinked, renamed over: nlink 0) is dropped and
+//   the path opened again at that request;
 // - the path is resolved again (openat2 beneath the root, as without the cache) by the first
 //   request at least `validMs` after the open that filled the entry was issued, so a path that
 //   names another file while the old one lives on (renamed away, a hard link, a symlink
@@ -149,16 +150,12 @@ export class OpenFileCache {
       this.remove(entry)
       return false
     }
-    if (stat.nlink === 0) {
-      this.remove(entry) // its last name went: the path, if anything, names another file now
+    // Its last name went (nlink 0: the path, if anything, names another file now), or it was
+    // written, truncated, chmod'ed, renamed (ctime): the path is opened again, as without the
+    // cache, so that a permission taken away is met by the open.
+    if (stat.nlink === 0 || stat.ctimeMs !== entry.ctimeMs || stat.size !== entry.size || stat.mtimeMs !== entry.mtimeMs) {
+      this.remove(entry)
       return false
-    }
-    if (stat.size !== entry.size || stat.mtimeMs !== entry.mtimeMs || stat.ctimeMs !== entry.ctimeMs) {
-      // Written, truncated or chmod'ed in place: the same file, with its new stat's values.
-      entry.size = stat.size
-      entry.mtimeMs = stat.mtimeMs
-      entry.ctimeMs = stat.ctimeMs
-      entry.headers = fileHeaderValues(entry.path, stat)
     }
     let fd: number
     try {
