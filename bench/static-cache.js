@@ -111,11 +111,15 @@ async function main () {
   const loadAfter = load()
   const fmt = (xs) => `${Math.round(median(xs))} (${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))})`
   console.log(`wrk -t1 -c${args.conns} -d${args.duration}s (+${args.warmup}s warm-up), ${args.rounds} rounds alternating, server on CPU 0, wrk on CPU 1; load average before ${loadBefore}, after ${loadAfter}\n`)
-  console.log('| file | cache off req/s, median (range) | cache on req/s | ratio on/off (per-round range) | server CPU us/req off -> on |')
-  console.log('|---|---|---|---|---|')
+  console.log('| file | cache off req/s, median (range) | cache on req/s | ratio on/off (per-round range) | server CPU us/req off | on | ratio on/off (per-round range) |')
+  console.log('|---|---|---|---|---|---|---|')
+  const range = (on, off) => {
+    const ratios = on.map((v, i) => v / off[i])
+    return `${(median(on) / median(off)).toFixed(3)} (${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)})`
+  }
+  const us = (xs) => `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)})`
   for (const { f, r } of rows) {
-    const ratios = r.on.map((v, i) => v / r.off[i])
-    console.log(`| ${f.size / 1024} KiB | ${fmt(r.off)} | ${fmt(r.on)} | ${(median(r.on) / median(r.off)).toFixed(3)} (${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}) | ${median(r.cpuOff).toFixed(1)} -> ${median(r.cpuOn).toFixed(1)} |`)
+    console.log(`| ${f.size / 1024} KiB | ${fmt(r.off)} | ${fmt(r.on)} | ${range(r.on, r.off)} | ${us(r.cpuOff)} | ${us(r.cpuOn)} | ${range(r.cpuOn, r.cpuOff)} |`)
   }
 }
 
