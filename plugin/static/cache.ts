@@ -9,9 +9,8 @@
 //   the path opened again at that request;
 // - the path is resolved again (openat2 beneath the root, as without the cache) by the first
 //   request at least `validMs` after the open that filled the entry was issued, so a path that
-//   names another file while the old one lives on (renamed away, a hard link, a symlink
-//   retargeted, a directory along the path renamed, a permission taken away) is served at
-//   most `validMs` stale;
+//   names another file while the cached one is untouched (a symlink or a directory along the
+//   path swapped, a directory's permission taken away) is served at most `validMs` stale;
 // - only regular files on local filesystems are cached: a remote file's fstat may wait (it
 //   would have to leave the loop on every hit), and a directory's descriptor carries a read
 //   position that duplicates would share. Errors (ENOENT) are not cached.
