@@ -77,12 +77,18 @@ test('hits skip the open: strace counts the server\'s openat2 calls, as `nobody`
       const res = await get(t, server.port, name)
       if (res.status !== 200 || sha256(res.body) !== sha256(content)) t.fail(`${label} request ${i}: ${res.status}`)
     }
+    // The server is `nobody`: a permission taken away (the file's ctime) is met by an open.
+    fs.chmodSync(path.join(tree.root, name), 0o000)
+    t.equal((await get(t, server.port, name)).status, 403, `${label}: chmod 000: a 403 at the next request`)
+    fs.chmodSync(path.join(tree.root, name), 0o644)
+    t.equal(sha256((await get(t, server.port, name)).body), sha256(content), `${label}: readable again`)
     process.kill(server.pid, 'SIGKILL') // strace then exits, its log complete
     await server.exited
     counts[label] = openat2Calls(log, name)
   }
-  t.ok(counts.off >= N, `without the cache, ${counts.off} openat2 calls for ${N} requests`)
-  t.ok(counts.on >= 1 && counts.on <= 2, `with it, ${counts.on} for ${N} requests (the first one's)`)
+  t.ok(counts.off >= N + 2, `without the cache, ${counts.off} openat2 calls for ${N + 2} requests`)
+  // The first request's open, and the two after each chmod (a changed ctime drops the entry).
+  t.ok(counts.on >= 3 && counts.on <= 6, `with it, ${counts.on} for ${N + 2} requests (the first one's, and one after each chmod)`)
 })
 
 test('a file written or truncated in place is served as it is now, at the very next request', async (t) => {
