@@ -72,6 +72,8 @@ export function readFileHttpOptions (opts: Partial<Record<keyof FileHttpOptions,
 export class OpenFile {
   private reads = 0
   private closing = false
+  /** Header values formatted once for this file's stat (fastify-zero-copy/static's open-file cache). */
+  headers: FileHeaderValues | null = null
 
   constructor (
     readonly fd: number,
@@ -298,6 +300,35 @@ function header (reply: FastifyReply, name: string): string {
   return value === undefined ? '' : String(value)
 }
 
+/** The validators and type of a file, as they are sent, for the stat they were formatted from. */
+export interface FileHeaderValues {
+  size: number
+  mtimeMs: number
+  lastModified: string
+  etag: string
+  contentType: string
+}
+
+function etagOf (stat: Stats): string {
+  return `W/"${stat.size.toString(16)}-${stat.mtime.getTime().toString(16)}"`
+}
+
+function contentTypeOf (path: string | null): string {
+  const type = path === null ? 'application/octet-stream' : (mime.getType(path) ?? 'application/octet-stream')
+  return isUtf8Type(type) ? type + '; charset=utf-8' : type
+}
+
+/** Formats what setFileHeaders sends for `stat`: once per stat for a cached file. */
+export function fileHeaderValues (path: string | null, stat: Stats): FileHeaderValues {
+  return {
+    size: stat.size,
+    mtimeMs: stat.mtimeMs,
+    lastModified: stat.mtime.toUTCString(),
+    etag: etagOf(stat),
+    contentType: contentTypeOf(path)
+  }
+}
+
 /** Sets the file's headers that the handler did not set itself; returns their names. */
 export function setFileHeaders (reply: FastifyReply, file: OpenFile, stat: Stats, http: FileHttpOptions): string[] {
   const added: string[] = []
@@ -306,15 +337,13 @@ export function setFileHeaders (reply: FastifyReply, file: OpenFile, stat: Stats
     reply.header(name, value)
     added.push(name)
   }
+  // Values formatted earlier count only for the stat they were formatted from.
+  const cached = file.headers !== null && file.headers.size === stat.size && file.headers.mtimeMs === stat.mtimeMs ? file.headers : null
   if (http.acceptRanges) set('accept-ranges', 'bytes')
   if (http.cacheControl) set('cache-control', `public, max-age=${Math.floor(http.maxAge / 1000)}${http.immutable ? ', immutable' : ''}`)
-  if (http.lastModified) set('last-modified', stat.mtime.toUTCString())
-  if (http.etag) set('etag', `W/"${stat.size.toString(16)}-${stat.mtime.getTime().toString(16)}"`)
-  if (http.contentType && !reply.hasHeader('content-type')) {
-    let type = file.path === null ? 'application/octet-stream' : (mime.getType(file.path) ?? 'application/octet-stream')
-    if (isUtf8Type(type)) type += '; charset=utf-8'
-    set('content-type', type)
-  }
+  if (http.lastModified) set('last-modified', cached?.lastModified ?? stat.mtime.toUTCString())
+  if (http.etag) set('etag', cached?.etag ?? etagOf(stat))
+  if (http.contentType && !reply.hasHeader('content-type')) set('content-type', cached?.contentType ?? contentTypeOf(file.path))
   return added
 }
 

@@ -30,6 +30,8 @@ if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null 2>&1; then
   # test/static-walk.test.js: a mount namespace of its own (unshare), a tmpfs and a bind mount.
   command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
   command -v mount >/dev/null 2>&1 || missing+=(mount)
+  # test/static-cache.test.js counts a server's openat2 calls from outside.
+  command -v strace >/dev/null 2>&1 || missing+=(strace)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "bootstrap: installing ${missing[*]}"
     apt_install "${missing[@]}"

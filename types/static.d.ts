@@ -95,7 +95,26 @@ declare namespace fastifyZeroCopyStatic {
     root?: string
   }
 
+  /** The open-file cache's bounds (option `openFileCache`). */
+  export interface OpenFileCacheOptions {
+    /** Entries, one descriptor each, held at most (least recently used closed first). Default 256. */
+    max?: number
+    /**
+     * Milliseconds after which a cached path is resolved again (openat2 beneath the root):
+     * how stale a path that names another file may be served. Default 1000.
+     */
+    validMs?: number
+    /** Milliseconds without a request after which an entry is closed. Default 20000. */
+    inactiveMs?: number
+  }
+
   export interface FastifyZeroCopyStaticOptions extends SendOptions {
+    /**
+     * Keeps hot files open, stat'ed and with their headers formatted: false (default), true
+     * (the defaults) or the bounds. Every hit still fstat()s the file, so a write or a
+     * truncation is seen at once; see the README for the bound on a replaced file.
+     */
+    openFileCache?: boolean | OpenFileCacheOptions
     root?: string | URL | Array<string | URL>
     prefix?: string
     prefixAvoidTrailingSlash?: boolean

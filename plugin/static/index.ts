@@ -27,6 +27,7 @@ import { checkListingRoot, listsWithoutIndex, namedListing, readListOptions, sen
 import { readGlobIgnore, type GlobIgnore } from './glob'
 import { probeCaseInsensitive, procFds, storedNames } from './letter-case'
 import { acceptedCodings, findSibling, readPreCompressed, setEncodingHeaders, type Coding } from './encoding'
+import { OpenFileCache, readOpenFileCache } from './cache'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -136,6 +137,10 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const setHeaders = opts.setHeaders
   const allowedPath = opts.allowedPath
   const redirect = opts.redirect === true
+  const cacheSettings = readOpenFileCache(opts.openFileCache)
+  const cache = cacheSettings === null
+    ? null
+    : new OpenFileCache(addon, cacheSettings, (dirfd, rel, resolve, done) => openBeneath(addon, dirfd, rel, BENEATH_FILE, resolve, done), statOf)
 
   if (addon.beneathMode === 'walk') {
     // Contained all the same (native/beneath.h), but every open is a disk thread's walk.
@@ -191,6 +196,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   let instanceClosed = false
   fastify.addHook('onClose', (_instance, done) => {
     instanceClosed = true
+    cache?.close()
     for (const root of [...roots, ...callRoots.values()]) closeRoot(root)
     callRoots.clear()
     done()
@@ -199,6 +205,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   function closeRoot (root: Root): void {
     if (root.closed) return
     root.closed = true
+    cache?.dropRoot(root)
     if (root.fd >= 0) addon!.closeFile(root.fd, false)
   }
 
@@ -453,6 +460,10 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   }
 
   function openStored (root: Root, segments: string[], settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats, stored?: string[]) => void): void {
+    if (cache !== null) {
+      cache.open(root, relativePath(segments), displayPath(segments, false), settings.resolve, (err, file, stat) => done(err, file, stat, segments))
+      return
+    }
     openBeneath(addon!, root.fd, relativePath(segments), BENEATH_FILE, settings.resolve, (err, fd) => {
       if (err !== null) {
         done(err)
