@@ -57,9 +57,9 @@ test('globIgnore: ** across directories, a directory skipped whole, braces', asy
   await expect(t, port, 'link-in', tree.files['big.bin'])
 })
 
-test('globIgnore: patterns match dotfiles (dotfiles allowed), as glob parses its ignore patterns', async (t) => {
+test('globIgnore: patterns match dotfiles (dotfiles allowed and routed), as glob parses its ignore patterns', async (t) => {
   const tree = buildTree(t)
-  const port = await serve(t, { root: tree.root, dotfiles: 'allow', globIgnore: ['*', '.git/**'] })
+  const port = await serve(t, { root: tree.root, dotfiles: 'allow', serveDotFiles: true, globIgnore: ['*', '.git/**'] })
   await expect(t, port, '.env', 404) // `*` matches a leading dot here
   await expect(t, port, 'small.txt', 404)
   await expect(t, port, '.git/config', 404)
