@@ -96,6 +96,10 @@ test('root: checked at registration', async (t) => {
     const app = Fastify({ logger: false })
     await t.rejects(app.register(serveStatic, { root: [tree.root, tree.root2, path.join(tree.root, 'small.txt')] }).ready(), { code: 'FST_ZERO_COPY_STATIC_INVALID_ROOT' })
     await app.close()
+    const bad = Fastify({ logger: false })
+    await t.rejects(bad.register(serveStatic, { root: [tree.root, tree.root2], prefix: '//evil' }).ready(), { code: 'FST_ZERO_COPY_INVALID_OPTION' })
+    t.equal(fdsUnder(tree.dir), before, 'no root descriptor left by a bad prefix, before close()')
+    await bad.close()
   }
   t.equal(fdsUnder(tree.dir), before, 'no root descriptor left by a failed registration')
   // As @fastify/static: a root that does not exist is a warning, and a 404 for every request.

@@ -147,6 +147,11 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     fastify.log.info('fastify-zero-copy/static: openat2 is refused here (a kernel before 5.6, a seccomp profile, gVisor); files are opened beneath the root by a walk, one component at a time with O_NOFOLLOW, every symlink checked')
   }
   const serve = opts.serve !== false
+  // Checked before any root is opened: a registration that fails leaves no descriptor behind.
+  let prefix = opts.prefix ?? '/'
+  if (serve && (typeof prefix !== 'string' || !prefix.startsWith('/') || prefix.startsWith('//') || prefix.includes('\\'))) {
+    throw new FST_ZERO_COPY_INVALID_OPTION('prefix', 'expected a path beginning with a single "/"')
+  }
   const roots: Root[] = []
   const callRoots = new Map<string, Root>()
 
@@ -605,10 +610,6 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
 
   if (!serve) return
 
-  let prefix = opts.prefix ?? '/'
-  if (typeof prefix !== 'string' || !prefix.startsWith('/') || prefix.startsWith('//') || prefix.includes('\\')) {
-    throw new FST_ZERO_COPY_INVALID_OPTION('prefix', 'expected a path beginning with a single "/"')
-  }
   const configuredPrefix = prefix
   if (opts.prefixAvoidTrailingSlash !== true && !prefix.endsWith('/')) prefix += '/'
 
