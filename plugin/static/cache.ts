@@ -39,9 +39,8 @@ export interface OpenFileCacheSettings {
 }
 
 /**
- * max 256: one descriptor each, a quarter of the soft RLIMIT_NOFILE of 1024 that many systems
- * still start processes with (Node does not raise it), leaving the rest to sockets and
- * in-flight responses. validMs 1 s: what a rename-over deploy may serve stale, and one open
+ * max 256: one descriptor each, a small share of RLIMIT_NOFILE (Node raises the soft limit to
+ * the hard one at startup), leaving the rest to sockets and in-flight responses. validMs 1 s: what a rename-over deploy may serve stale, and one open
  * per hot file per second. inactiveMs 20 s: a held descriptor keeps a deleted file's blocks
  * allocated, so an idle one does not stay long.
  */
