@@ -1036,7 +1036,7 @@ async function main () {
 }
 
 // What bench/static.js shares with this benchmark.
-module.exports = { ensureTools, ensureBuilt, cpuTimes, statusKiB, resetPeak, machineTicks, parseWrk, freePort, waitForPort, waitQuiet, machineInfo, stamp, tail, median, CLK_TCK, TMP, RESULTS }
+module.exports = { ensureTools, ensureBuilt, stopServer, cpuTimes, statusKiB, resetPeak, machineTicks, parseWrk, freePort, waitForPort, waitQuiet, machineInfo, stamp, tail, median, CLK_TCK, TMP, RESULTS }
 
 if (require.main === module) {
   main().catch(err => {

@@ -246,19 +246,7 @@ async function startNginx (opts, nginxBin, tree) {
   return srv
 }
 
-async function stopServer (srv) {
-  if (srv.exited !== null) return srv.exited
-  const done = new Promise(resolve => srv.child.once('exit', (code, signal) => resolve({ code, signal })))
-  srv.child.kill('SIGTERM')
-  const timer = setTimeout(() => {
-    srv.killedHard = true
-    srv.child.kill('SIGKILL')
-  }, 10000)
-  const r = await done
-  clearTimeout(timer)
-  if (srv.prefix) fs.rmSync(srv.prefix, { recursive: true, force: true })
-  return r
-}
+const stopServer = run.stopServer
 
 // ---------------------------------------------------------------------------------------
 // Checks: bytes against the manifest, hashed as they arrive (64 MiB files included)

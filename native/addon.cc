@@ -514,6 +514,7 @@ class Addon : public Napi::Addon<Addon> {
     out.Set("copied", Napi::Number::New(env, static_cast<double>(s.copied)));
     out.Set("sends", Napi::Number::New(env, static_cast<double>(s.sends)));
     out.Set("pinnedBytes", Napi::Number::New(env, static_cast<double>(s.pinnedBytes)));
+    out.Set("processPinnedBytes", Napi::Number::New(env, static_cast<double>(ProcessPinned().load(std::memory_order_relaxed))));
     out.Set("ops", Napi::Number::New(env, static_cast<double>(s.ops)));
     out.Set("strays", Napi::Number::New(env, static_cast<double>(s.strays)));
     out.Set("waiting", Napi::Number::New(env, static_cast<double>(s.waiting)));

@@ -42,6 +42,18 @@ inline std::atomic<uint64_t>& ProcessPinned() {
   return pinned;
 }
 
+// Reserves `n` bytes of the process's pinned total if that stays within `budget`; false, with
+// nothing reserved, otherwise. One compare-exchange: two environments' threads checking at once
+// cannot both pass (a load, a check and a later add let both, and the total passed the budget).
+inline bool ReservePinned(uint64_t n, uint64_t budget) {
+  std::atomic<uint64_t>& pinned = ProcessPinned();
+  uint64_t now = pinned.load(std::memory_order_relaxed);
+  do {
+    if (now + n > budget) return false;
+  } while (!pinned.compare_exchange_weak(now, now + n, std::memory_order_relaxed));
+  return true;
+}
+
 // Milliseconds since `start` (a CLOCK_MONOTONIC reading): the engines' teardown bound.
 inline long MsSince(const timespec& start) {
   timespec now;

@@ -9,6 +9,8 @@ export interface EngineStats {
   copied: number
   sends: number
   pinnedBytes: number
+  /** Pinned by every environment of the process together: what pinBudget bounds. */
+  processPinnedBytes: number
   ops: number
 }
 

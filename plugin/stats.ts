@@ -63,7 +63,7 @@ export class Counters {
       responses: { ...this.responses },
       bytes: { ...this.bytes },
       notifications: { total: ring?.notifications ?? 0, copied: ring?.copied ?? 0 },
-      inFlight: { sends: ring?.sends ?? 0, pinnedBytes: ring?.pinnedBytes ?? 0 },
+      inFlight: { sends: ring?.sends ?? 0, pinnedBytes: ring?.pinnedBytes ?? 0, processPinnedBytes: ring?.processPinnedBytes ?? 0 },
       engines: { io_uring: { ...this.engines.io_uring }, classic: { ...this.engines.classic } },
       fallbacks: { ...this.fallbacks }
     }

@@ -68,7 +68,7 @@ test('a pipelined pair on a raw socket: both responses, in order, exact', async 
   // The second body starts while the kernel may still owe the first one's zero-copy
   // completions, which arrive on the connection's one error queue: each must release its own.
   t.ok(await eventually(() => inFlightIsZero(app)), 'both bodies released')
-  t.same(app.zeroCopy.stats().inFlight, { sends: 0, pinnedBytes: 0 })
+  t.same(app.zeroCopy.stats().inFlight, { sends: 0, pinnedBytes: 0, processPinnedBytes: 0 })
 })
 
 test('one Buffer served to 50 concurrent clients, exact; afterwards nothing is in flight', async (t) => {
@@ -81,7 +81,7 @@ test('one Buffer served to 50 concurrent clients, exact; afterwards nothing is i
   t.equal(results.filter((r) => r.status === 200 && r.sha === want).length, 50, 'all 50 exact')
   t.ok(await eventually(() => app.zeroCopy.stats().responses.sendZc === 50))
   t.ok(await eventually(() => inFlightIsZero(app)), 'inFlight returns to zero')
-  t.same(app.zeroCopy.stats().inFlight, { sends: 0, pinnedBytes: 0 })
+  t.same(app.zeroCopy.stats().inFlight, { sends: 0, pinnedBytes: 0, processPinnedBytes: 0 })
 })
 
 for (const [whenCopied, path] of [['stream', 'stream'], ['send', 'send']]) {

@@ -141,7 +141,7 @@ test('a full SQ on the smallest ring (32 entries): 64 concurrent large bodies, b
     return stats.responses.sendZc + stats.responses.send + stats.responses.splice + stats.responses.stream === 64
   }), 'every body counted')
   t.equal(stats.responses.stream, 0, `every body by the ring (fallbacks ${JSON.stringify(stats.fallbacks)})`)
-  t.same(stats.inFlight, { sends: 0, pinnedBytes: 0 }, 'nothing in flight')
+  t.same(stats.inFlight, { sends: 0, pinnedBytes: 0, processPinnedBytes: 0 }, 'nothing in flight')
   t.ok(await eventually(async () => await steadyFds(server.pid) === baseline, 5000), `server fds back to ${baseline} (now ${procFds(server.pid)})`)
   t.notMatch(server.stderr(), /EBUSY/, 'no body failed with EBUSY')
   t.equal(server.stderr(), '', 'nothing logged at warn or above')

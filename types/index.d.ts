@@ -148,8 +148,12 @@ declare namespace fastifyZeroCopy {
     engines: { io_uring: { responses: number, bytes: number }, classic: { responses: number, bytes: number } }
     /** Zero-copy completions reaped (SEND_ZC notifications, MSG_ZEROCOPY completions), and how many reported that the kernel copied. */
     notifications: { total: number, copied: number }
-    /** Send requests whose completion is still owed, and the bytes they keep pinned. */
-    inFlight: { sends: number, pinnedBytes: number }
+    /**
+     * Send requests whose completion is still owed, the bytes they keep pinned, and the bytes
+     * pinned by every environment of the process together (main thread and workers: what
+     * `pinBudget` bounds).
+     */
+    inFlight: { sends: number, pinnedBytes: number, processPinnedBytes: number }
     /**
      * Bodies (or, for `enomem` and `pin-budget`, bodies with slices) that left the native path,
      * by reason (README, `app.zeroCopy.stats()`: `below-threshold`, `tls`, ..., `ring-broken`).

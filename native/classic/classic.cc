@@ -322,19 +322,20 @@ void Classic::Run(Op* op) {
 ssize_t Classic::SendBuffer(Op* op, size_t want) {
   for (;;) {
     bool zc = op->zc;
-    if (zc && ProcessPinned().load(std::memory_order_relaxed) + want > pinBudget_) {
+    if (zc && !ReservePinned(want, pinBudget_)) {
       zc = false;  // pinning more would pass the budget (RLIMIT_MEMLOCK for unprivileged users)
       op->result.fallbacks |= kFallbackPinBudget;
     }
     int flags = MSG_DONTWAIT | MSG_NOSIGNAL | (op->sent + want < op->length ? MSG_MORE : 0) | (zc ? MSG_ZEROCOPY : 0);
     ssize_t n = send(op->fd, op->data + op->sent, want, flags);
+    // What the kernel did not take is not pinned: back to the process's total.
+    if (zc) ProcessPinned().fetch_sub(want - (n > 0 ? static_cast<size_t>(n) : 0), std::memory_order_relaxed);
     if (n > 0) {
       if (zc) {
         // One id per send call that took bytes; its pages stay pinned until the error queue
         // reports the id complete.
         op->pins.emplace(op->zcNext++, static_cast<uint32_t>(n));
-        pinned_ += static_cast<uint64_t>(n);
-        ProcessPinned().fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+        pinned_ += static_cast<uint64_t>(n);  // reserved in the process's total above
         op->result.zcBytes += static_cast<uint64_t>(n);
       } else {
         op->result.copyBytes += static_cast<uint64_t>(n);

@@ -544,7 +544,7 @@ void Ring::SubmitChain(Op* op) {
     if (sqe == nullptr) break;
     uint32_t len = static_cast<uint32_t>(std::min<size_t>(op->zc ? op->slice : kCopySlice, op->length - off));
     bool zc = op->zc;
-    if (zc && ProcessPinned().load(std::memory_order_relaxed) + len > pinBudget_) {
+    if (zc && !ReservePinned(len, pinBudget_)) {
       // Pinning more would pass the budget (RLIMIT_MEMLOCK for unprivileged users): copy.
       zc = false;
       op->result.fallbacks |= kFallbackPinBudget;
@@ -553,8 +553,7 @@ void Ring::SubmitChain(Op* op) {
     if (zc) {
       io_uring_prep_send_zc(sqe, op->fd, op->data + off, len, kSendFlags,
                             reportUsage_ ? IORING_SEND_ZC_REPORT_USAGE : 0);
-      pinned_ += len;
-      ProcessPinned().fetch_add(len, std::memory_order_relaxed);
+      pinned_ += len;  // reserved in the process's total above
     } else {
       io_uring_prep_send(sqe, op->fd, op->data + off, len, kSendFlags);
     }

@@ -1,0 +1,125 @@
+'use strict'
+// The drop-in: one application, written for @fastify/static, run once with it and once with
+// fastify-zero-copy/static in its place (the require swapped, nothing else), the same requests
+// to both. Two registrations with two roots and prefixes (decorateReply: false on the second),
+// routes of the app's own with reply.sendFile and reply.download, index files, extensions,
+// redirect, ranges, HEAD and conditionals. What must agree: the status, the body's bytes, and
+// the headers a client acts on. Where the two differ on purpose (dotfiles by default; ETag's
+// form) the requests avoid it or say so.
+const fs = require('node:fs')
+const path = require('node:path')
+const { test } = require('tap')
+const Fastify = require('fastify')
+const { sha256 } = require('./helpers')
+const { buildTree, rawRequest } = require('./static-tree')
+
+/** The application, as its authors wrote it for @fastify/static. */
+async function app (fastifyStatic, tree) {
+  const fastify = Fastify({ logger: false })
+  await fastify.register(fastifyStatic, {
+    root: tree.root,
+    prefix: '/assets/',
+    index: ['index.html'],
+    extensions: ['html'],
+    redirect: true,
+    maxAge: '1h',
+    setHeaders (res, file) {
+      if (file.endsWith('.bin')) res.setHeader('x-kind', 'binary')
+    }
+  })
+  await fastify.register(fastifyStatic, { root: tree.root2, prefix: '/second/', decorateReply: false, immutable: true, maxAge: 86400000 })
+  fastify.get('/own/file', (req, reply) => reply.sendFile('sub/deep/x.bin'))
+  fastify.get('/own/other-root', (req, reply) => reply.sendFile('only2.txt', tree.root2))
+  fastify.get('/own/download', (req, reply) => reply.download('with space.txt', 'résumé "final".txt'))
+  fastify.get('/own/no-cache', (req, reply) => reply.sendFile('small.txt', { cacheControl: false, lastModified: false }))
+  fastify.get('/own/json', async () => ({ ok: true }))
+  await fastify.listen({ port: 0, host: '127.0.0.1' })
+  return fastify
+}
+
+const COMPARED = ['content-type', 'content-length', 'content-range', 'accept-ranges', 'cache-control', 'last-modified', 'content-disposition', 'location', 'x-kind']
+
+// [target, request headers]; a case that names the file's ETag gets it from a first response.
+const CASES = [
+  ['/assets/small.txt'],
+  ['/assets/big.bin'],
+  ['/assets/sub/deep/x.bin'],
+  ['/assets/with%20space.txt'],
+  ['/assets/100%25.txt'],
+  ['/assets/%C3%BCn%C3%AFc%C3%B8d%C3%A9-%F0%9F%98%80.txt'],
+  ['/assets/empty.txt'],
+  ['/assets/'],
+  ['/assets/sub/'],
+  ['/assets/sub'],
+  ['/assets/sub?x=1'],
+  ['/assets/page'],
+  ['/assets/link-in'],
+  ['/assets/missing.txt'],
+  ['/assets/noindex/'],
+  ['/assets/big.bin', { range: 'bytes=0-99' }],
+  ['/assets/big.bin', { range: 'bytes=-1000' }],
+  ['/assets/big.bin', { range: 'bytes=300000-' }],
+  ['/assets/small.txt', { range: 'bytes=1000-2000' }],
+  ['/assets/big.bin', { range: 'bytes=5-1,0-3' }],
+  ['/assets/big.bin', { 'if-modified-since': 'FUTURE' }],
+  ['/assets/big.bin', { 'if-none-match': 'ETAG' }],
+  ['/assets/big.bin', { 'if-range': 'ETAG', range: 'bytes=10-19' }],
+  ['/second/only2.txt'],
+  ['/second/small.txt'],
+  ['/second/big.bin'],
+  ['/own/file'],
+  ['/own/other-root'],
+  ['/own/download'],
+  ['/own/no-cache'],
+  ['/own/json']
+]
+
+test('an application written for @fastify/static answers the same with fastify-zero-copy/static in its place', async (t) => {
+  const tree = buildTree(t)
+  const future = new Date(Date.now() + 3600e3).toUTCString()
+  const servers = {
+    '@fastify/static': await app(require('@fastify/static'), tree),
+    'fastify-zero-copy/static': await app(require('fastify-zero-copy/static'), tree)
+  }
+  t.teardown(() => Promise.all(Object.values(servers).map((s) => s.close())))
+  for (const method of ['GET', 'HEAD']) {
+    for (const [target, given = {}] of CASES) {
+      const answers = {}
+      for (const [name, server] of Object.entries(servers)) {
+        const port = server.server.address().port
+        const headers = { ...given }
+        if (headers['if-modified-since'] === 'FUTURE') headers['if-modified-since'] = future
+        for (const h of ['if-none-match', 'if-range']) {
+          if (headers[h] === 'ETAG') headers[h] = (await rawRequest(port, target)).headers.etag
+        }
+        answers[name] = await rawRequest(port, target, { method, headers })
+      }
+      const ref = answers['@fastify/static']
+      const ours = answers['fastify-zero-copy/static']
+      const label = `${method} ${target} ${JSON.stringify(given)}`
+      t.ok(ours.valid, `${label}: a valid response`)
+      t.equal(ours.status, ref.status, `${label}: status ${ref.status}`)
+      if (ref.status < 300 || ref.status === 416) {
+        // A 404's or a 416's JSON error names the plugin's own code; a 2xx body is the file.
+        if (ref.status < 300) t.equal(sha256(ours.body), sha256(ref.body), `${label}: the same bytes`)
+        for (const h of COMPARED) t.equal(ours.headers[h], ref.headers[h], `${label}: ${h}`)
+      }
+      if (ref.status === 301 || ref.status === 302) t.equal(ours.headers.location, ref.headers.location, `${label}: location`)
+    }
+  }
+  // Beyond the table: the file the app's route sends is the file on disk.
+  const own = await rawRequest(servers['fastify-zero-copy/static'].server.address().port, '/own/file')
+  t.equal(sha256(own.body), sha256(fs.readFileSync(path.join(tree.root, 'sub/deep/x.bin'))))
+})
+
+test('the one deliberate difference of defaults: dotfiles (@fastify/static serves .env, this plugin does not)', async (t) => {
+  const tree = buildTree(t)
+  const ref = await app(require('@fastify/static'), tree)
+  const ours = await app(require('fastify-zero-copy/static'), tree)
+  t.teardown(() => Promise.all([ref.close(), ours.close()]))
+  const a = await rawRequest(ref.server.address().port, '/assets/.env')
+  const b = await rawRequest(ours.server.address().port, '/assets/.env')
+  t.equal(a.status, 200, '@fastify/static: .env served (its default dotfiles: allow)')
+  t.equal(b.status, 404, 'fastify-zero-copy/static: a 404 (default dotfiles: ignore)')
+  t.notOk(b.body.includes(tree.canary), 'not one byte of it')
+})
