@@ -307,9 +307,9 @@ test('sendFile, download, wildcard: false, several roots, setHeaders and a Vary 
   const seen = []
   const { port } = await start(t, tree, {
     root: [tree.root, root2],
-    setHeaders (res, file, stat) {
+    setHeaders (reply, file, stat) {
       seen.push([file, stat.size])
-      if (file.endsWith('page.html.br')) res.setHeader('vary', 'Origin')
+      if (file.endsWith('page.html.br')) reply.header('vary', 'Origin')
     }
   }, async (app) => {
     app.get('/send', (req, reply) => reply.sendFile('big.js'))
@@ -317,7 +317,7 @@ test('sendFile, download, wildcard: false, several roots, setHeaders and a Vary 
   })
   await expectVariant(t, port, tree, '/send', 'br', 'big.js', 'br')
   const dl = await expectVariant(t, port, tree, '/download', 'br', 'dir/index.html', 'br')
-  t.equal(dl.headers['content-disposition'], 'attachment; filename="home.html"')
+  t.equal(dl.headers['content-disposition'], 'attachment; filename=home.html')
   t.same(seen.slice(0, 2), [[path.join(tree.root, 'big.js.br'), fs.statSync(path.join(tree.root, 'big.js.br')).size],
     [path.join(tree.root, 'dir/index.html.br'), fs.statSync(path.join(tree.root, 'dir/index.html.br')).size]], 'setHeaders sees the file sent and its stat')
   const own = await expectVariant(t, port, tree, '/assets/page.html', 'br', 'page.html', 'br', { vary: false })

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsync, FastifyRequest, FastifyReply, RouteShorthandOptions } from 'fastify'
-import type { ServerResponse } from 'node:http'
 import type { Stats } from 'node:fs'
 
 declare module 'fastify' {
@@ -7,7 +6,7 @@ declare module 'fastify' {
     /** Sends `name` from below the registration's root (or `root`), as @fastify/static's does. */
     sendFile(name: string, options?: fastifyZeroCopyStatic.SendFileOptions): FastifyReply
     sendFile(name: string, root: string, options?: fastifyZeroCopyStatic.SendFileOptions): FastifyReply
-    /** sendFile with `Content-Disposition: attachment` (filename defaults to the name's last segment). */
+    /** sendFile with `Content-Disposition: attachment` (filename defaults to the name as given, as in @fastify/static). */
     download(name: string, options?: fastifyZeroCopyStatic.SendFileOptions): FastifyReply
     download(name: string, filename: string, options?: fastifyZeroCopyStatic.SendFileOptions): FastifyReply
   }
@@ -121,7 +120,8 @@ declare namespace fastifyZeroCopyStatic {
     serve?: boolean
     decorateReply?: boolean
     schemaHide?: boolean
-    setHeaders?: (res: ServerResponse, path: string, stat: Stats) => void
+    /** Called with the reply (as @fastify/static 10; 9 passed `reply.raw`), the file's absolute path and its stat. */
+    setHeaders?: (reply: FastifyReply, path: string, stat: Stats) => void
     redirect?: boolean
     wildcard?: boolean
     /** With `wildcard: false`: routes for files under dot-directories and dotfiles too (the dotfile policy still decides). Default false. */

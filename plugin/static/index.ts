@@ -6,6 +6,7 @@ import path from 'node:path'
 import { constants } from 'node:os'
 import { fstat, fstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs'
 import fp from 'fastify-plugin'
+import { create as contentDisposition } from 'content-disposition'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { FastifyZeroCopyStaticOptions, SendFileOptions } from '../../types/static'
 import core = require('../index')
@@ -92,13 +93,9 @@ function statOf (fd: number, remote: boolean, done: (err: NodeJS.ErrnoException 
   }
 }
 
-/** Content-Disposition: attachment with the name, ASCII-only fallback and RFC 8187's filename*. */
+/** Content-Disposition: attachment with the name as given, as @fastify/static writes it (the same package). */
 function attachment (filename: string): string {
-  const name = path.basename(filename)
-  const fallback = name.replace(/[^\x20-\x7e]/g, '?').replace(/["\\]/g, '_')
-  if (fallback === name && !/[%]/.test(name)) return `attachment; filename="${name}"`
-  const encoded = encodeURIComponent(name).replace(/['()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())
-  return `attachment; filename="${fallback.replace(/%/g, '_')}"; filename*=UTF-8''${encoded}`
+  return contentDisposition(filename)
 }
 
 function checkFunction (name: string, value: unknown): void {
@@ -541,7 +538,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
 
   function respondWith (reply: FastifyReply, root: Root, segments: string[], file: OpenFile, stat: Stats, settings: SendSettings, coding: Coding | null, named: string[]): void {
     try {
-      setHeaders?.(reply.raw, path.join(root.path, ...segments), stat)
+      setHeaders?.(reply, path.join(root.path, ...segments), stat) // as @fastify/static 10: the reply (9 gave reply.raw)
       if (preCompressed) setEncodingHeaders(reply, coding, named, settings.http.contentType)
     } catch (err) {
       file.close()

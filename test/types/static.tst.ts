@@ -2,7 +2,6 @@
 // import through esModuleInterop): the plugin's options, the reply decorators and the exports.
 // The ES module entry has its own file: test/types/esm/static.tst.ts.
 import Fastify, { type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify'
-import type { ServerResponse } from 'node:http'
 import type { Stats } from 'node:fs'
 import { describe, expect, test } from 'tstyche'
 import fastifyStatic, { fastifyStatic as named, fastifyZeroCopyStatic, type FastifyZeroCopyStaticOptions, type SendFileOptions, type SendOptions } from '../../types/static'
@@ -58,11 +57,11 @@ describe('options', () => {
   })
 
   test('setHeaders and allowedPath receive what the plugin passes', () => {
-    expect<FastifyZeroCopyStaticOptions['setHeaders']>().type.toBe<((res: ServerResponse, path: string, stat: Stats) => void) | undefined>()
+    expect<FastifyZeroCopyStaticOptions['setHeaders']>().type.toBe<((reply: FastifyReply, path: string, stat: Stats) => void) | undefined>()
     expect<FastifyZeroCopyStaticOptions['allowedPath']>().type.toBe<((pathName: string, root: string, request: FastifyRequest) => boolean) | undefined>()
     expect(app.register).type.toBeCallableWith(fastifyStatic, {
       root: '/srv',
-      setHeaders (res: ServerResponse, path: string, stat: Stats) { res.setHeader('x-size', String(stat.size) + path) },
+      setHeaders (reply: FastifyReply, path: string, stat: Stats) { reply.header('x-size', String(stat.size) + path) },
       allowedPath: (pathName: string, root: string, request: FastifyRequest) => pathName.startsWith(root) && request.method === 'GET'
     })
     expect(app.register).type.not.toBeCallableWith(fastifyStatic, { root: '/srv', allowedPath: (p: string) => p })
