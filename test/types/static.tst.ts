@@ -68,6 +68,18 @@ describe('options', () => {
     expect(app.register).type.not.toBeCallableWith(fastifyStatic, { root: '/srv', setHeaders: (res: number) => res })
   })
 
+  test('the options @fastify/static 10 added: onFile, serveDotFiles, suppressWarning', () => {
+    expect<FastifyZeroCopyStaticOptions['onFile']>().type.toBe<((path: string, stat: Stats) => void | Promise<void>) | undefined>()
+    expect(app.register).type.toBeCallableWith(fastifyStatic, {
+      root: '/srv',
+      serveDotFiles: true,
+      suppressWarning: true,
+      async onFile (path: string, stat: Stats) { if (stat.size > 1e9) throw new Error(path) }
+    })
+    expect(app.register).type.not.toBeCallableWith(fastifyStatic, { root: '/srv', serveDotFiles: 'yes' })
+    expect(app.register).type.not.toBeCallableWith(fastifyStatic, { root: '/srv', onFile: (path: number) => path })
+  })
+
   test('what a response may override, at registration', () => {
     expect(app.register).type.toBeCallableWith(fastifyStatic, {
       root: '/srv',
