@@ -168,6 +168,26 @@ test('CVE-2026-90982 letter case on a case-insensitive filesystem', { skip: unav
     t.same(seen, ['/private/x', '/private/Deep/Y.txt', '/public/a.txt'], 'allowedPath saw the stored spellings')
   })
 
+  t.test('listings: allowedPath and the listing see the stored names (a directory listed by a names trigger too)', async (t) => {
+    const seen = []
+    const { port } = await serve(t, {
+      root: tree.root,
+      list: { format: 'json', names: ['index.json'] },
+      allowedPath: (p) => { seen.push(p); return !denies(p) }
+    })
+    const get = checker(t, tree, port)
+    for (const target of ['/assets/PRIVATE/index.json', '/assets/Private/index.json', '/assets/PRIVATE/DEEP/index.json', '/assets/private/index.json', '/assets/PRIVATE']) {
+      const res = await get(target, 404)
+      t.notOk(/Deep|"x"/.test(res.body.toString()), `${target}: no name from private/`)
+    }
+    const listed = await get('/assets/PUBLIC/index.json', 200)
+    t.same(JSON.parse(listed.body).files.sort(), ['a.txt', 'big.bin'], 'the public directory, by its stored names (the symlink out not shown)')
+    const root = JSON.parse((await get('/assets/index.json', 200)).body)
+    t.notOk(root.dirs.includes('private'), 'private/ is not in the root\'s listing: allowedPath refuses it')
+    t.ok(seen.includes('/private/'), 'allowedPath was asked about /private/, as stored')
+    t.notOk(seen.some((p) => /PRIVATE|Private/.test(p)), 'and never about another spelling')
+  })
+
   t.test('the same tree on a case-sensitive filesystem: another spelling is not there (control)', async (t) => {
     const get = checker(t, tree, (await serve(t, { root: tree.backing, allowedPath: (p) => !denies(p) })).port)
     await get('/assets/public/a.txt', tree.files['public/a.txt'])
