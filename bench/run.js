@@ -32,6 +32,7 @@ const path = require('node:path')
 const { makeBody, sha256, parseSize, formatSize } = require('./body')
 const { eachOption } = require('./args')
 const { pinning, onCpu, threadAffinity, startContained } = require('./placement')
+const { startNginx: launchNginx } = require('./nginx')
 const { comparisonMarkdown } = require('./compare')
 
 const ROOT = path.join(__dirname, '..')
@@ -365,43 +366,15 @@ async function startNode (spec, size, file) {
 }
 
 async function startNginx (nginxBin, size, file) {
-  const prefix = fs.mkdtempSync(path.join(TMP, 'nginx-'))
-  fs.chmodSync(prefix, 0o755)
-  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(prefix, d))
-  const port = await freePort()
-  const conf = `# written by bench/run.js
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  keepalive_timeout 65;
-  types { }
-  default_type application/octet-stream;
-  client_body_temp_path ${prefix}/client_body;
-  proxy_temp_path ${prefix}/proxy;
-  fastcgi_temp_path ${prefix}/fastcgi;
-  uwsgi_temp_path ${prefix}/uwsgi;
-  scgi_temp_path ${prefix}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    location = /body { alias ${file}; }
-  }
-}
-`
-  fs.writeFileSync(path.join(prefix, 'nginx.conf'), conf)
-  const child = spawn(...onCpu(cpus?.server, nginxBin, ['-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', path.join(prefix, 'nginx.conf')]), { stdio: ['ignore', 'pipe', 'pipe'] })
-  const srv = { spec: { kind: 'nginx' }, label: 'nginx sendfile', child, pid: child.pid, port, stderr: '', stdout: '', exited: null, prefix }
+  const srv = launchNginx(nginxBin, {
+    tmp: TMP, name: 'nginx', label: 'nginx sendfile', port: await freePort(), cpu: cpus?.server, writer: 'bench/run.js',
+    http: ['types { }'],
+    server: [`location = /body { alias ${file}; }`]
+  })
   live.add(srv)
-  child.stderr.on('data', d => { srv.stderr = tail(srv.stderr + d, 60) })
-  child.on('exit', (code, signal) => { srv.exited = { code, signal }; live.delete(srv) })
-  await waitForPort(port, 10000)
+  srv.child.stderr.on('data', d => { srv.stderr = tail(srv.stderr + d, 60) })
+  srv.child.on('exit', (code, signal) => { srv.exited = { code, signal }; live.delete(srv) })
+  await waitForPort(srv.port, 10000)
   return srv
 }
 

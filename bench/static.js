@@ -33,6 +33,7 @@ const path = require('node:path')
 const { eachOption } = require('./args')
 const { formatSize } = require('./body')
 const { pinning, onCpu, threadAffinity } = require('./placement')
+const { startNginx: launchNginx } = require('./nginx')
 const { comparisonMarkdown } = require('./compare')
 const { ensureTree, describe, generator } = require('./static-tree')
 const run = require('./run')
@@ -200,49 +201,15 @@ async function startNode (opts, spec, tree, pluginRoot) {
   return srv
 }
 
-function nginxConfig (prefix, port, tree, cacheDirectives) {
-  const mimeTypes = fs.existsSync('/etc/nginx/mime.types') ? 'include /etc/nginx/mime.types;' : 'types { }'
-  return `# written by bench/static.js: one worker process (master_process off), as one Node process
-daemon off;
-master_process off;
-worker_processes 1;
-pid ${prefix}/nginx.pid;
-error_log ${prefix}/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  ${cacheDirectives}
-  keepalive_requests 1000000;
-  keepalive_timeout 65;
-  ${mimeTypes}
-  default_type application/octet-stream;
-  client_body_temp_path ${prefix}/client_body;
-  proxy_temp_path ${prefix}/proxy;
-  fastcgi_temp_path ${prefix}/fastcgi;
-  uwsgi_temp_path ${prefix}/uwsgi;
-  scgi_temp_path ${prefix}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    root ${tree};
-    location / { }
-  }
-}
-`
-}
-
 async function startNginx (opts, nginxBin, tree) {
-  const prefix = fs.mkdtempSync(path.join(run.TMP, 'nginx-static-'))
-  fs.chmodSync(prefix, 0o755)
-  for (const d of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) fs.mkdirSync(path.join(prefix, d))
-  const port = await run.freePort()
-  const conf = nginxConfig(prefix, port, tree, opts.nginxCache)
-  fs.writeFileSync(path.join(prefix, 'nginx.conf'), conf)
-  const child = spawn(...onCpu(cpus?.server, nginxBin, ['-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', path.join(prefix, 'nginx.conf')]), { stdio: ['ignore', 'pipe', 'pipe'] })
-  const srv = { spec: { kind: 'nginx', label: 'nginx' }, label: 'nginx', child, pid: child.pid, port, stderr: '', stdout: '', exited: null, prefix, conf }
+  const mimeTypes = fs.existsSync('/etc/nginx/mime.types') ? 'include /etc/nginx/mime.types;' : 'types { }'
+  const srv = launchNginx(nginxBin, {
+    tmp: run.TMP, name: 'nginx-static', label: 'nginx', port: await run.freePort(), cpu: cpus?.server, writer: 'bench/static.js',
+    http: [opts.nginxCache, mimeTypes],
+    server: [`root ${tree};`, 'location / { }']
+  })
   watch(srv)
-  await run.waitForPort(port, 10000)
+  await run.waitForPort(srv.port, 10000)
   return srv
 }
 
