@@ -81,10 +81,9 @@ export interface CacheRoot {
   closed: boolean
 }
 
-type OpenDone = (err: NodeJS.ErrnoException | null, fd: number) => void
-export type Opener = (dirfd: number, rel: string, resolve: number, done: OpenDone) => void
 export type Served = (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats) => void
-type StatOf = (fd: number, remote: boolean, done: (err: NodeJS.ErrnoException | null, stat: Stats | null) => void) => void
+/** The open without the cache: `rel` beneath the root descriptor, as an OpenFile and its stat. */
+export type Opener = (dirfd: number, rel: string, path: string, resolve: number, done: Served) => void
 
 interface Entry {
   key: string
@@ -110,8 +109,7 @@ export class OpenFileCache {
   constructor (
     private readonly addon: Descriptors,
     private readonly settings: OpenFileCacheSettings,
-    private readonly opener: Opener,
-    private readonly statOf: StatOf
+    private readonly opener: Opener
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.max(1, Math.floor(settings.inactiveMs / 2)))
     this.sweeper.unref()
@@ -173,7 +171,7 @@ export class OpenFileCache {
 
   /** Opens beneath the root, as without the cache; a regular local file then fills the entry. */
   private miss (root: CacheRoot, key: string, rel: string, path: string, resolve: number, issued: number, done: Served): void {
-    this.opener(root.fd, rel, resolve, (err, fd) => {
+    this.opener(root.fd, rel, path, resolve, (err, file, stat) => {
       // What this open found replaces what an earlier one did (not what a later one did).
       const old = this.entries.get(key)
       const newest = old === undefined || old.checkedAt <= issued
@@ -182,30 +180,9 @@ export class OpenFileCache {
         done(err)
         return
       }
-      const remote = this.addon.isRemote(fd)
-      const file = new OpenFile(fd, path, true, remote, this.addon)
-      if (remote) {
-        this.statOf(fd, true, (statErr, stat) => {
-          if (statErr !== null || stat === null) {
-            file.close()
-            done(statErr ?? Object.assign(new Error('EIO'), { code: 'EIO' }))
-            return
-          }
-          done(null, file, stat)
-        })
-        return
-      }
-      let stat: Stats
-      try {
-        stat = fstatSync(fd)
-      } catch (statErr) {
-        file.close()
-        done(statErr as NodeJS.ErrnoException)
-        return
-      }
-      if (stat.isFile()) {
-        file.headers = fileHeaderValues(path, stat)
-        if (newest) this.fill(root, key, path, fd, stat, issued, file.headers)
+      if (!file!.remote && stat!.isFile()) {
+        file!.headers = fileHeaderValues(path, stat!)
+        if (newest) this.fill(root, key, path, file!.fd, stat!, issued, file!.headers)
       }
       done(null, file, stat)
     })

@@ -28,7 +28,7 @@ import { checkListingRoot, listsWithoutIndex, namedListing, readListOptions, sen
 import { readGlobIgnore, type GlobIgnore } from './glob'
 import { probeCaseInsensitive, procFds, storedNames } from './letter-case'
 import { acceptedCodings, findSibling, readPreCompressed, setEncodingHeaders, type Coding } from './encoding'
-import { OpenFileCache, readOpenFileCache } from './cache'
+import { OpenFileCache, readOpenFileCache, type Served } from './cache'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -93,9 +93,38 @@ function statOf (fd: number, remote: boolean, done: (err: NodeJS.ErrnoException 
   }
 }
 
+/** A file opened beneath `dirfd` and stat'ed, without the open-file cache; `path` is its name for responses. */
+function openUncached (addon: Descriptors, dirfd: number, rel: string, path: string, resolve: number, done: Served): void {
+  openBeneath(addon, dirfd, rel, BENEATH_FILE, resolve, (err, fd) => {
+    if (err !== null) {
+      done(err)
+      return
+    }
+    const file = new OpenFile(fd, path, true, addon.isRemote(fd), addon)
+    statOf(fd, file.remote, (statErr, stat) => {
+      if (statErr !== null || stat === null) {
+        file.close()
+        done(statErr ?? errnoError('EIO'))
+        return
+      }
+      done(null, file, stat)
+    })
+  })
+}
+
 /** Content-Disposition: attachment with the name as given, as @fastify/static writes it (the same package). */
 function attachment (filename: string): string {
   return contentDisposition(filename)
+}
+
+/**
+ * Whether the root ignores letter case (letter-case.ts); such a root whose names cannot be
+ * read through its descriptors (no /proc) is refused: it could not be served contained.
+ */
+async function probeRoot (fd: number, rootPath: string): Promise<boolean> {
+  const caseless = await probeCaseInsensitive(fd, rootPath)
+  if (caseless && !await procFds()) throw new FST_ZERO_COPY_STATIC_UNCONTAINED(`${JSON.stringify(rootPath)} ignores letter case, and its names cannot be read without /proc mounted`)
+  return caseless
 }
 
 function checkFunction (name: string, value: unknown): void {
@@ -137,7 +166,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const cacheSettings = readOpenFileCache(opts.openFileCache)
   const cache = cacheSettings === null
     ? null
-    : new OpenFileCache(addon, cacheSettings, (dirfd, rel, resolve, done) => openBeneath(addon, dirfd, rel, BENEATH_FILE, resolve, done), statOf)
+    : new OpenFileCache(addon, cacheSettings, (dirfd, rel, name, resolve, done) => openUncached(addon, dirfd, rel, name, resolve, done))
 
   if (addon.beneathMode === 'walk') {
     // Contained all the same (native/beneath.h), but every open is a disk thread's walk.
@@ -178,22 +207,11 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     if (serve || opts.root !== undefined) {
       for (const r of readRoots(opts.root)) roots.push(openRootNow(r))
     }
-    for (const root of roots) {
-      if (root.fd < 0) continue
-      root.caseless = await probeCaseInsensitive(root.fd, root.path)
-      if (root.caseless && !await procFds()) throw new FST_ZERO_COPY_STATIC_UNCONTAINED(`${JSON.stringify(root.path)} ignores letter case, and its names cannot be read without /proc mounted`)
-    }
+    for (const root of roots) if (root.fd >= 0) root.caseless = await probeRoot(root.fd, root.path)
+    if (list !== null && serve && roots.length > 0) checkListingRoot(roots[0].fd)
   } catch (err) {
     for (const root of roots) closeRoot(root)
     throw err
-  }
-  if (list !== null && serve && roots.length > 0) {
-    try {
-      checkListingRoot(roots[0].fd)
-    } catch (err) {
-      for (const root of roots) closeRoot(root)
-      throw err
-    }
   }
   let instanceClosed = false
   fastify.addHook('onClose', (_instance, done) => {
@@ -237,13 +255,10 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
         done(NOT_FOUND.has(err.code ?? '') ? null : new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code ?? err.message), null)
         return
       }
-      const probed = probeCaseInsensitive(fd, rootPath).then(async (caseless) => ({ caseless, readable: !caseless || await procFds() }))
-      probed.then(({ caseless, readable }) => {
-        if (!readable || instanceClosed) {
-          // A root whose names cannot be read, or fastify.close() ran while it was being
-          // opened (nobody would close it later).
-          addon!.closeFile(fd, false)
-          done(readable ? null : new FST_ZERO_COPY_STATIC_UNCONTAINED(`${JSON.stringify(rootPath)} ignores letter case, and its names cannot be read without /proc mounted`), null)
+      probeRoot(fd, rootPath).then((caseless) => {
+        if (instanceClosed) {
+          addon!.closeFile(fd, false) // fastify.close() ran while it was being opened: nobody would close it later
+          done(null, null)
           return
         }
         adoptCallRoot(rootPath, fd, caseless, done)
@@ -283,11 +298,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
    * on), else null.
    */
   function respond (req: FastifyRequest, reply: FastifyReply, resolved: Resolved, candidates: Root[], settings: SendSettings, redirectBase: string | null, listBase: string | null = null): void {
-    if (settings.dotfiles !== 'allow' && hasDotSegment(resolved.segments)) {
-      if (settings.dotfiles === 'deny') reply.send(new FST_ZERO_COPY_STATIC_FORBIDDEN())
-      else reply.callNotFound()
-      return
-    }
+    if (dotRefused(reply, resolved.segments, settings)) return
     const tryRoot = (i: number): void => {
       if (i >= candidates.length) {
         const only = candidates.length === 1 ? candidates[0] : undefined
@@ -326,11 +337,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           tryRoot(i + 1)
           return
         }
-        if (settings.dotfiles !== 'allow' && hasDotSegment(stored)) {
-          if (settings.dotfiles === 'deny') reply.send(new FST_ZERO_COPY_STATIC_FORBIDDEN())
-          else reply.callNotFound()
-          return
-        }
+        if (dotRefused(reply, stored, settings)) return
         fromRoot(i, root, { segments: stored, trailingSlash: resolved.trailingSlash }, lastStored ? stored.length : stored.length - 1)
       })
     }
@@ -386,6 +393,14 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       tryName(0)
     }
     tryRoot(0)
+  }
+
+  /** The dotfile policy on a path: true when it answered (403 for 'deny', 404 for 'ignore'). */
+  function dotRefused (reply: FastifyReply, segments: string[], settings: SendSettings): boolean {
+    if (settings.dotfiles === 'allow' || !hasDotSegment(segments)) return false
+    if (settings.dotfiles === 'deny') reply.send(new FST_ZERO_COPY_STATIC_FORBIDDEN())
+    else reply.callNotFound()
+    return true
   }
 
   function failed (reply: FastifyReply, err: NodeJS.ErrnoException): void {
@@ -462,25 +477,9 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   }
 
   function openStored (root: Root, segments: string[], settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats, stored?: string[]) => void): void {
-    if (cache !== null) {
-      cache.open(root, relativePath(segments), displayPath(segments, false), settings.resolve, (err, file, stat) => done(err, file, stat, segments))
-      return
-    }
-    openBeneath(addon!, root.fd, relativePath(segments), BENEATH_FILE, settings.resolve, (err, fd) => {
-      if (err !== null) {
-        done(err)
-        return
-      }
-      const file = new OpenFile(fd, displayPath(segments, false), true, addon!.isRemote(fd), addon)
-      statOf(fd, file.remote, (statErr, stat) => {
-        if (statErr !== null || stat === null) {
-          file.close()
-          done(statErr ?? errnoError('EIO'))
-          return
-        }
-        done(null, file, stat, segments)
-      })
-    })
+    const opened: Served = (err, file, stat) => done(err, file, stat, segments)
+    if (cache !== null) cache.open(root, relativePath(segments), displayPath(segments, false), settings.resolve, opened)
+    else openUncached(addon!, root.fd, relativePath(segments), displayPath(segments, false), settings.resolve, opened)
   }
 
   /** Sends the regular file found for the request, or the pre-compressed sibling the request takes. */
