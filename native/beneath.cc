@@ -309,17 +309,9 @@ int OpenRoot(const char* path) {
   if (CurrentBeneathMode() == BeneathMode::kWalk) {
     return OpenBeneathWalk(AT_FDCWD, path, BeneathKind::kDirectory, RESOLVE_NO_MAGICLINKS);
   }
-  long root = Openat2(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_NO_MAGICLINKS);
-  if (root == -ENOSYS || root == -EPERM) return static_cast<int>(root);  // refused: fail closed
-  if (root < 0) return static_cast<int>(root);
-  long probe = Openat2(static_cast<int>(root), ".", O_PATH | O_CLOEXEC, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS);
-  if (probe < 0) {
-    close(static_cast<int>(root));
-    // EINVAL: a kernel that knows openat2 but not these resolve bits; refused all the same.
-    return static_cast<int>(probe == -EINVAL ? -ENOSYS : probe);
-  }
-  close(static_cast<int>(probe));
-  return static_cast<int>(root);
+  // The process's probe (Probe) found openat2 and its resolve bits working; ENOSYS or EPERM
+  // here is a filter installed since, and the caller fails closed on it.
+  return static_cast<int>(Openat2(AT_FDCWD, path, O_PATH | O_DIRECTORY | O_CLOEXEC, RESOLVE_NO_MAGICLINKS));
 }
 
 int OpenBeneathCached(int dirfd, const char* path, BeneathKind kind, uint64_t resolve) {
