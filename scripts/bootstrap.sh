@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Makes a fresh checkout ready: liburing-dev from Debian's packages (the native path needs its
-# headers and archive), fuse3, libfuse3-dev and pkg-config (the tests' slow filesystem), runc
-# and golang-github-containers-common (the container test: an OCI runtime and Podman's default
-# seccomp profile), the npm dependencies, the addon and the compiled plugin. Idempotent: what is already there is
-# not redone.
+# Makes a fresh checkout ready for `npm test` (the core tier): liburing-dev from Debian's
+# packages (the native path needs its headers and archive), fuse3, libfuse3-dev and pkg-config
+# (the tests' slow filesystem), runc and golang-github-containers-common (the container test:
+# an OCI runtime and Podman's default seccomp profile), the npm dependencies, the addon and the
+# compiled plugin. Idempotent: what is already there is not redone.
+# The platform tier (the arm64 cross compiler, qemu, an arm64 kernel and Node, a Debian 11
+# root: what the prebuilds and the packed tarball are checked with) is scripts/platforms.sh,
+# run by `npm run test:platforms`, not here: the core suite needs none of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +22,10 @@ apt_install() {
 
 if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null 2>&1; then
   missing=()
+  # The addon is compiled from the checkout (node-gyp): a C++ compiler, make, Python 3.
+  command -v g++ >/dev/null 2>&1 || missing+=(g++)
+  command -v make >/dev/null 2>&1 || missing+=(make)
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
   [ -f /usr/include/liburing.h ] || missing+=(liburing-dev)
   # The tests' slow filesystem (test/fixtures/slowfs.c): libfuse3 and fusermount3.
   command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
@@ -38,18 +45,6 @@ if [ "$(uname -s)" = Linux ] && command -v apt-get >/dev/null 2>&1; then
   fi
   if [ ! -f /usr/share/containers/seccomp.json ]; then
     echo "bootstrap: /usr/share/containers/seccomp.json is missing (golang-github-containers-common); the container test will fail" >&2
-  fi
-fi
-# What the release build (npm pack: the linux-arm64 prebuild) and test/prebuilds.test.js need:
-# the arm64 cross compiler, qemu, an arm64 Node and kernel, a Debian 11 root. Cached under
-# /var/cache/fastify-zero-copy; a no-op when all is there.
-if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] && command -v apt-get >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ]; then
-    bash scripts/platforms.sh >/dev/null
-  elif command -v sudo >/dev/null 2>&1; then
-    sudo bash scripts/platforms.sh >/dev/null
-  else
-    bash scripts/platforms.sh >/dev/null || echo "bootstrap: run scripts/platforms.sh as root for the arm64 prebuild and its tests" >&2
   fi
 fi
 if [ ! -d node_modules/fastify ] || [ ! -d node_modules/tap ]; then

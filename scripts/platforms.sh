@@ -9,8 +9,10 @@
 #     nor cachestat through: "Unsupported syscall: 425", "451")
 #   - a Debian 11 root (glibc 2.31, made by debootstrap): a place to load the x64 addon on a
 #     glibc older than the build machine's
-# Prints the cache directory's path on its last line. Needs root (apt, dpkg, debootstrap)
-# unless everything is already there.
+# The platform tier: `npm run test:platforms` (test/prebuilds.test.js, test/package.test.js,
+# whose `npm pack` builds the arm64 prebuild) and the release build need it; `npm test` does
+# not. Prints the cache directory's path on its last line. Needs root (apt, dpkg, debootstrap;
+# through sudo where there is one) unless everything is already there.
 #   ZERO_COPY_PLATFORM_CACHE: where the roots live (default /var/cache/fastify-zero-copy)
 set -euo pipefail
 
@@ -34,6 +36,10 @@ if [ "$(uname -s)-$(uname -m)" != Linux-x86_64 ] || ! command -v apt-get >/dev/n
   exit 1
 fi
 if [ "$(id -u)" != 0 ]; then
+  # sudo resets the environment: the cache's place is passed on explicitly.
+  if command -v sudo >/dev/null 2>&1; then
+    exec sudo ZERO_COPY_PLATFORM_CACHE="$cache" bash "$0" "$@"
+  fi
   log "needs root (apt-get, dpkg, debootstrap)"
   exit 1
 fi

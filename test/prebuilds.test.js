@@ -4,7 +4,8 @@
 // runs), the linux-x64 one in a Debian 11 root (glibc 2.31) with this machine's Node. Each
 // is driven directly by test/fixtures/addon-driver.js, which serves a body over loopback TCP
 // through every native path that opens and checks it by SHA-256.
-// scripts/platforms.sh (run by scripts/bootstrap.sh) makes the roots, cached.
+// scripts/platforms.sh makes the roots, cached; this file is the platform tier (`npm run
+// test:platforms`, with test/package.test.js), not part of `npm test`.
 const { execFileSync, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
