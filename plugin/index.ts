@@ -254,7 +254,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     // the buffer is copied instead. This stays on the caller's ArrayBuffer.
     markAsUntransferable(buffer.buffer)
     if (!this.hasHeader('content-type')) this.header('content-type', 'application/octet-stream')
-    prepareBuffer(this, buffer, options.threshold, options.bufferEtag)
+    prepareBuffer(this, buffer, body as NodeJS.ArrayBufferView, options.threshold, options.bufferEtag)
     const reason = chooseRoute(this, buffer.length, route, 'buffer')
     if (reason !== null || send === null) {
       counters.stream(reason ?? 'native-unavailable', this.request.method === 'HEAD' ? 0 : buffer.length, 0, this)

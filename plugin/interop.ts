@@ -2,10 +2,12 @@
 // registration logs. Each plugin is looked for on the route's own instance, so a plugin
 // registered in a sibling scope changes nothing here.
 import { createHash } from 'node:crypto'
+import { inspect } from 'node:util'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, RouteOptions } from 'fastify'
 import type { ZeroCopyCapabilities } from '../types/index'
+import { FST_ZERO_COPY_INVALID_OPTION } from './errors'
 
-export type BufferEtag = 'auto' | false | ((body: Buffer) => string)
+export type BufferEtag = 'auto' | false | ((body: NodeJS.ArrayBufferView) => string)
 
 interface Present { compress: boolean, etag: boolean }
 
@@ -50,7 +52,8 @@ function sha1Tag (body: Buffer): string {
  *   stream: it gets its ETag here, which etag then compares with If-None-Match (304).
  * Done for every such body, whichever path it then takes, so `inject()` and a socket agree.
  */
-export function prepareBuffer (reply: FastifyReply, body: Buffer, threshold: number, etag: BufferEtag): void {
+/** `given` is the caller's own object (what a bufferEtag function may have kept a tag for). */
+export function prepareBuffer (reply: FastifyReply, body: Buffer, given: NodeJS.ArrayBufferView, threshold: number, etag: BufferEtag): void {
   if (body.length < threshold) return // Fastify's path, where both plugins see the buffer itself
   const plugins = pluginsOf(reply.server)
   if (plugins.compress) {
@@ -63,8 +66,16 @@ export function prepareBuffer (reply: FastifyReply, body: Buffer, threshold: num
     }
   }
   if (plugins.etag && etag !== false && !reply.hasHeader('etag')) {
-    reply.header('etag', etag === 'auto' ? sha1Tag(body) : etag(body))
+    reply.header('etag', etag === 'auto' ? sha1Tag(body) : entityTag(etag(given)))
   }
+}
+
+// RFC 9110 8.8.3: [W/] DQUOTE *etagc DQUOTE. Anything else would fail in writeHead, after the hooks.
+const ENTITY_TAG = /^(?:W\/)?"[\x21\x23-\x7e\x80-\xff]*"$/
+
+function entityTag (tag: unknown): string {
+  if (typeof tag === 'string' && ENTITY_TAG.test(tag)) return tag
+  throw new FST_ZERO_COPY_INVALID_OPTION('bufferEtag', `the function returned ${inspect(tag, { depth: 0, maxStringLength: 40 })}, not an entity tag such as "\\"abc\\""`)
 }
 
 /** What to say of a registration: where its large bodies go, and the fix where it is the user's. */

@@ -86,6 +86,36 @@ test('@fastify/etag: a large buffer gets the ETag etag gives it by inject(), and
   t.equal((await request(port, '/tagged')).headers.etag, '"mine"')
 })
 
+test('@fastify/etag with bufferEtag: a function gives the tag; one that returns no entity tag is a 500 with a code; false gives none', async (t) => {
+  const body = crypto.randomBytes(100 * 1000)
+  const tagged = await startServer(t, {
+    options: { bufferEtag: (b) => (b === body ? '"kept-blob"' : 'no quotes') },
+    async setup (app) {
+      await app.register(require('@fastify/etag'))
+      app.get('/large', (req, reply) => reply.sendZeroCopy(body))
+      app.get('/bad', (req, reply) => reply.sendZeroCopy(Buffer.alloc(100 * 1000)))
+    }
+  })
+  const res = await request(tagged.port, '/large')
+  t.equal(res.headers.etag, '"kept-blob"')
+  t.equal(res.sha, sha256(body))
+  t.equal((await request(tagged.port, '/large', { headers: { 'if-none-match': '"kept-blob"' } })).status, 304)
+  const bad = await fetchRaw(tagged.port, '/bad')
+  t.equal(bad.status, 500)
+  t.equal(JSON.parse(bad.body).code, 'FST_ZERO_COPY_INVALID_OPTION')
+
+  const off = await startServer(t, {
+    options: { bufferEtag: false },
+    async setup (app) {
+      await app.register(require('@fastify/etag'))
+      app.get('/large', (req, reply) => reply.sendZeroCopy(body))
+    }
+  })
+  const none = await request(off.port, '/large')
+  t.equal(none.headers.etag, undefined)
+  t.equal(none.sha, sha256(body))
+})
+
 test('@fastify/cors: the CORS headers on a native body, and a preflight', async (t) => {
   const body = crypto.randomBytes(MiB)
   const { app, port } = await startServer(t, {

@@ -105,10 +105,12 @@ declare namespace fastifyZeroCopy {
      * ETags for buffer bodies of `threshold` bytes or more where @fastify/etag serves the
      * route (it skips them: they reach it as a stream). `auto` (default): etag's default tag,
      * sha1 of the body in base64, computed per response; a function returns the tag
-     * (quotes included) for a body, e.g. one hashed once; false: none. A tag the handler set
-     * is kept. Either way @fastify/etag answers If-None-Match with 304.
+     * (quotes included) for the body given to sendZeroCopy (the same object), e.g. one
+     * hashed once; a result that is not an entity tag is a 500 FST_ZERO_COPY_INVALID_OPTION.
+     * false: none. A tag the handler set is kept. Either way @fastify/etag answers
+     * If-None-Match with 304.
      */
-    bufferEtag?: 'auto' | false | ((body: Buffer) => string)
+    bufferEtag?: 'auto' | false | ((body: ZeroCopyBody) => string)
   }
 
   export interface ZeroCopyCapabilities {
