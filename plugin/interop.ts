@@ -46,7 +46,7 @@ function sha1Tag (body: Buffer): string {
  * Before the onSend hooks see a buffer body of `threshold` bytes or more:
  * - @fastify/compress would wrap it (its types include application/octet-stream) and send it
  *   by Fastify's path, recompressed at its CPU cost: the body was asked to go as it is, so
- *   the request carries compress's own opt-out, `x-no-compression`, unless the route gives
+ *   compress is shown a request that accepts only `identity`, unless the route gives
  *   compress options of its own.
  * - @fastify/etag hashes only bodies it is handed whole, and this one reaches it as a
  *   stream: it gets its ETag here, which etag then compares with If-None-Match (304).
@@ -59,10 +59,13 @@ export function prepareBuffer (reply: FastifyReply, body: Buffer, given: NodeJS.
   if (plugins.compress) {
     const request = reply.request
     const config = request.routeOptions.config as unknown as Record<symbol, unknown> | undefined
-    if (config?.[kRouteCompresses] !== true && request.headers['x-no-compression'] === undefined) {
-      // Fastify merges what is set here over the client's headers, which stay untouched.
+    if (config?.[kRouteCompresses] !== true) {
+      // Fastify merges what is set here over the client's headers (request.raw.headers stay
+      // as they came). Not compress's `x-no-compression`: with it, compress never negotiates
+      // an encoding and calls an `onUnsupportedEncoding` handler, whose payload would replace
+      // the body; `identity` is negotiated, and compress passes the body on.
       const headers = request.headers === request.raw.headers ? {} : { ...request.headers }
-      request.headers = { ...headers, 'x-no-compression': 'fastify-zero-copy' }
+      request.headers = { ...headers, 'accept-encoding': 'identity' }
     }
   }
   if (plugins.etag && etag !== false && !reply.hasHeader('etag')) {

@@ -55,6 +55,25 @@ test('@fastify/compress (global): a sendZeroCopy body goes as is, natively; a ro
   t.equal(JSON.parse(zlib.brotliDecompressSync(json.body)).text, text.toString())
 })
 
+test('@fastify/compress with onUnsupportedEncoding: the body is still the one sent, natively, and the client\'s headers are kept', async (t) => {
+  const blob = crypto.randomBytes(MiB)
+  let seen
+  const { app, port } = await startServer(t, {
+    async setup (app) {
+      await app.register(require('@fastify/compress'), { onUnsupportedEncoding: () => 'unsupported encoding' })
+      app.get('/blob', (req, reply) => reply.sendZeroCopy(blob))
+      app.addHook('onResponse', async (req) => { seen = req.raw.headers['accept-encoding'] })
+    }
+  })
+  const res = await fetchRaw(port, '/blob', { 'accept-encoding': 'gzip' })
+  t.equal(res.status, 200)
+  t.equal(res.headers['content-encoding'], undefined)
+  t.equal(sha256(res.body), sha256(blob), 'the exact bytes, not the handler\'s payload')
+  t.ok(await eventually(() => seen !== undefined), 'onResponse ran')
+  t.equal(seen, 'gzip', 'request.raw.headers as the client sent them')
+  t.ok(await eventually(() => native(app) === 1), `natively (fallbacks: ${JSON.stringify(app.zeroCopy.stats().fallbacks)})`)
+})
+
 test('@fastify/etag: a large buffer gets the ETag etag gives it by inject(), and If-None-Match answers 304, over a socket', async (t) => {
   const body = crypto.randomBytes(100 * 1000)
   const { app, port } = await startServer(t, {
