@@ -87,7 +87,8 @@ export function registrationLine (capabilities: ZeroCopyCapabilities, forcedStre
   if (capabilities.engine === null) {
     if (forcedStream) return { level: 'info', msg: `fastify-zero-copy: mode "stream" was configured: every body takes Fastify's path (${fields})` }
     return {
-      level: 'warn',
+      // Off Linux there is nothing to fix: said, not warned.
+      level: process.platform === 'linux' ? 'warn' : 'info',
       msg: `fastify-zero-copy: bodies of ${capabilities.threshold} bytes or more will take Fastify's path: ${capabilities.reason ?? 'no native engine'}${fixFor(capabilities.reason)}`
     }
   }
