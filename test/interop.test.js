@@ -55,6 +55,22 @@ test('@fastify/compress (global): a sendZeroCopy body goes as is, natively; a ro
   t.equal(JSON.parse(zlib.brotliDecompressSync(json.body)).text, text.toString())
 })
 
+test('@fastify/compress registered first, the route in a child scope: the same', async (t) => {
+  const Fastify = require('fastify')
+  const { zeroCopy } = require('./helpers')
+  const blob = crypto.randomBytes(MiB)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(require('@fastify/compress'))
+  await app.register(zeroCopy)
+  await app.register(async (child) => { child.get('/blob', (req, reply) => reply.sendZeroCopy(blob)) })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const res = await fetchRaw(app.server.address().port, '/blob', { 'accept-encoding': 'br, gzip' })
+  t.equal(res.headers['content-encoding'], undefined)
+  t.equal(sha256(res.body), sha256(blob))
+  t.ok(await eventually(() => native(app) === 1), `natively (fallbacks: ${JSON.stringify(app.zeroCopy.stats().fallbacks)})`)
+})
+
 test('@fastify/compress with onUnsupportedEncoding: the body is still the one sent, natively, and the client\'s headers are kept', async (t) => {
   const blob = crypto.randomBytes(MiB)
   let seen
