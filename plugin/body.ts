@@ -75,7 +75,7 @@ abstract class RingBody extends Readable {
     const res = this.reply.raw
     const reason = this.settings === null ? null : checkAtPipe(res, dest, options, this.length)
     if (this.settings === null || reason !== null) {
-      if (reason !== null) this.settings?.counters.stream(reason, this.length)
+      if (reason !== null) this.settings?.counters.stream(reason, this.length, 0, this.reply)
       return super.pipe(dest, options)
     }
     // A pipelined response gets its socket when the responses before it finished.
@@ -127,7 +127,7 @@ abstract class RingBody extends Readable {
       // the reads start after it).
       const code = String((err as NodeJS.ErrnoException).code ?? 'error')
       this.settings?.counters.stream(code === 'RING_BROKEN' ? 'ring-broken' : `start-${code.toLowerCase()}`,
-        this.length - this.inlineBytes, this.inlineBytes)
+        this.length - this.inlineBytes, this.inlineBytes, this.reply)
       this.uncork(socket)
       super.pipe(res)
       return
@@ -238,8 +238,8 @@ export class BufferBody extends RingBody {
       classic ? zcNextOf(socket) : 0)
   }
 
-  protected count (_error: string | null, zcBytes: number, copyBytes: number, fallbacks: number): void {
-    this.settings?.counters.native(this.zc, zcBytes, copyBytes, fallbacks)
+  protected count (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number): void {
+    this.settings?.counters.native(this.zc, zcBytes, copyBytes, fallbacks, { reply: this.reply, error, length: this.length })
   }
 }
 
@@ -300,10 +300,11 @@ export class FileBody extends RingBody {
     return id
   }
 
-  protected count (_error: string | null, _zcBytes: number, _copyBytes: number, _fallbacks: number, spliceBytes: number): void {
+  protected count (error: string | null, _zcBytes: number, _copyBytes: number, _fallbacks: number, spliceBytes: number): void {
+    const end = { reply: this.reply, error, length: this.length }
     // The classic engine moves the rest by sendfile too: all of it counts as sendfile there.
-    if (this.settings?.binding.engine === 'classic') this.settings.counters.file(this.inlineBytes + spliceBytes, false, 0)
-    else this.settings?.counters.file(this.inlineBytes, this.ring, spliceBytes)
+    if (this.settings?.binding.engine === 'classic') this.settings.counters.file(this.inlineBytes + spliceBytes, false, 0, end)
+    else this.settings?.counters.file(this.inlineBytes, this.ring, spliceBytes, end)
   }
 
   protected failure (error: string): Error {

@@ -12,6 +12,8 @@ import { defaultPinBudget, probe, type Probe } from './native'
 import { chooseRoute, type RouteSettings } from './route'
 import { Counters } from './stats'
 import { internals } from './internal'
+import { begin } from './events'
+import { logRegistration, onRoute, prepareBuffer, type BufferEtag } from './interop'
 import { BufferBody, FileBody, type SendSettings } from './body'
 import {
   FILE_HTTP_DEFAULTS, decide, entity, isFileBody, notModified, openFile, readFileHttpOptions, setFileHeaders,
@@ -81,8 +83,15 @@ function readOptions (opts: FastifyZeroCopyOptions) {
     fileChunk: integer('fileChunk', opts.fileChunk, DEFAULTS.fileChunk, 4 * KiB, 64 * MiB),
     fileInline: integer('fileInline', opts.fileInline, DEFAULTS.fileInline, 0, 64 * MiB),
     http: readFileHttpOptions(opts as Record<string, unknown>, FILE_HTTP_DEFAULTS),
-    pinBudget: opts.pinBudget === undefined ? undefined : integer('pinBudget', opts.pinBudget, 0, 0, Number.MAX_SAFE_INTEGER)
+    pinBudget: opts.pinBudget === undefined ? undefined : integer('pinBudget', opts.pinBudget, 0, 0, Number.MAX_SAFE_INTEGER),
+    bufferEtag: bufferEtag(opts.bufferEtag)
   }
+}
+
+function bufferEtag (value: unknown): BufferEtag {
+  if (value === undefined) return 'auto'
+  if (value === 'auto' || value === false || typeof value === 'function') return value as BufferEtag
+  throw new FST_ZERO_COPY_INVALID_OPTION('bufferEtag', `expected 'auto', false or a function, received ${describe(value)}`)
 }
 
 /**
@@ -90,7 +99,7 @@ function readOptions (opts: FastifyZeroCopyOptions) {
  * or engine the machine cannot do fails registration. `reason` says why the io_uring engine's
  * SEND_ZC is not what serves (null when it is).
  */
-function resolveMode (requested: FastifyZeroCopyOptions['mode'], engine: string, machine: Probe): ZeroCopyCapabilities {
+function resolveMode (requested: FastifyZeroCopyOptions['mode'], engine: string, machine: Probe): Omit<ZeroCopyCapabilities, 'threshold' | 'pinBudget'> {
   const base = { native: machine.native, beneath: machine.beneath, ioUring: machine.ioUring, sendZc: machine.sendZc, send: machine.send, engine: machine.engine, kernel: os.release() }
   const why = machine.reason ?? 'no native engine is available'
   if (engine !== 'auto' && machine.engine !== engine) throw new FST_ZERO_COPY_MODE_UNAVAILABLE(`engine "${engine}"`, why)
@@ -130,9 +139,13 @@ function asBuffer (body: unknown): Buffer {
 async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyOptions): Promise<void> {
   const options = readOptions(opts)
   const machine = probe(options.engine)
-  const capabilities = Object.freeze(resolveMode(options.mode, options.engine, machine))
-  const binding = capabilities.mode === 'stream' ? null : machine.binding
-  if (binding !== null) binding.setPinBudget(options.pinBudget ?? defaultPinBudget())
+  const resolved = resolveMode(options.mode, options.engine, machine)
+  const binding = resolved.mode === 'stream' ? null : machine.binding
+  const pinBudget = binding === null ? null : options.pinBudget ?? defaultPinBudget()
+  if (binding !== null && pinBudget !== null) binding.setPinBudget(pinBudget)
+  const capabilities = Object.freeze({ ...resolved, threshold: options.threshold, pinBudget })
+  logRegistration(fastify.log, capabilities, options.mode === 'stream')
+  fastify.addHook('onRoute', onRoute)
 
   const counters = new Counters(machine.binding)
   const route: RouteSettings = {
@@ -180,7 +193,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     if (decision.status === 206) reply.code(206)
     reply.header('content-length', String(decision.length))
     if (isHead(reply) || decision.length === 0) {
-      if (decision.length > 0) counters.stream('head', 0)
+      if (decision.length > 0) counters.stream('head', 0, 0, reply)
       file.close()
       // An empty stream, not undefined: Fastify then keeps the Content-Length set above
       // (for HEAD, its own head route would otherwise replace it with 0).
@@ -188,7 +201,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       return
     }
     const reason = chooseRoute(reply, decision.length, route, 'file')
-    if (reason !== null || send === null) counters.stream(reason ?? 'native-unavailable', decision.length)
+    if (reason !== null || send === null) counters.stream(reason ?? 'native-unavailable', decision.length, 0, reply)
     const body = new FileBody(reason === null ? send : null, file, decision.offset, decision.length, reply)
     body.once('close', () => file.close())
     replySend.call(reply, body)
@@ -217,6 +230,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
   }
 
   function sendOpenFile (reply: FastifyReply, file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): FastifyReply {
+    begin(reply)
     const replySend = holdSend(reply)
     reply.raw.once('close', () => file.close())
     try {
@@ -232,6 +246,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
   internals.set(decorator, { files, http: options.http, sendOpenFile })
   fastify.decorate('zeroCopy', decorator)
   fastify.decorateReply('sendZeroCopy', function sendZeroCopy (this: FastifyReply, body: unknown, part?: ZeroCopyFileOptions): FastifyReply {
+    begin(this)
     if (isFileBody(body)) return sendFile(this, body, part ?? {})
     const buffer = asBuffer(body)
     // A transfer (postMessage, structuredClone) would detach the body under the response and
@@ -239,9 +254,10 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     // the buffer is copied instead. This stays on the caller's ArrayBuffer.
     markAsUntransferable(buffer.buffer)
     if (!this.hasHeader('content-type')) this.header('content-type', 'application/octet-stream')
+    prepareBuffer(this, buffer, body as NodeJS.ArrayBufferView, options.threshold, options.bufferEtag)
     const reason = chooseRoute(this, buffer.length, route, 'buffer')
     if (reason !== null || send === null) {
-      counters.stream(reason ?? 'native-unavailable', this.request.method === 'HEAD' ? 0 : buffer.length)
+      counters.stream(reason ?? 'native-unavailable', this.request.method === 'HEAD' ? 0 : buffer.length, 0, this)
       return this.send(buffer)
     }
     this.header('content-length', String(buffer.length))

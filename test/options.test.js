@@ -19,7 +19,9 @@ const bad = [
   [{ fileChunk: 1024 }, 'fileChunk'],
   [{ fileInline: -1 }, 'fileInline'],
   [{ fileInline: 64 * 1024 * 1024 + 1 }, 'fileInline'],
-  [{ fileInline: '1m' }, 'fileInline']
+  [{ fileInline: '1m' }, 'fileInline'],
+  [{ bufferEtag: true }, 'bufferEtag'],
+  [{ bufferEtag: 'sha1' }, 'bufferEtag']
 ]
 
 for (const [options, name] of bad) {
@@ -36,12 +38,12 @@ test('defaults register; capabilities are frozen and complete', async (t) => {
   await app.register(zeroCopy)
   const caps = app.zeroCopy.capabilities
   t.ok(Object.isFrozen(caps))
-  t.same(Object.keys(caps).sort(), ['beneath', 'engine', 'ioUring', 'kernel', 'mode', 'native', 'reason', 'send', 'sendZc'])
+  t.same(Object.keys(caps).sort(), ['beneath', 'engine', 'ioUring', 'kernel', 'mode', 'native', 'pinBudget', 'reason', 'send', 'sendZc', 'threshold'])
   t.type(caps.kernel, 'string')
   t.equal(caps.beneath, 'openat2', 'openat2 works here (test/static-walk.test.js: where it is refused)')
   assertEngine(t, caps)
   t.equal(caps.ioUring, ENGINE === 'io_uring', 'ioUring: whether a ring was created (none is tried for engine "classic")')
-  t.same(Object.keys(app.zeroCopy.stats()).sort(), ['bytes', 'engines', 'fallbacks', 'inFlight', 'notifications', 'responses'])
+  t.same(Object.keys(app.zeroCopy.stats()).sort(), ['aborted', 'bytes', 'engines', 'fallbacks', 'inFlight', 'notifications', 'responses'])
   t.same(app.zeroCopy.stats().engines, { io_uring: { responses: 0, bytes: 0 }, classic: { responses: 0, bytes: 0 } })
 })
 

@@ -101,6 +101,16 @@ declare namespace fastifyZeroCopy {
      * splices the rest. 0 splices everything. Default 1048576.
      */
     fileInline?: number
+    /**
+     * ETags for buffer bodies of `threshold` bytes or more where @fastify/etag serves the
+     * route (it skips them: they reach it as a stream). `auto` (default): etag's default tag,
+     * sha1 of the body in base64, computed per response; a function returns the tag
+     * (quotes included) for the body given to sendZeroCopy (the same object), e.g. one
+     * hashed once; a result that is not an entity tag is a 500 FST_ZERO_COPY_INVALID_OPTION.
+     * false: none. A tag the handler set is kept. Either way @fastify/etag answers
+     * If-None-Match with 304.
+     */
+    bufferEtag?: 'auto' | false | ((body: ZeroCopyBody) => string)
   }
 
   export interface ZeroCopyCapabilities {
@@ -129,8 +139,22 @@ declare namespace fastifyZeroCopy {
      * component at a time with O_NOFOLLOW, every symlink checked; null without the addon.
      */
     beneath: 'openat2' | 'walk' | null
+    /** The effective `threshold`: bodies smaller than this take Fastify's path. */
+    threshold: number
+    /**
+     * The bytes the process may keep pinned for zero-copy sends (the option, or its default
+     * from RLIMIT_MEMLOCK); compare with `stats().inFlight.processPinnedBytes`. null when no
+     * engine serves.
+     */
+    pinBudget: number | null
   }
 
+  /**
+   * Scopes: `responses`, `bytes`, `engines`, `fallbacks` and `aborted` count this
+   * registration's responses; `notifications`, `inFlight.sends` and `inFlight.pinnedBytes` are
+   * the Node environment's engine's (the thread's, shared by every registration on it);
+   * `inFlight.processPinnedBytes` is the whole process's.
+   */
   export interface ZeroCopyStats {
     /** Bodies by the path that carried them (`stream`: Fastify's ordinary path). */
     responses: { sendZc: number, send: number, splice: number, sendfile: number, stream: number }
@@ -159,6 +183,36 @@ declare namespace fastifyZeroCopy {
      * by reason (README, `app.zeroCopy.stats()`: `below-threshold`, `tls`, ..., `ring-broken`).
      */
     fallbacks: { [reason: string]: number }
+    /**
+     * Responses whose client went away (or whose send failed) before the last byte, also
+     * counted under `responses`: `native` bodies (their bytes sent count in `bytes`), and
+     * `stream` bodies on Fastify's path (of `threshold` bytes or more).
+     */
+    aborted: { responses: number, native: number, stream: number }
+  }
+
+  /**
+   * The message published on `node:diagnostics_channel`'s `fastify-zero-copy:response` for
+   * each body of a response that began while the channel had a subscriber, once its path is
+   * final: on the native path when its last send completed, on Fastify's path when the
+   * response closed.
+   */
+  export interface ZeroCopyResponseEvent {
+    request: import('fastify').FastifyRequest
+    reply: import('fastify').FastifyReply
+    /** The path that carried the body (`stream`: Fastify's). */
+    path: 'sendZc' | 'send' | 'splice' | 'sendfile' | 'stream'
+    engine: 'io_uring' | 'classic' | null
+    /** Bytes the path carried: on the native path those sent, on Fastify's those handed to it. */
+    bytes: number
+    /** The body's length. */
+    length: number
+    /** Why the body took Fastify's path (a `fallbacks` reason); null on the native path. */
+    reason: string | null
+    /** The client went away (or the send failed) before the last byte. */
+    aborted: boolean
+    /** Milliseconds from `sendZeroCopy` to the event. */
+    duration: number
   }
 
   export interface ZeroCopyDecorator {

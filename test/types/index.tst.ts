@@ -1,6 +1,6 @@
 import Fastify, { type FastifyReply } from 'fastify'
 import { expect } from 'tstyche'
-import fastifyZeroCopy, { type ZeroCopyCapabilities, type ZeroCopyStats, type FastifyZeroCopyOptions, type ZeroCopyFileOptions } from '../../types/index'
+import fastifyZeroCopy, { type ZeroCopyCapabilities, type ZeroCopyStats, type FastifyZeroCopyOptions, type ZeroCopyFileOptions, type ZeroCopyResponseEvent } from '../../types/index'
 
 const app = Fastify()
 app.register(fastifyZeroCopy)
@@ -15,6 +15,15 @@ expect(app.zeroCopy.capabilities.mode).type.toBe<'send_zc' | 'send' | 'stream'>(
 expect(app.zeroCopy.capabilities.reason).type.toBe<string | null>()
 expect(app.zeroCopy.stats()).type.toBe<ZeroCopyStats>()
 expect(app.zeroCopy.stats().inFlight.pinnedBytes).type.toBe<number>()
+expect(app.zeroCopy.stats().aborted).type.toBe<{ responses: number, native: number, stream: number }>()
+expect(app.zeroCopy.capabilities.threshold).type.toBe<number>()
+expect(app.zeroCopy.capabilities.pinBudget).type.toBe<number | null>()
+expect<ZeroCopyResponseEvent['path']>().type.toBe<'sendZc' | 'send' | 'splice' | 'sendfile' | 'stream'>()
+expect<ZeroCopyResponseEvent['reason']>().type.toBe<string | null>()
+app.register(fastifyZeroCopy, { bufferEtag: false })
+const tags = new Map<object, string>()
+app.register(fastifyZeroCopy, { bufferEtag: (body) => tags.get(body) ?? `"${body.byteLength}"` })
+expect(app.register).type.not.toBeCallableWith(fastifyZeroCopy, { bufferEtag: true })
 expect<FastifyZeroCopyOptions['mode']>().type.toBe<'auto' | 'send_zc' | 'send' | 'stream' | undefined>()
 
 app.get('/', (req, reply) => {
