@@ -22,6 +22,7 @@ import {
 } from '../errors'
 import { displayPath, relativePath, type Resolved } from './path'
 import type { Dotfiles } from './options'
+import { CallbackError } from './gate'
 
 export interface ExtendedInfo {
   totalSize: number
@@ -159,10 +160,11 @@ export function sendListing (req: FastifyRequest, reply: FastifyReply, list: Lis
     reply.type('text/html; charset=utf-8').send(page)
   }
   walk.list(segments).then((entries) => {
-    answer(entries).catch((err) => reply.send(err)) // the render's own error: the error handler's
+    answer(entries).catch((err) => { if (!reply.sent) reply.send(new CallbackError(err).error) }) // the render's own error: the error handler's
   }, (err: NodeJS.ErrnoException) => {
     if (reply.sent || reply.raw.destroyed) return
-    if (err.code === 'EACCES' || err.code === 'EPERM') reply.send(new FST_ZERO_COPY_FILE_FORBIDDEN())
+    if (err instanceof CallbackError) reply.send(err.error) // allowedPath's, as it threw it
+    else if (err.code === 'EACCES' || err.code === 'EPERM') reply.send(new FST_ZERO_COPY_FILE_FORBIDDEN())
     else reply.send(new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code ?? err.message))
   })
 }
@@ -208,8 +210,14 @@ class Walk {
     return this.root.dotfiles !== 'allow' && name.startsWith('.')
   }
 
+  /** allowedPath on an entry; what it throws ends the listing as the request's error (CallbackError). */
   private allowed (segments: string[], dir: boolean): boolean {
-    return this.root.allowedPath === undefined || this.root.allowedPath(displayPath(segments, dir), this.root.rootPath, this.req)
+    if (this.root.allowedPath === undefined) return true
+    try {
+      return this.root.allowedPath(displayPath(segments, dir), this.root.rootPath, this.req)
+    } catch (err) {
+      throw new CallbackError(err)
+    }
   }
 
   /** The entries of the directory `segments` beneath the root; null when it is no directory there. */
@@ -301,7 +309,8 @@ class Walk {
     let entries: Entry[]
     try {
       entries = await this.entries(fd, segments, true)
-    } catch {
+    } catch (err) {
+      if (err instanceof CallbackError) throw err // the application's error, not a folder gone meanwhile
       return
     } finally {
       this.release(fd, BENEATH_DIRECTORY)
