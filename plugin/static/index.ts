@@ -222,7 +222,6 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     else reply.send(new FST_ZERO_COPY_STATIC_BAD_PATH(r.reason))
   }
 
-
   /** reply.sendFile and reply.download: a name below a root, given by the application. */
   function sendName (reply: FastifyReply, name: unknown, rootPath: string | undefined, callOpts: Record<string, unknown>): FastifyReply {
     if (typeof name !== 'string') throw new FST_ZERO_COPY_INVALID_OPTION('name', 'expected a file name (a string)')
@@ -320,8 +319,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
             refusal(reply, resolved)
             return
           }
-          const rootUrl = encodeURI(routeBase.endsWith('/') ? routeBase : routeBase + '/')
-          respond(site, req, reply, resolved, roots, base, { redirect: redirect ? rootUrl : null, list: list !== null ? rootUrl : null })
+          respond(site, req, reply, resolved, roots, base, { redirect: redirect ? resolved.base : null, list: list !== null ? resolved.base : null })
         }
       } as RouteOptions)
       if (redirect && prefix !== configuredPrefix) {
@@ -330,8 +328,12 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           method: ['HEAD', 'GET'],
           url: configuredPrefix,
           handler (req, reply) {
-            const search = searchOf(req.raw.url ?? '')
-            reply.redirect(encodeURI(req.routeOptions.url + '/') + search, 301)
+            // The prefix as this URL spells it (its parameters filled in), with its `/`.
+            const url = req.raw.url ?? ''
+            const q = url.indexOf('?')
+            const resolved = resolveRequestPath((q === -1 ? url : url.slice(0, q)) + '/', (req.routeOptions.url ?? configuredPrefix) + '/')
+            if (isRefusal(resolved)) refusal(reply, resolved)
+            else reply.redirect(resolved.base + searchOf(url), 301)
           }
         } as RouteOptions)
       }
