@@ -33,6 +33,8 @@ export interface Candidate {
   /** Named as a directory (`/docs/`): what allowedPath sees ends with `/`. */
   trailingSlash: boolean
   role: Role
+  /** On a case-insensitive root: how many leading segments are stored names already (read by this request). */
+  known?: number
 }
 
 declare const AUTHORIZED: unique symbol

@@ -144,7 +144,7 @@ function locate (site: Site, c: Candidate, settings: SendSettings, done: (err: N
     done(null, c)
     return
   }
-  namesOf(site, c.root, settings).map(c.segments, 0, (err, stored) => {
+  namesOf(site, c.root, settings).map(c.segments, c.known ?? 0, (err, stored) => {
     done(err, err === null && stored !== null ? { ...c, segments: stored } : null)
   })
 }
@@ -193,7 +193,7 @@ function directory (site: Site, req: FastifyRequest, reply: FastifyReply, dir: F
     reply.redirect(bases.redirect + at.segments.map(encodeURIComponent).join('/') + '/' + search, 301)
     return
   }
-  const indexes: Candidate[] = settings.index.map((name) => ({ root: at.root, segments: [...at.segments, ...name.split('/')], trailingSlash: false, role: 'index' }))
+  const indexes: Candidate[] = settings.index.map((name) => ({ root: at.root, segments: [...at.segments, ...name.split('/')], trailingSlash: false, role: 'index', known: at.segments.length }))
   firstFound(site, req, reply, indexes, settings, (err, found) => {
     if (err !== null) fail(reply, err)
     else if (found !== null) sendFound(site, req, reply, found, settings)
@@ -227,7 +227,7 @@ function sendFound (site: Site, req: FastifyRequest, reply: FastifyReply, found:
     deliver(site, reply, found, settings, named)
     return
   }
-  const siblings: Candidate[] = codings.map((coding) => ({ root: found.at.root, segments: siblingSegments(named, coding), trailingSlash: false, role: 'sibling' }))
+  const siblings: Candidate[] = codings.map((coding) => ({ root: found.at.root, segments: siblingSegments(named, coding), trailingSlash: false, role: 'sibling', known: named.length - 1 }))
   firstFound(site, req, reply, siblings, settings, (err, sibling) => {
     if (err !== null) {
       found.file.close()
