@@ -9,7 +9,8 @@
 //   followed); a symlink is shown only when an open of it beneath the root under the same
 //   resolve flags succeeds, and then with what that open reached;
 // - what the dotfile policy hides ('ignore' and 'deny') and what allowedPath refuses is not
-//   shown, and not counted in a folder's extended information, at any depth.
+//   shown, not counted in a folder's extended information, at any depth, and neither
+//   stat'ed nor opened: both are asked by name before anything else is done with it.
 import { close, fstat, lstat, readdir, statSync, type Dirent, type Stats } from 'node:fs'
 import fastq from 'fastq'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -250,8 +251,12 @@ class Walk {
     const out: Entry[] = []
     await Promise.all(dirents.map(async (d) => {
       if (this.hidden(d.name)) return
+      const name = [...segments, d.name]
+      // Judged before anything is stat'ed or opened: by readdir's type, and a symlink first as
+      // a file (`/a`), again as a directory (`/a/`) when it leads to one.
+      if (!this.allowed(name, d.isDirectory())) return
       const entry = await this.entry(fd, segments, d, needStats)
-      if (entry !== null && this.allowed([...segments, d.name], entry.dir)) out.push(entry)
+      if (entry !== null && (entry.dir === d.isDirectory() || this.allowed(name, entry.dir))) out.push(entry)
     }))
     return out
   }
