@@ -105,6 +105,8 @@ test('application callbacks that throw or reject are the request\'s error, never
   fs.writeFileSync(path.join(tree.root, '100%zz.txt'), 'percent\n')
   fs.writeFileSync(path.join(tree.root, 'headers-throw.txt'), 'x\n')
   fs.writeFileSync(path.join(tree.root, 'onfile-rejects.txt'), 'x\n')
+  fs.writeFileSync(path.join(tree.root, 'headers-reject.txt'), 'x\n')
+  fs.writeFileSync(path.join(tree.root, 'async-refused.txt'), 'x\n')
   fs.writeFileSync(path.join(tree.root, 'onfile-throws.txt'), 'x\n')
   fs.writeFileSync(path.join(tree.root2, 'teapot.txt'), 'x\n')
   fs.mkdirSync(path.join(tree.root, 'listed'))
@@ -125,6 +127,8 @@ test('application callbacks that throw or reject are the request\'s error, never
     ['/assets/teapot', 418],
     ['/assets/headers-throw.txt', 500],
     ['/assets/onfile-rejects.txt', 500],
+    ['/assets/headers-reject.txt', 418], // a setHeaders that returns a promise is awaited
+    ['/assets/async-refused.txt', 500], // a promise from allowedPath is no permission
     ['/assets/onfile-throws.txt', 500],
     ['/assets/listed/', 418], // an entry of a listing
     ['/assets/rendered/', 418], // list.render
