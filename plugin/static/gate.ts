@@ -7,6 +7,7 @@
 import type { FastifyRequest } from 'fastify'
 import { displayPath, hasDotSegment } from './path'
 import type { Dotfiles } from './options'
+import { FST_ZERO_COPY_INVALID_OPTION } from '../errors'
 
 export type AllowedPath = (pathName: string, root: string, request: FastifyRequest) => boolean
 
@@ -68,13 +69,23 @@ export interface GatePolicy {
 export function authorize (policy: GatePolicy, candidate: Candidate, req: FastifyRequest): Authorized | Refused | CallbackError {
   if (policy.dotfiles !== 'allow' && hasDotSegment(candidate.segments)) return policy.dotfiles === 'deny' ? DENIED : HIDDEN
   if (policy.allowedPath !== undefined) {
-    let allowed: boolean
+    let allowed: unknown
     try {
       allowed = policy.allowedPath(displayPath(candidate.segments, candidate.trailingSlash), candidate.root.path, req)
     } catch (err) {
       return new CallbackError(err)
     }
+    // A promise (an async allowedPath) is truthy but no answer: the request fails, closed,
+    // and the promise's rejection, if it comes, is not left unhandled to end the process.
+    if (isThenable(allowed)) {
+      allowed.then(undefined, () => {})
+      return new CallbackError(new FST_ZERO_COPY_INVALID_OPTION('allowedPath', 'returned a promise: expected a boolean, decided at once'))
+    }
     if (!allowed) return HIDDEN
   }
   return candidate as Authorized
+}
+
+export function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === 'object' || typeof value === 'function') && typeof (value as PromiseLike<unknown>).then === 'function'
 }

@@ -23,7 +23,7 @@ import { storedNames } from './letter-case'
 import { acceptedCodings, siblingSegments, setEncodingHeaders, type Coding } from './encoding'
 import type { OpenFileCache, Served } from './cache'
 import { NOT_FOUND, openBeneath, openUncached } from './open'
-import { CallbackError, Refused, authorize, type AllowedPath, type Authorized, type Candidate, type Root } from './gate'
+import { CallbackError, Refused, authorize, isThenable, type AllowedPath, type Authorized, type Candidate, type Root } from './gate'
 
 /** What the request path needs of its registration. */
 export interface Site {
@@ -32,7 +32,7 @@ export interface Site {
   list: ListSettings | null
   preCompressed: boolean
   allowedPath: AllowedPath | undefined
-  setHeaders: ((reply: FastifyReply, path: string, stat: Stats) => void) | undefined
+  setHeaders: ((reply: FastifyReply, path: string, stat: Stats) => unknown) | undefined
   sendOpenFile: CoreInternals['sendOpenFile']
 }
 
@@ -275,12 +275,36 @@ function deliver (site: Site, reply: FastifyReply, found: Found, settings: SendS
 }
 
 function respondWith (site: Site, reply: FastifyReply, found: Found, settings: SendSettings, named: string[]): void {
+  let pending: unknown
   try {
-    site.setHeaders?.(reply, path.join(found.at.root.path, ...found.at.segments), found.stat) // as @fastify/static 10: the reply (9 gave reply.raw)
-    if (site.preCompressed) setEncodingHeaders(reply, found.coding, named, settings.http.contentType)
+    pending = site.setHeaders?.(reply, path.join(found.at.root.path, ...found.at.segments), found.stat) // as @fastify/static 10: the reply (9 gave reply.raw)
   } catch (err) {
     found.file.close()
     fail(reply, new CallbackError(err))
+    return
+  }
+  if (!isThenable(pending)) {
+    respondNow(site, reply, found, settings, named)
+    return
+  }
+  // An async setHeaders: its headers are awaited (they would come too late otherwise), its
+  // rejection is the request's error.
+  pending.then(() => safely(reply, () => {
+    if (reply.raw.destroyed || reply.sent) found.file.close()
+    else respondNow(site, reply, found, settings, named)
+  }), (err: unknown) => {
+    found.file.close()
+    fail(reply, new CallbackError(err))
+  })
+}
+
+function respondNow (site: Site, reply: FastifyReply, found: Found, settings: SendSettings, named: string[]): void {
+  try {
+    // Vary joins what the application set, which may not be a valid header value.
+    if (site.preCompressed) setEncodingHeaders(reply, found.coding, named, settings.http.contentType)
+  } catch (err) {
+    found.file.close()
+    fail(reply, err)
     return
   }
   site.sendOpenFile(reply, found.file, found.stat, {}, settings.http)
@@ -300,7 +324,8 @@ export function fail (reply: FastifyReply, err: unknown): void {
   }
   const code = (err as NodeJS.ErrnoException).code
   if (code === 'EACCES' || code === 'EPERM') reply.send(new FST_ZERO_COPY_FILE_FORBIDDEN())
-  else reply.send(new FST_ZERO_COPY_FILE_OPEN_FAILED(code ?? (err as Error).message))
+  else if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) reply.send(new FST_ZERO_COPY_FILE_OPEN_FAILED(code))
+  else reply.send(err instanceof Error ? err : new Error(String(err))) // already an HTTP error (a Fastify one, a header's TypeError)
 }
 
 /**
