@@ -111,6 +111,8 @@ test('application callbacks that throw or reject are the request\'s error, never
   fs.writeFileSync(path.join(tree.root2, 'teapot.txt'), 'x\n')
   fs.mkdirSync(path.join(tree.root, 'listed'))
   fs.writeFileSync(path.join(tree.root, 'listed', 'teapot.txt'), 'x\n')
+  fs.mkdirSync(path.join(tree.root, 'listed-async'))
+  fs.writeFileSync(path.join(tree.root, 'listed-async', 'async-refused.txt'), 'x\n')
   fs.mkdirSync(path.join(tree.root, 'rendered'))
   fs.writeFileSync(path.join(tree.root, 'rendered', 'render-throws.txt'), 'x\n')
   const server = await spawnFixture(t, 'static-callbacks-app', { root: tree.root, root2: tree.root2 })
@@ -131,6 +133,7 @@ test('application callbacks that throw or reject are the request\'s error, never
     ['/assets/async-refused.txt', 500], // a promise from allowedPath is no permission
     ['/assets/onfile-throws.txt', 500],
     ['/assets/listed/', 418], // an entry of a listing
+    ['/assets/listed-async/', 500], // a promise from allowedPath about an entry
     ['/assets/rendered/', 418], // list.render
     ['/dl/ok.txt', tree.files['root2/ok.txt']],
     ['/assets/public', tree.files['root/public.html']]

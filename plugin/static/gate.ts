@@ -69,21 +69,30 @@ export interface GatePolicy {
 export function authorize (policy: GatePolicy, candidate: Candidate, req: FastifyRequest): Authorized | Refused | CallbackError {
   if (policy.dotfiles !== 'allow' && hasDotSegment(candidate.segments)) return policy.dotfiles === 'deny' ? DENIED : HIDDEN
   if (policy.allowedPath !== undefined) {
-    let allowed: unknown
-    try {
-      allowed = policy.allowedPath(displayPath(candidate.segments, candidate.trailingSlash), candidate.root.path, req)
-    } catch (err) {
-      return new CallbackError(err)
-    }
-    // A promise (an async allowedPath) is truthy but no answer: the request fails, closed,
-    // and the promise's rejection, if it comes, is not left unhandled to end the process.
-    if (isThenable(allowed)) {
-      allowed.then(undefined, () => {})
-      return new CallbackError(new FST_ZERO_COPY_INVALID_OPTION('allowedPath', 'returned a promise: expected a boolean, decided at once'))
-    }
+    const allowed = askAllowedPath(policy.allowedPath, displayPath(candidate.segments, candidate.trailingSlash), candidate.root.path, req)
+    if (allowed instanceof CallbackError) return allowed
     if (!allowed) return HIDDEN
   }
   return candidate as Authorized
+}
+
+/**
+ * allowedPath's answer. What it throws is a CallbackError; so is a promise (an async
+ * allowedPath): truthy but no answer, the name fails closed, and the promise's rejection, if
+ * it comes, is not left unhandled to end the process.
+ */
+export function askAllowedPath (allowedPath: AllowedPath, pathname: string, rootPath: string, req: FastifyRequest): boolean | CallbackError {
+  let allowed: unknown
+  try {
+    allowed = allowedPath(pathname, rootPath, req)
+  } catch (err) {
+    return new CallbackError(err)
+  }
+  if (isThenable(allowed)) {
+    allowed.then(undefined, () => {})
+    return new CallbackError(new FST_ZERO_COPY_INVALID_OPTION('allowedPath', 'returned a promise: expected a boolean, decided at once'))
+  }
+  return Boolean(allowed)
 }
 
 export function isThenable (value: unknown): value is PromiseLike<unknown> {

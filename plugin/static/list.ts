@@ -23,7 +23,7 @@ import {
 } from '../errors'
 import { displayPath, relativePath, type Resolved } from './path'
 import type { Dotfiles } from './options'
-import { CallbackError, isThenable } from './gate'
+import { CallbackError, askAllowedPath } from './gate'
 
 export interface ExtendedInfo {
   totalSize: number
@@ -214,17 +214,9 @@ class Walk {
   /** allowedPath on an entry; what it throws ends the listing as the request's error (CallbackError). */
   private allowed (segments: string[], dir: boolean): boolean {
     if (this.root.allowedPath === undefined) return true
-    let allowed: unknown
-    try {
-      allowed = this.root.allowedPath(displayPath(segments, dir), this.root.rootPath, this.req)
-    } catch (err) {
-      throw new CallbackError(err)
-    }
-    if (isThenable(allowed)) { // as in the gate: no answer, the listing fails closed
-      allowed.then(undefined, () => {})
-      throw new CallbackError(new FST_ZERO_COPY_INVALID_OPTION('allowedPath', 'returned a promise: expected a boolean, decided at once'))
-    }
-    return Boolean(allowed)
+    const allowed = askAllowedPath(this.root.allowedPath, displayPath(segments, dir), this.root.rootPath, this.req)
+    if (allowed instanceof CallbackError) throw allowed
+    return allowed
   }
 
   /** The entries of the directory `segments` beneath the root; null when it is no directory there. */
