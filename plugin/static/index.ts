@@ -1,7 +1,9 @@
 // fastify-zero-copy/static: a directory served the way @fastify/static serves it (same
 // options, same decorators), each file opened beneath its root by the kernel (openat2
 // RESOLVE_BENEATH, beneath.h) and sent by the core's file response (the native path at or
-// above the threshold).
+// above the threshold). This file is the registration: options, roots, decorators, routes.
+// A request's way from its URL to a response is resolve.ts, stage by stage; gate.ts is the
+// one decision whether a name may be opened or listed; open.ts the open beneath a root.
 import path from 'node:path'
 import { readdirSync, realpathSync, statSync } from 'node:fs'
 import fp from 'fastify-plugin'
