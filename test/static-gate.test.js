@@ -135,6 +135,8 @@ test('application callbacks that throw or reject are the request\'s error, never
     ['/assets/listed/', 418], // an entry of a listing
     ['/assets/listed-async/', 500], // a promise from allowedPath about an entry
     ['/assets/rendered/', 418], // list.render
+    ['/late-bad-options', 500],
+    ['/late-bad-name', 500],
     ['/dl/ok.txt', tree.files['root2/ok.txt']],
     ['/assets/public', tree.files['root/public.html']]
   ]
