@@ -224,10 +224,23 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     else reply.send(new FST_ZERO_COPY_STATIC_BAD_PATH(r.reason))
   }
 
-  /** reply.sendFile and reply.download: a name below a root, given by the application. */
+  /**
+   * reply.sendFile and reply.download: a name below a root, given by the application. A bad
+   * name or option is the response's error, not a throw: the call may come from anywhere (a
+   * timer, a stream's event) where a throw would end the process.
+   */
   function sendName (reply: FastifyReply, name: unknown, rootPath: string | undefined, callOpts: Record<string, unknown>): FastifyReply {
-    if (typeof name !== 'string') throw new FST_ZERO_COPY_INVALID_OPTION('name', 'expected a file name (a string)')
-    const settings = readSendSettings(callOpts, base)
+    if (typeof name !== 'string') {
+      reply.send(new FST_ZERO_COPY_INVALID_OPTION('name', `expected a file name (a string), received ${typeof name}`))
+      return reply
+    }
+    let settings: SendSettings
+    try {
+      settings = readSendSettings(callOpts, base)
+    } catch (err) {
+      reply.send(err)
+      return reply
+    }
     const resolved = resolveName(name)
     if (isRefusal(resolved)) {
       refusal(reply, resolved)
@@ -287,7 +300,12 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       fastify.decorateReply('download', function download (this: FastifyReply, name: string, filenameOrOptions?: string | SendFileOptions, maybeOptions?: SendFileOptions): FastifyReply {
         const callOpts = (typeof filenameOrOptions === 'object' && filenameOrOptions !== null ? filenameOrOptions : maybeOptions) ?? {}
         const filename = typeof filenameOrOptions === 'string' ? filenameOrOptions : name
-        this.header('content-disposition', attachment(String(filename)))
+        try {
+          this.header('content-disposition', attachment(String(filename)))
+        } catch (err) {
+          this.send(err)
+          return this
+        }
         return sendName(this, name, callOpts.root, callOpts as Record<string, unknown>)
       })
     }
