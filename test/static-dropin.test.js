@@ -1,12 +1,13 @@
 'use strict'
 // The drop-in: one application, written for @fastify/static, run once with it and once with
 // fastify-zero-copy/static in its place (the require swapped, nothing else), the same requests
-// to both. Two registrations with two roots and prefixes (decorateReply: false on the second),
-// routes of the app's own with reply.sendFile and reply.download, index files, extensions,
-// redirect, ranges, HEAD and conditionals. What must agree: the status, the body's bytes, and
-// the headers a client acts on. Where the two differ on purpose they are asserted as such:
-// dotfiles by default, and If-Range, compared strongly here (RFC 9110 13.1.5) where send takes
-// a weak ETag as a match.
+// to both. Four registrations: two roots and prefixes (decorateReply: false after the first),
+// one whose allowedPath refuses a page reached by extension and an index file, one under a
+// parametric prefix (`/:tenant/files/`); routes of the app's own with reply.sendFile and
+// reply.download, index files, extensions, redirect, ranges, HEAD and conditionals. What must
+// agree: the status, the body's bytes, and the headers a client acts on. Where the two differ
+// on purpose they are asserted as such: dotfiles by default, and If-Range, compared strongly
+// here (RFC 9110 13.1.5) where send takes a weak ETag as a match.
 const fs = require('node:fs')
 const path = require('node:path')
 const { test } = require('tap')
@@ -29,6 +30,17 @@ async function app (fastifyStatic, tree) {
     }
   })
   await fastify.register(fastifyStatic, { root: tree.root2, prefix: '/second/', decorateReply: false, immutable: true, maxAge: 86400000 })
+  // allowedPath with extensions and index files: it judges the name opened, not only the one asked for.
+  await fastify.register(fastifyStatic, {
+    root: tree.root,
+    prefix: '/gated/',
+    decorateReply: false,
+    index: ['index.html'],
+    extensions: ['html'],
+    allowedPath: (pathname) => pathname !== '/page.html' && pathname !== '/sub/index.html'
+  })
+  // A parametric prefix: the names below start after the parameter's segment.
+  await fastify.register(fastifyStatic, { root: tree.root, prefix: '/:tenant/files/', decorateReply: false, redirect: true })
   fastify.get('/own/file', (req, reply) => reply.sendFile('sub/deep/x.bin'))
   fastify.get('/own/other-root', (req, reply) => reply.sendFile('only2.txt', tree.root2))
   fastify.get('/own/download', (req, reply) => reply.download('with space.txt', 'résumé "final".txt'))
@@ -66,6 +78,25 @@ const CASES = [
   ['/assets/big.bin', { 'if-none-match': 'ETAG' }],
   ['/assets/big.bin', { 'if-range': 'ETAG', range: 'bytes=10-19' }, 'weak-if-range'],
   ['/assets/big.bin', { 'if-range': 'FUTURE', range: 'bytes=10-19' }],
+  ['/gated/page'],
+  ['/gated/page.html'],
+  ['/gated/sub/'],
+  ['/gated/sub'],
+  ['/gated/sub/index.html'],
+  ['/gated/'],
+  ['/gated/small.txt'],
+  ['/gated/sub/deep/x.bin'],
+  ['/acme/files/small.txt'],
+  ['/acme/files/big.bin', { range: 'bytes=10-99' }],
+  ['/a%20b/files/sub/deep/x.bin'],
+  ['/acme/files/sub'],
+  ['/acme/files/sub?x=1'],
+  ['/acme/files/sub/'],
+  ['/acme/files/'],
+  ['/acme/files/page.html'],
+  ['/acme/files/missing.txt'],
+  ['/acme/files/../small.txt'],
+  ['/../files/small.txt'],
   ['/second/only2.txt'],
   ['/second/small.txt'],
   ['/second/big.bin'],

@@ -1,15 +1,15 @@
 // preCompressed: a file's `.br`, `.gz` or `.deflate` sibling sent in its place when the
 // request's Accept-Encoding takes that coding, as @fastify/static does. The choice is made by
 // @fastify/accept-negotiator (q-values, q=0 refusing, the server's order breaking ties); each
-// sibling is opened by the caller's own contained open, beneath the root like the file itself,
-// so a sibling that is a symlink out of the root is missing, not followed.
-import type { Stats } from 'node:fs'
+// sibling is a candidate of the request path (resolve.ts): judged by the gate under its own
+// name, opened beneath the root like the file itself, so a sibling that is a symlink out of
+// the root is missing, not followed, and one allowedPath refuses is passed over.
 import type { FastifyReply } from 'fastify'
 import mime from 'mime'
 import negotiate = require('@fastify/accept-negotiator')
 import vary = require('vary')
 import { FST_ZERO_COPY_INVALID_OPTION } from '../errors'
-import { isUtf8Type, type OpenFile } from '../file'
+import { isUtf8Type } from '../file'
 
 export type Coding = 'br' | 'gzip' | 'deflate'
 
@@ -49,47 +49,6 @@ export function acceptedCodings (header: string | string[] | undefined): Coding[
 /** The sibling's segments: the file's with the coding's suffix on its last name. */
 export function siblingSegments (segments: string[], coding: Coding): string[] {
   return [...segments.slice(0, -1), segments[segments.length - 1] + SUFFIX[coding]]
-}
-
-export type OpenDone = (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats) => void
-export interface Sibling { coding: Coding, segments: string[], file: OpenFile, stat: Stats }
-
-/**
- * The first of `codings` whose sibling of `segments` opens as a regular file (null when none
- * does, or when the response went away meanwhile). A sibling that is `missing` (absent, a
- * symlink out of the root, ...) or not a regular file is passed over; any other error ends
- * the search with it, as it would for the file itself.
- */
-export function findSibling (
-  reply: FastifyReply,
-  segments: string[],
-  codings: Coding[],
-  open: (segments: string[], done: OpenDone) => void,
-  missing: (err: NodeJS.ErrnoException) => boolean,
-  done: (err: NodeJS.ErrnoException | null, sibling: Sibling | null) => void
-): void {
-  const attempt = (i: number): void => {
-    if (i >= codings.length || reply.raw.destroyed) {
-      done(null, null)
-      return
-    }
-    const coding = codings[i]
-    const name = siblingSegments(segments, coding)
-    open(name, (err, file, stat) => {
-      if (err !== null) {
-        if (missing(err)) attempt(i + 1)
-        else done(err, null)
-        return
-      }
-      if (!stat!.isFile()) {
-        file!.close()
-        attempt(i + 1)
-        return
-      }
-      done(null, { coding, segments: name, file: file!, stat: stat! })
-    })
-  }
-  attempt(0)
 }
 
 /**

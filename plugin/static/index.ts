@@ -1,20 +1,19 @@
 // fastify-zero-copy/static: a directory served the way @fastify/static serves it (same
 // options, same decorators), each file opened beneath its root by the kernel (openat2
 // RESOLVE_BENEATH, beneath.h) and sent by the core's file response (the native path at or
-// above the threshold).
+// above the threshold). This file is the registration: options, roots, decorators, routes.
+// A request's way from its URL to a response is resolve.ts, stage by stage; gate.ts is the
+// one decision whether a name may be opened or listed; open.ts the open beneath a root.
 import path from 'node:path'
-import { constants } from 'node:os'
-import { fstat, fstatSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs'
+import { readdirSync, realpathSync, statSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import { create as contentDisposition } from 'content-disposition'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import type { FastifyZeroCopyStaticOptions, SendFileOptions } from '../../types/static'
 import core = require('../index')
 import { internals, type CoreInternals } from '../internal'
-import { OpenFile, type FileHttpOptions } from '../file'
-import { AT_FDCWD, BENEATH_DIRECTORY, BENEATH_FILE, RESOLVE_NO_MAGICLINKS, type Descriptors } from '../native'
+import { AT_FDCWD, BENEATH_DIRECTORY, RESOLVE_NO_MAGICLINKS } from '../native'
 import {
-  FST_ZERO_COPY_FILE_FORBIDDEN,
   FST_ZERO_COPY_FILE_OPEN_FAILED,
   FST_ZERO_COPY_INVALID_OPTION,
   FST_ZERO_COPY_STATIC_BAD_PATH,
@@ -22,95 +21,21 @@ import {
   FST_ZERO_COPY_STATIC_INVALID_ROOT,
   FST_ZERO_COPY_STATIC_UNCONTAINED
 } from '../errors'
-import { displayPath, hasDotSegment, isRefusal, relativePath, resolveName, resolveRequestPath, type Refusal, type Resolved } from './path'
+import { isRefusal, resolveName, resolveRequestPath, type Refusal, type Resolved } from './path'
 import { readRoots, readSendSettings, resolveFlags, type SendSettings, type Symlinks } from './options'
-import { checkListingRoot, listsWithoutIndex, namedListing, readListOptions, sendListing, type ListRoot } from './list'
+import { checkListingRoot, readListOptions } from './list'
 import { readGlobIgnore, type GlobIgnore } from './glob'
-import { probeCaseInsensitive, procFds, storedNames } from './letter-case'
-import { acceptedCodings, findSibling, readPreCompressed, setEncodingHeaders, type Coding } from './encoding'
-import { OpenFileCache, readOpenFileCache, type Served } from './cache'
+import { probeCaseInsensitive, procFds } from './letter-case'
+import { readPreCompressed } from './encoding'
+import { OpenFileCache, readOpenFileCache } from './cache'
+import { NOT_FOUND, openBeneath, openUncached } from './open'
+import type { AllowedPath, Root } from './gate'
+import { respond, safely, searchOf, type Site } from './resolve'
 
-/** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
-interface Root {
-  path: string
-  fd: number
-  refs: number
-  closed: boolean
-  /** Lookups beneath it ignore letter case (letter-case.ts): names are mapped to stored ones. */
-  caseless: boolean
-}
-
-type OpenDone = (err: NodeJS.ErrnoException | null, fd: number) => void
-
-const NOT_FOUND = new Set(['ENOENT', 'ENOTDIR', 'EXDEV', 'ELOOP', 'ENAMETOOLONG', 'ENXIO', 'ENODEV'])
 /** Roots given per call (reply.sendFile(name, root)) kept open, most recent last. */
 const CALL_ROOTS_MAX = 32
-
-/** errno -> its name (the first of two names for one number: EAGAIN, not EWOULDBLOCK). */
-const ERRNO_NAMES = new Map<number, string>()
-for (const [name, value] of Object.entries(constants.errno)) if (!ERRNO_NAMES.has(value)) ERRNO_NAMES.set(value, name)
-
-function errnoError (code: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(code), { code })
-}
-
-/** Opens `rel` beneath `dirfd`: at once when the lookup is cached and local (never in walk mode), else off the loop. */
-function openBeneath (addon: Descriptors, dirfd: number, rel: string, kind: 0 | 1, resolve: number, done: OpenDone): void {
-  let fd: number
-  try {
-    fd = addon.openBeneathCached(dirfd, rel, kind, resolve, true)
-  } catch (err) {
-    done(err as NodeJS.ErrnoException, -1)
-    return
-  }
-  if (fd >= 0) {
-    done(null, fd)
-    return
-  }
-  if (fd < -1) {
-    // The open's failure as -errno (quiet) rather than thrown: a miss, the common answer for
-    // a pre-compressed sibling or an extension tried, costs a fraction of a throw.
-    done(errnoError(ERRNO_NAMES.get(-fd) ?? 'EIO'), -1)
-    return
-  }
-  try {
-    addon.openBeneath(dirfd, rel, kind, resolve, (code, opened) => done(code === null ? null : errnoError(code), opened))
-  } catch (err) {
-    done(err as NodeJS.ErrnoException, -1)
-  }
-}
-
-/** The file's stat, on this thread for a local file (the kernel holds its inode), else in libuv's pool. */
-function statOf (fd: number, remote: boolean, done: (err: NodeJS.ErrnoException | null, stat: Stats | null) => void): void {
-  if (remote) {
-    fstat(fd, (err, stat) => done(err, stat ?? null))
-    return
-  }
-  try {
-    done(null, fstatSync(fd))
-  } catch (err) {
-    done(err as NodeJS.ErrnoException, null)
-  }
-}
-
-/** A file opened beneath `dirfd` and stat'ed, without the open-file cache; `path` is its name for responses. */
-function openUncached (addon: Descriptors, dirfd: number, rel: string, path: string, resolve: number, done: Served): void {
-  openBeneath(addon, dirfd, rel, BENEATH_FILE, resolve, (err, fd) => {
-    if (err !== null) {
-      done(err)
-      return
-    }
-    const file = new OpenFile(fd, path, true, addon.isRemote(fd), addon)
-    statOf(fd, file.remote, (statErr, stat) => {
-      if (statErr !== null || stat === null) {
-        file.close()
-        done(statErr ?? errnoError('EIO'))
-        return
-      }
-      done(null, file, stat)
-    })
-  })
-}
+/** reply.sendFile's and wildcard: false's requests: no redirect of a directory, no listing. */
+const NO_BASES = { redirect: null, list: null }
 
 /** Content-Disposition: attachment with the name as given, as @fastify/static writes it (the same package). */
 function attachment (filename: string): string {
@@ -160,8 +85,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     extensions: [],
     resolve: resolveFlags(symlinks)
   })
-  const setHeaders = opts.setHeaders
-  const allowedPath = opts.allowedPath
+  const allowedPath = opts.allowedPath as AllowedPath | undefined
   const redirect = opts.redirect === true
   const cacheSettings = readOpenFileCache(opts.openFileCache)
   const cache = cacheSettings === null
@@ -180,6 +104,15 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   }
   const roots: Root[] = []
   const callRoots = new Map<string, Root>()
+  const site: Site = {
+    addon,
+    cache,
+    list,
+    preCompressed,
+    allowedPath,
+    setHeaders: opts.setHeaders as Site['setHeaders'],
+    sendOpenFile: coreInternals.sendOpenFile
+  }
 
   /**
    * Opens a root as an O_PATH descriptor (by the walk where openat2 is refused); an openat2
@@ -292,265 +225,22 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   }
 
   /**
-   * Serves `resolved` from the first of `candidates` that has it. `redirectBase`: the URL path
-   * of the root for a directory's redirect (route requests with redirect on), else null.
-   * `listBase`: the URL path of the root for a listing's links (route requests with `list`
-   * on), else null.
+   * reply.sendFile and reply.download: a name below a root, given by the application. A bad
+   * name or option is the response's error, not a throw: the call may come from anywhere (a
+   * timer, a stream's event) where a throw would end the process.
    */
-  function respond (req: FastifyRequest, reply: FastifyReply, resolved: Resolved, candidates: Root[], settings: SendSettings, redirectBase: string | null, listBase: string | null = null): void {
-    if (dotRefused(reply, resolved.segments, settings)) return
-    const tryRoot = (i: number): void => {
-      if (i >= candidates.length) {
-        const only = candidates.length === 1 ? candidates[0] : undefined
-        const named = list !== null && listBase !== null && only !== undefined && only.fd >= 0 && !only.closed ? namedListing(list, resolved) : null
-        if (named === null) {
-          reply.callNotFound()
-          return
-        }
-        const listNamed = (segments: string[]): void => {
-          if (allowedPath === undefined || allowedPath(displayPath(segments, true), only!.path, req)) listing(req, reply, only!, segments, settings, listBase!)
-          else reply.callNotFound()
-        }
-        // On a case-insensitive root allowedPath and the listing see the stored names too.
-        if (!only!.caseless) listNamed(named)
-        else {
-          namesOf(only!, settings).map(named, 0, (err, stored) => {
-            if (err !== null || stored === null) reply.callNotFound()
-            else listNamed(stored)
-          })
-        }
-        return
-      }
-      const root = candidates[i]
-      if (!root.caseless || root.fd < 0 || root.closed) {
-        fromRoot(i, root, resolved, 0)
-        return
-      }
-      // Letter case folded: allowedPath, the dotfile policy, setHeaders and the open see the
-      // names the directories store, whatever the request's spelling (letter-case.ts).
-      namesOf(root, settings).canonical(resolved.segments, resolved.trailingSlash, settings.extensions, (err, stored, lastStored) => {
-        if (err !== null && !NOT_FOUND.has(err.code ?? '')) {
-          failed(reply, err)
-          return
-        }
-        if (stored === null) {
-          tryRoot(i + 1)
-          return
-        }
-        if (dotRefused(reply, stored, settings)) return
-        fromRoot(i, root, { segments: stored, trailingSlash: resolved.trailingSlash }, lastStored ? stored.length : stored.length - 1)
-      })
-    }
-    /** `known`: how many leading segments are names read from the directories already. */
-    const fromRoot = (i: number, root: Root, resolved: Resolved, known: number): void => {
-      const pathname = displayPath(resolved.segments, resolved.trailingSlash)
-      if (allowedPath !== undefined && !allowedPath(pathname, root.path, req)) {
-        reply.callNotFound()
-        return
-      }
-      if (root.fd < 0 || root.closed) {
-        tryRoot(i + 1)
-        return
-      }
-      const names = [resolved.segments]
-      const last = resolved.segments[resolved.segments.length - 1]
-      if (!resolved.trailingSlash && last !== undefined && path.extname(last) === '') {
-        for (const ext of settings.extensions) names.push([...resolved.segments.slice(0, -1), `${last}.${ext}`])
-      }
-      const tryName = (n: number): void => {
-        if (n >= names.length) {
-          tryRoot(i + 1)
-          return
-        }
-        openFile(root, names[n], n === 0 ? known : Math.min(known, names[n].length - 1), settings, (err, file, stat, stored) => {
-          if (err !== null) {
-            if (NOT_FOUND.has(err.code ?? '')) tryName(n + 1)
-            else failed(reply, err)
-            return
-          }
-          if (stat!.isDirectory()) {
-            file!.close()
-            if (n > 0) {
-              tryName(n + 1) // `a.html` that is a directory is not what `a` meant
-              return
-            }
-            directory(req, reply, root, { segments: stored!, trailingSlash: resolved.trailingSlash }, settings, redirectBase, listBase)
-            return
-          }
-          if (!stat!.isFile()) {
-            file!.close()
-            tryName(n + 1)
-            return
-          }
-          if (resolved.trailingSlash) {
-            file!.close() // `small.txt/`: a file named as a directory is not there (ENOTDIR), as in send
-            tryRoot(i + 1)
-            return
-          }
-          send(reply, root, stored!, file!, stat!, settings)
-        })
-      }
-      tryName(0)
-    }
-    tryRoot(0)
-  }
-
-  /** The dotfile policy on a path: true when it answered (403 for 'deny', 404 for 'ignore'). */
-  function dotRefused (reply: FastifyReply, segments: string[], settings: SendSettings): boolean {
-    if (settings.dotfiles === 'allow' || !hasDotSegment(segments)) return false
-    if (settings.dotfiles === 'deny') reply.send(new FST_ZERO_COPY_STATIC_FORBIDDEN())
-    else reply.callNotFound()
-    return true
-  }
-
-  function failed (reply: FastifyReply, err: NodeJS.ErrnoException): void {
-    if (err.code === 'EACCES' || err.code === 'EPERM') reply.send(new FST_ZERO_COPY_FILE_FORBIDDEN())
-    else reply.send(new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code ?? err.message))
-  }
-
-  /** A directory: its index file, a redirect to its URL with a `/`, its listing, or a 404. */
-  function directory (req: FastifyRequest, reply: FastifyReply, root: Root, resolved: Resolved, settings: SendSettings, redirectBase: string | null, listBase: string | null): void {
-    const listed = list !== null && listBase !== null
-    // As @fastify/static: the directory's bare name lists, before its index file.
-    if (listed && !resolved.trailingSlash && redirectBase === null) {
-      listing(req, reply, root, resolved.segments, settings, listBase!)
-      return
-    }
-    if (!resolved.trailingSlash && redirectBase !== null) {
-      const search = req.raw.url === undefined ? '' : searchOf(req.raw.url)
-      // Built from the route's own prefix and the resolved names, each encoded: a single
-      // leading `/` and no `\`, so the Location is this site's (never `//host`).
-      const location = redirectBase + resolved.segments.map(encodeURIComponent).join('/') + '/' + search
-      reply.redirect(location, 301)
-      return
-    }
-    const tryIndex = (k: number): void => {
-      if (k >= settings.index.length) {
-        if (listed && resolved.trailingSlash && listsWithoutIndex(list!, resolved, settings.index.length, redirectBase !== null)) {
-          listing(req, reply, root, resolved.segments, settings, listBase!)
-          return
-        }
-        reply.callNotFound()
-        return
-      }
-      const segments = [...resolved.segments, ...settings.index[k].split('/')]
-      openFile(root, segments, resolved.segments.length, settings, (err, file, stat, stored) => {
-        if (err !== null) {
-          if (NOT_FOUND.has(err.code ?? '')) tryIndex(k + 1)
-          else failed(reply, err)
-          return
-        }
-        if (!stat!.isFile()) {
-          file!.close()
-          tryIndex(k + 1)
-          return
-        }
-        send(reply, root, stored!, file!, stat!, settings)
-      })
-    }
-    tryIndex(0)
-  }
-
-  function listing (req: FastifyRequest, reply: FastifyReply, root: Root, segments: string[], settings: SendSettings, listBase: string): void {
-    const target: ListRoot = { addon: addon!, open: openBeneath, rootFd: root.fd, rootPath: root.path, resolve: settings.resolve, dotfiles: settings.dotfiles, allowedPath }
-    sendListing(req, reply, list!, target, segments, listBase)
-  }
-
-  /** The stored names of a case-insensitive root, read beneath it with the request's resolve flags. */
-  function namesOf (root: Root, settings: SendSettings): ReturnType<typeof storedNames> {
-    return storedNames((rel, done) => openBeneath(addon!, root.fd, rel, BENEATH_DIRECTORY, settings.resolve, done), (fd) => addon!.closeFile(fd, false))
-  }
-
-  /**
-   * Opens `segments` beneath the root; `stored`: the names opened (on a case-insensitive root,
-   * those its directories store; `known`: how many leading ones are such names already).
-   */
-  function openFile (root: Root, segments: string[], known: number, settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats, stored?: string[]) => void): void {
-    if (!root.caseless) {
-      openStored(root, segments, settings, done)
-      return
-    }
-    namesOf(root, settings).map(segments, known, (err, stored) => {
-      if (err !== null || stored === null) done(err ?? errnoError('ENOENT'))
-      else openStored(root, stored, settings, done)
-    })
-  }
-
-  function openStored (root: Root, segments: string[], settings: SendSettings, done: (err: NodeJS.ErrnoException | null, file?: OpenFile, stat?: Stats, stored?: string[]) => void): void {
-    const opened: Served = (err, file, stat) => done(err, file, stat, segments)
-    if (cache !== null) cache.open(root, relativePath(segments), displayPath(segments, false), settings.resolve, opened)
-    else openUncached(addon!, root.fd, relativePath(segments), displayPath(segments, false), settings.resolve, opened)
-  }
-
-  /** Sends the regular file found for the request, or the pre-compressed sibling the request takes. */
-  function send (reply: FastifyReply, root: Root, segments: string[], file: OpenFile, stat: Stats, settings: SendSettings): void {
-    const codings = preCompressed && segments.length > 0 ? acceptedCodings(reply.request.headers['accept-encoding']) : []
-    if (codings.length === 0) {
-      deliver(reply, root, segments, file, stat, settings, null, segments)
-      return
-    }
-    const open = (name: string[], done: Parameters<typeof openFile>[4]): void => openFile(root, name, name.length - 1, settings, done)
-    findSibling(reply, segments, codings, open, (err) => NOT_FOUND.has(err.code ?? ''), (err, sibling) => {
-      if (err !== null) {
-        file.close()
-        failed(reply, err)
-        return
-      }
-      if (sibling === null) {
-        deliver(reply, root, segments, file, stat, settings, null, segments)
-        return
-      }
-      file.close()
-      deliver(reply, root, sibling.segments, sibling.file, sibling.stat, settings, sibling.coding, segments)
-    })
-  }
-
-  /** `segments` the file sent, `named` the file the request resolved to (its type, when encoded). */
-  function deliver (reply: FastifyReply, root: Root, segments: string[], file: OpenFile, stat: Stats, settings: SendSettings, coding: Coding | null, named: string[]): void {
-    if (reply.raw.destroyed || reply.sent) {
-      file.close()
-      return
-    }
-    const onFile = settings.onFile
-    if (onFile === undefined) {
-      respondWith(reply, root, segments, file, stat, settings, coding, named)
-      return
-    }
-    // As @fastify/static 10: the hook sees the file chosen (a sibling when encoded), after
-    // allowedPath, and is awaited before any header; a throw or a rejection refuses it.
-    let pending: void | Promise<void>
-    try {
-      pending = onFile(path.join(root.path, ...segments), stat)
-    } catch (err) {
-      file.close()
-      reply.send(err)
-      return
-    }
-    Promise.resolve(pending).then(() => {
-      if (reply.raw.destroyed || reply.sent) file.close()
-      else respondWith(reply, root, segments, file, stat, settings, coding, named)
-    }, (err: unknown) => {
-      file.close()
-      if (!reply.sent) reply.send(err)
-    })
-  }
-
-  function respondWith (reply: FastifyReply, root: Root, segments: string[], file: OpenFile, stat: Stats, settings: SendSettings, coding: Coding | null, named: string[]): void {
-    try {
-      setHeaders?.(reply, path.join(root.path, ...segments), stat) // as @fastify/static 10: the reply (9 gave reply.raw)
-      if (preCompressed) setEncodingHeaders(reply, coding, named, settings.http.contentType)
-    } catch (err) {
-      file.close()
-      reply.send(err)
-      return
-    }
-    coreInternals.sendOpenFile(reply, file, stat, {}, settings.http)
-  }
-
-  /** reply.sendFile and reply.download: a name below a root, given by the application. */
   function sendName (reply: FastifyReply, name: unknown, rootPath: string | undefined, callOpts: Record<string, unknown>): FastifyReply {
-    if (typeof name !== 'string') throw new FST_ZERO_COPY_INVALID_OPTION('name', 'expected a file name (a string)')
-    const settings = readSendSettings(callOpts, base)
+    if (typeof name !== 'string') {
+      reply.send(new FST_ZERO_COPY_INVALID_OPTION('name', `expected a file name (a string), received ${typeof name}`))
+      return reply
+    }
+    let settings: SendSettings
+    try {
+      settings = readSendSettings(callOpts, base)
+    } catch (err) {
+      reply.send(err)
+      return reply
+    }
     const resolved = resolveName(name)
     if (isRefusal(resolved)) {
       refusal(reply, resolved)
@@ -558,7 +248,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     }
     if (rootPath === undefined) {
       if (roots.length > 0) {
-        respond(reply.request, reply, resolved, roots, settings, null)
+        respond(site, reply.request, reply, resolved, roots, settings, NO_BASES)
         return reply
       }
       // As @fastify/static: without any root, only an absolute name is a file.
@@ -568,7 +258,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       }
       rootPath = '/'
     }
-    acquireRoot(rootPath, (err, root) => {
+    acquireRoot(rootPath, (err, root) => safely(reply, () => {
       if (err !== null) {
         reply.send(err)
         return
@@ -584,115 +274,130 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
         release(root)
       }
       reply.raw.once('close', done)
-      respond(reply.request, reply, resolved, [root], settings, null)
       if (reply.raw.destroyed) done()
-    })
+      respond(site, reply.request, reply, resolved, [root], settings, NO_BASES)
+    }))
     return reply
   }
 
-  if (opts.decorateReply !== false) {
-    fastify.decorateReply('sendFile', function sendFile (this: FastifyReply, name: string, rootOrOptions?: string | SendFileOptions, maybeOptions?: SendFileOptions): FastifyReply {
-      const callOpts = (typeof rootOrOptions === 'object' && rootOrOptions !== null ? rootOrOptions : maybeOptions) ?? {}
-      const rootPath = typeof rootOrOptions === 'string' ? rootOrOptions : callOpts.root
-      return sendName(this, name, rootPath, callOpts as Record<string, unknown>)
-    })
-    fastify.decorateReply('download', function download (this: FastifyReply, name: string, filenameOrOptions?: string | SendFileOptions, maybeOptions?: SendFileOptions): FastifyReply {
-      const callOpts = (typeof filenameOrOptions === 'object' && filenameOrOptions !== null ? filenameOrOptions : maybeOptions) ?? {}
-      const filename = typeof filenameOrOptions === 'string' ? filenameOrOptions : name
-      this.header('content-disposition', attachment(String(filename)))
-      return sendName(this, name, callOpts.root, callOpts as Record<string, unknown>)
-    })
+  // Decorators and routes: a failure here (a route already taken, a decorator already there)
+  // fails the registration, which then closes what it opened: nothing else would.
+  try {
+    decorateAndRoute()
+  } catch (err) {
+    cache?.close()
+    for (const root of [...roots, ...callRoots.values()]) closeRoot(root)
+    throw err
   }
 
-  if (!serve) return
-
-  const configuredPrefix = prefix
-  if (opts.prefixAvoidTrailingSlash !== true && !prefix.endsWith('/')) prefix += '/'
-
-  const routeOpts: Partial<RouteOptions> = {
-    constraints: opts.constraints,
-    schema: { hide: opts.schemaHide ?? true } as RouteOptions['schema'],
-    logLevel: opts.logLevel
-  }
-
-  /** The route's own prefix, with the encapsulation prefix the router added: `/v1/assets/`. */
-  function routePrefix (req: FastifyRequest): string {
-    const url = req.routeOptions.url ?? prefix + '*'
-    return url.endsWith('*') ? url.slice(0, -1) : url
-  }
-
-  if (opts.wildcard !== false) {
-    fastify.route({
-      ...routeOpts,
-      method: ['HEAD', 'GET'],
-      url: prefix + '*',
-      handler (req, reply) {
-        const routeBase = routePrefix(req)
-        const resolved = resolveRequestPath(req.raw.url ?? '/', routeBase)
-        if (isRefusal(resolved)) {
-          refusal(reply, resolved)
-          return
+  function decorateAndRoute (): void {
+    if (opts.decorateReply !== false) {
+      fastify.decorateReply('sendFile', function sendFile (this: FastifyReply, name: string, rootOrOptions?: string | SendFileOptions, maybeOptions?: SendFileOptions): FastifyReply {
+        const callOpts = (typeof rootOrOptions === 'object' && rootOrOptions !== null ? rootOrOptions : maybeOptions) ?? {}
+        const rootPath = typeof rootOrOptions === 'string' ? rootOrOptions : callOpts.root
+        return sendName(this, name, rootPath, callOpts as Record<string, unknown>)
+      })
+      fastify.decorateReply('download', function download (this: FastifyReply, name: string, filenameOrOptions?: string | SendFileOptions, maybeOptions?: SendFileOptions): FastifyReply {
+        const callOpts = (typeof filenameOrOptions === 'object' && filenameOrOptions !== null ? filenameOrOptions : maybeOptions) ?? {}
+        const filename = typeof filenameOrOptions === 'string' ? filenameOrOptions : name
+        try {
+          this.header('content-disposition', attachment(String(filename)))
+        } catch (err) {
+          this.send(err)
+          return this
         }
-        const rootUrl = encodeURI(routeBase.endsWith('/') ? routeBase : routeBase + '/')
-        respond(req, reply, resolved, roots, base, redirect ? rootUrl : null, list !== null ? rootUrl : null)
-      }
-    } as RouteOptions)
-    if (redirect && prefix !== configuredPrefix) {
+        return sendName(this, name, callOpts.root, callOpts as Record<string, unknown>)
+      })
+    }
+
+    if (!serve) return
+
+    const configuredPrefix = prefix
+    if (opts.prefixAvoidTrailingSlash !== true && !prefix.endsWith('/')) prefix += '/'
+
+    const routeOpts: Partial<RouteOptions> = {
+      constraints: opts.constraints,
+      schema: { hide: opts.schemaHide ?? true } as RouteOptions['schema'],
+      logLevel: opts.logLevel
+    }
+
+    /** The route's own prefix, with the encapsulation prefix the router added: `/v1/assets/`. */
+    function routePrefix (req: FastifyRequest): string {
+      const url = req.routeOptions.url ?? prefix + '*'
+      return url.endsWith('*') ? url.slice(0, -1) : url
+    }
+
+    if (opts.wildcard !== false) {
       fastify.route({
         ...routeOpts,
         method: ['HEAD', 'GET'],
-        url: configuredPrefix,
+        url: prefix + '*',
         handler (req, reply) {
-          const search = searchOf(req.raw.url ?? '')
-          reply.redirect(encodeURI(req.routeOptions.url + '/') + search, 301)
+          const routeBase = routePrefix(req)
+          const resolved = resolveRequestPath(req.raw.url ?? '/', routeBase)
+          if (isRefusal(resolved)) {
+            refusal(reply, resolved)
+            return
+          }
+          respond(site, req, reply, resolved, roots, base, { redirect: redirect ? resolved.base : null, list: list !== null ? resolved.base : null })
+        }
+      } as RouteOptions)
+      if (redirect && prefix !== configuredPrefix) {
+        fastify.route({
+          ...routeOpts,
+          method: ['HEAD', 'GET'],
+          url: configuredPrefix,
+          handler (req, reply) {
+            // The prefix as this URL spells it (its parameters filled in), with its `/`.
+            const url = req.raw.url ?? ''
+            const q = url.indexOf('?')
+            const resolved = resolveRequestPath((q === -1 ? url : url.slice(0, q)) + '/', (req.routeOptions.url ?? configuredPrefix) + '/')
+            if (isRefusal(resolved)) refusal(reply, resolved)
+            else reply.redirect(resolved.base + searchOf(url), 301)
+          }
+        } as RouteOptions)
+      }
+      return
+    }
+
+    // wildcard: false: a route per file found under the roots now (the first root that has a
+    // name wins), and one per directory with an index file. The files are still opened beneath
+    // their root at each request: a name replaced by a symlink out since is not followed.
+    const routes = new Set<string>()
+    const indexDirs = new Map<string, { root: Root, segments: string[] }>()
+    for (const root of roots) {
+      if (root.fd < 0) continue
+      for (const segments of walk(root.path, opts.serveDotFiles === true, globIgnore)) {
+        const url = prefix + segments.join('/')
+        if (routes.has(url) || segments.some((s) => s.includes('*') || s.includes(':'))) continue
+        routes.add(url)
+        const fixed: Resolved = { segments, trailingSlash: false }
+        addFixedRoute(url, fixed, root)
+        if (base.index.includes(segments[segments.length - 1])) {
+          const dir = segments.slice(0, -1)
+          const dirUrl = prefix + dir.map((s) => s + '/').join('')
+          if (!indexDirs.has(dirUrl)) indexDirs.set(dirUrl, { root, segments: dir })
+        }
+      }
+    }
+    for (const [dirUrl, { root, segments }] of indexDirs) {
+      if (routes.has(dirUrl)) continue
+      addFixedRoute(dirUrl, { segments, trailingSlash: true }, root)
+      const bare = dirUrl.replace(/\/$/, '')
+      if (redirect && bare !== '' && !routes.has(bare)) addFixedRoute(bare, { segments, trailingSlash: true }, root)
+    }
+
+    function addFixedRoute (url: string, resolved: Resolved, root: Root): void {
+      fastify.route({
+        ...routeOpts,
+        method: ['HEAD', 'GET'],
+        url,
+        handler (req, reply) {
+          respond(site, req, reply, resolved, [root], base, NO_BASES)
         }
       } as RouteOptions)
     }
-    return
   }
-
-  // wildcard: false: a route per file found under the roots now (the first root that has a
-  // name wins), and one per directory with an index file. The files are still opened beneath
-  // their root at each request: a name replaced by a symlink out since is not followed.
-  const routes = new Set<string>()
-  const indexDirs = new Map<string, { root: Root, segments: string[] }>()
-  for (const root of roots) {
-    if (root.fd < 0) continue
-    for (const segments of walk(root.path, opts.serveDotFiles === true, globIgnore)) {
-      const url = prefix + segments.join('/')
-      if (routes.has(url) || segments.some((s) => s.includes('*') || s.includes(':'))) continue
-      routes.add(url)
-      const fixed: Resolved = { segments, trailingSlash: false }
-      addFixedRoute(url, fixed, root)
-      if (base.index.includes(segments[segments.length - 1])) {
-        const dir = segments.slice(0, -1)
-        const dirUrl = prefix + dir.map((s) => s + '/').join('')
-        if (!indexDirs.has(dirUrl)) indexDirs.set(dirUrl, { root, segments: dir })
-      }
-    }
-  }
-  for (const [dirUrl, { root, segments }] of indexDirs) {
-    if (routes.has(dirUrl)) continue
-    addFixedRoute(dirUrl, { segments, trailingSlash: true }, root)
-    const bare = dirUrl.replace(/\/$/, '')
-    if (redirect && bare !== '' && !routes.has(bare)) addFixedRoute(bare, { segments, trailingSlash: true }, root)
-  }
-
-  function addFixedRoute (url: string, resolved: Resolved, root: Root): void {
-    fastify.route({
-      ...routeOpts,
-      method: ['HEAD', 'GET'],
-      url,
-      handler (req, reply) {
-        respond(req, reply, resolved, [root], base, null)
-      }
-    } as RouteOptions)
-  }
-}
-
-function searchOf (url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? '' : url.slice(q)
 }
 
 /**

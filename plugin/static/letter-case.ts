@@ -10,7 +10,6 @@
 // Directories are opened beneath the root (openat2, the request's resolve flags) off the
 // loop, and read in libuv's pool through their descriptor.
 import { promises as fsp, readdir } from 'node:fs'
-import path from 'node:path'
 
 type Done<T> = (err: NodeJS.ErrnoException | null, value: T | null) => void
 /** Opens the directory `rel` (relative to the root, `.` for itself) beneath the root: O_PATH. */
@@ -118,16 +117,10 @@ export interface StoredNames {
    * the first `known` are stored names already (read by this request), and are not read again.
    */
   map (segments: string[], known: number, done: Done<string[]>): void
-  /**
-   * A request's `segments` for allowedPath and the dotfile policy: `map`, except that a last
-   * name found only with one of `extensions` (`a` for `A.html`) keeps the stored spelling
-   * less the extension, as a request spelled like the file would have shown it.
-   */
-  canonical (segments: string[], trailingSlash: boolean, extensions: string[], done: (err: NodeJS.ErrnoException | null, value: string[] | null, lastStored: boolean) => void): void
 }
 
 export function storedNames (openDirectory: OpenDirectory, close: (fd: number) => void): StoredNames {
-  const walk = (segments: string[], known: number, last: (names: string[], want: string) => string | null, done: Done<string[]>): void => {
+  const walk = (segments: string[], known: number, done: Done<string[]>): void => {
     const out: string[] = segments.slice(0, known)
     const step = (i: number): void => {
       if (i === segments.length) {
@@ -139,7 +132,7 @@ export function storedNames (openDirectory: OpenDirectory, close: (fd: number) =
           done(err, null)
           return
         }
-        const stored = (i === segments.length - 1 ? last : pick)(names!, segments[i])
+        const stored = pick(names!, segments[i])
         if (stored === null) {
           done(null, null)
           return
@@ -155,21 +148,6 @@ export function storedNames (openDirectory: OpenDirectory, close: (fd: number) =
     step(out.length)
   }
   return {
-    map: (segments, known, done) => walk(segments, Math.min(known, segments.length), pick, done),
-    canonical (segments, trailingSlash, extensions, done) {
-      let lastStored = true
-      walk(segments, 0, (names, want) => {
-        const stored = pick(names, want)
-        if (stored !== null || trailingSlash || path.extname(want) !== '') return stored
-        for (const ext of extensions) {
-          const withExt = pick(names, `${want}.${ext}`)
-          if (withExt !== null) {
-            lastStored = false
-            return withExt.slice(0, withExt.length - ext.length - 1)
-          }
-        }
-        return null
-      }, (err, value) => done(err, value, lastStored))
-    }
+    map: (segments, known, done) => walk(segments, Math.min(known, segments.length), done)
   }
 }

@@ -9,7 +9,8 @@
 //   followed); a symlink is shown only when an open of it beneath the root under the same
 //   resolve flags succeeds, and then with what that open reached;
 // - what the dotfile policy hides ('ignore' and 'deny') and what allowedPath refuses is not
-//   shown, and not counted in a folder's extended information, at any depth.
+//   shown, not counted in a folder's extended information, at any depth, and neither
+//   stat'ed nor opened: both are asked by name before anything else is done with it.
 import { close, fstat, lstat, readdir, statSync, type Dirent, type Stats } from 'node:fs'
 import fastq from 'fastq'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -22,6 +23,7 @@ import {
 } from '../errors'
 import { displayPath, relativePath, type Resolved } from './path'
 import type { Dotfiles } from './options'
+import { CallbackError, askAllowedPath } from './gate'
 
 export interface ExtendedInfo {
   totalSize: number
@@ -159,10 +161,11 @@ export function sendListing (req: FastifyRequest, reply: FastifyReply, list: Lis
     reply.type('text/html; charset=utf-8').send(page)
   }
   walk.list(segments).then((entries) => {
-    answer(entries).catch((err) => reply.send(err)) // the render's own error: the error handler's
+    answer(entries).catch((err) => { if (!reply.sent) reply.send(new CallbackError(err).error) }) // the render's own error: the error handler's
   }, (err: NodeJS.ErrnoException) => {
     if (reply.sent || reply.raw.destroyed) return
-    if (err.code === 'EACCES' || err.code === 'EPERM') reply.send(new FST_ZERO_COPY_FILE_FORBIDDEN())
+    if (err instanceof CallbackError) reply.send(err.error) // allowedPath's, as it threw it
+    else if (err.code === 'EACCES' || err.code === 'EPERM') reply.send(new FST_ZERO_COPY_FILE_FORBIDDEN())
     else reply.send(new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code ?? err.message))
   })
 }
@@ -208,8 +211,12 @@ class Walk {
     return this.root.dotfiles !== 'allow' && name.startsWith('.')
   }
 
+  /** allowedPath on an entry; what it throws ends the listing as the request's error (CallbackError). */
   private allowed (segments: string[], dir: boolean): boolean {
-    return this.root.allowedPath === undefined || this.root.allowedPath(displayPath(segments, dir), this.root.rootPath, this.req)
+    if (this.root.allowedPath === undefined) return true
+    const allowed = askAllowedPath(this.root.allowedPath, displayPath(segments, dir), this.root.rootPath, this.req)
+    if (allowed instanceof CallbackError) throw allowed
+    return allowed
   }
 
   /** The entries of the directory `segments` beneath the root; null when it is no directory there. */
@@ -242,8 +249,12 @@ class Walk {
     const out: Entry[] = []
     await Promise.all(dirents.map(async (d) => {
       if (this.hidden(d.name)) return
+      const name = [...segments, d.name]
+      // Judged before anything is stat'ed or opened: by readdir's type, and a symlink first as
+      // a file (`/a`), again as a directory (`/a/`) when it leads to one.
+      if (!this.allowed(name, d.isDirectory())) return
       const entry = await this.entry(fd, segments, d, needStats)
-      if (entry !== null && this.allowed([...segments, d.name], entry.dir)) out.push(entry)
+      if (entry !== null && (entry.dir === d.isDirectory() || this.allowed(name, entry.dir))) out.push(entry)
     }))
     return out
   }
@@ -301,7 +312,8 @@ class Walk {
     let entries: Entry[]
     try {
       entries = await this.entries(fd, segments, true)
-    } catch {
+    } catch (err) {
+      if (err instanceof CallbackError) throw err // the application's error, not a folder gone meanwhile
       return
     } finally {
       this.release(fd, BENEATH_DIRECTORY)

@@ -19,6 +19,17 @@ export interface Resolved {
   trailingSlash: boolean
 }
 
+/** A request's path below its route's prefix, and the prefix as this request's URL spells it. */
+export interface RouteResolved extends Resolved {
+  /** The URL path of the prefix, encoded, ending with `/`: parameters (`/:tenant/`) filled in. */
+  base: string
+}
+
+/** A prefix segment the router fills from the URL (`:tenant`); `::` is a literal colon. */
+function isParameter (part: string): boolean {
+  return part.replace(/::/g, '').includes(':')
+}
+
 function refuse (status: 400 | 403 | 404, reason: string): Refusal {
   return { status, reason }
 }
@@ -64,7 +75,7 @@ function resolveDots (parts: string[], trailing: boolean): Resolved | Refusal {
  * The path below `prefix` that the raw request target `url` names. `prefix` is the route's
  * own (as registered, decoded); the router matched it already, so a mismatch is a 404.
  */
-export function resolveRequestPath (url: string, prefix: string): Resolved | Refusal {
+export function resolveRequestPath (url: string, prefix: string): RouteResolved | Refusal {
   let end = url.length
   const q = url.indexOf('?')
   if (q !== -1) end = q
@@ -86,10 +97,20 @@ export function resolveRequestPath (url: string, prefix: string): Resolved | Ref
   const prefixEndsWithSlash = prefix.endsWith('/')
   if (prefixEndsWithSlash) prefixParts.pop()
   let at = 0
+  const base: string[] = []
   for (let i = 0; i < prefixParts.length; i++, at++) {
-    const want = prefixParts[i]
     const got = decoded[at]
     if (got === undefined) return refuse(404, 'outside the prefix')
+    if (isParameter(prefixParts[i])) {
+      // A parameter is one whole segment (the router's never span a `/`): the names below
+      // start after it. A dot segment there (`/../assets/x`) is refused as a climb is.
+      if (got === '') return refuse(404, 'outside the prefix')
+      if (got === '.' || got === '..') return refuse(403, 'a dot segment in the prefix')
+      base.push(encodeURIComponent(got))
+      continue
+    }
+    const want = prefixParts[i].replace(/::/g, ':')
+    base.push(encodeURI(want))
     if (i === prefixParts.length - 1 && !prefixEndsWithSlash && want !== '') {
       // prefixAvoidTrailingSlash: `/assets*` also matches `/assetsx/...`; the rest of that
       // segment is the first name below.
@@ -103,8 +124,9 @@ export function resolveRequestPath (url: string, prefix: string): Resolved | Ref
     }
     if (got !== want) return refuse(404, 'outside the prefix')
   }
-  const below = decoded.slice(at)
-  return resolveDots(below, rawPath.endsWith('/'))
+  const below = resolveDots(decoded.slice(at), rawPath.endsWith('/'))
+  if (isRefusal(below)) return below
+  return { segments: below.segments, trailingSlash: below.trailingSlash, base: base.join('/') + '/' }
 }
 
 /**

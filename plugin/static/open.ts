@@ -1,0 +1,78 @@
+// Opens beneath a root: the one place the static plugin turns a relative name into a
+// descriptor (openat2 RESOLVE_BENEATH, native/beneath.h), and stats what it opened.
+import { constants } from 'node:os'
+import { fstat, fstatSync, type Stats } from 'node:fs'
+import { OpenFile } from '../file'
+import { BENEATH_FILE, type Descriptors } from '../native'
+import type { Served } from './cache'
+
+export type OpenDone = (err: NodeJS.ErrnoException | null, fd: number) => void
+
+/** The errors that mean "no such file here": the next candidate is tried. */
+export const NOT_FOUND = new Set(['ENOENT', 'ENOTDIR', 'EXDEV', 'ELOOP', 'ENAMETOOLONG', 'ENXIO', 'ENODEV'])
+
+/** errno -> its name (the first of two names for one number: EAGAIN, not EWOULDBLOCK). */
+const ERRNO_NAMES = new Map<number, string>()
+for (const [name, value] of Object.entries(constants.errno)) if (!ERRNO_NAMES.has(value)) ERRNO_NAMES.set(value, name)
+
+export function errnoError (code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(code), { code })
+}
+
+/** Opens `rel` beneath `dirfd`: at once when the lookup is cached and local (never in walk mode), else off the loop. */
+export function openBeneath (addon: Descriptors, dirfd: number, rel: string, kind: 0 | 1, resolve: number, done: OpenDone): void {
+  let fd: number
+  try {
+    fd = addon.openBeneathCached(dirfd, rel, kind, resolve, true)
+  } catch (err) {
+    done(err as NodeJS.ErrnoException, -1)
+    return
+  }
+  if (fd >= 0) {
+    done(null, fd)
+    return
+  }
+  if (fd < -1) {
+    // The open's failure as -errno (quiet) rather than thrown: a miss, the common answer for
+    // a pre-compressed sibling or an extension tried, costs a fraction of a throw.
+    done(errnoError(ERRNO_NAMES.get(-fd) ?? 'EIO'), -1)
+    return
+  }
+  try {
+    addon.openBeneath(dirfd, rel, kind, resolve, (code, opened) => done(code === null ? null : errnoError(code), opened))
+  } catch (err) {
+    done(err as NodeJS.ErrnoException, -1)
+  }
+}
+
+/** The file's stat, on this thread for a local file (the kernel holds its inode), else in libuv's pool. */
+function statOf (fd: number, remote: boolean, done: (err: NodeJS.ErrnoException | null, stat: Stats | null) => void): void {
+  if (remote) {
+    fstat(fd, (err, stat) => done(err, stat ?? null))
+    return
+  }
+  try {
+    done(null, fstatSync(fd))
+  } catch (err) {
+    done(err as NodeJS.ErrnoException, null)
+  }
+}
+
+/** A file opened beneath `dirfd` and stat'ed, without the open-file cache; `path` is its name for responses. */
+export function openUncached (addon: Descriptors, dirfd: number, rel: string, path: string, resolve: number, done: Served): void {
+  openBeneath(addon, dirfd, rel, BENEATH_FILE, resolve, (err, fd) => {
+    if (err !== null) {
+      done(err)
+      return
+    }
+    const file = new OpenFile(fd, path, true, addon.isRemote(fd), addon)
+    statOf(fd, file.remote, (statErr, stat) => {
+      if (statErr !== null || stat === null) {
+        file.close()
+        done(statErr ?? errnoError('EIO'))
+        return
+      }
+      done(null, file, stat)
+    })
+  })
+}
