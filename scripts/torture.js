@@ -46,11 +46,12 @@ const DURATION = Number(arg('duration', 60))
 const ENGINE = arg('engine', process.env.FASTIFY_ZERO_COPY_ENGINE || 'io_uring')
 const LANES = Number(arg('lanes', 10))
 const STALL_LANES = Number(arg('stall-lanes', 3))
+const HAMMER = Number(arg('hammer', 12)) // keep-alive clients on each worker
 // Parts of the mix left out, to find which one breaks an invariant (the default leaves out none):
-// throws, terminate, close, mutate, stall, refused.
+// throws, terminate, close, mutate, stall, refused, mistake, garbage.
 const WITHOUT = new Set(String(arg('without', '')).split(',').filter(Boolean))
 if (!(DURATION > 0) || !['io_uring', 'classic'].includes(ENGINE) || !(LANES > 0)) {
-  console.error('usage: node scripts/torture.js [--seed S] [--duration SECONDS] [--engine io_uring|classic] [--lanes N] [--stall-lanes N] [--without throws,terminate,close,mutate,stall,refused]')
+  console.error('usage: node scripts/torture.js [--seed S] [--duration SECONDS] [--engine io_uring|classic] [--lanes N] [--stall-lanes N] [--without throws,terminate,close,mutate,stall,refused,mistake,garbage]')
   process.exit(2)
 }
 const BOUNDS = {
@@ -173,7 +174,7 @@ function buildTargets () {
   // The workers, terminated mid-transfer and started again.
   C.WORKER_BUFFERS.forEach((n, i) => add({ app: 'w', path: `/buf/${i}`, kind: 'stable', size: n, weight: 3, contents: () => [{ name: C.contentName('worker', String(i)), size: n }] }))
   for (const rel of ['s/1m.bin', 's/4m.bin']) add({ app: 'w', path: `/file/${rel}`, kind: 'stable', size: C.FILES.find((f) => f.rel === rel).size, weight: 1, contents: fileContents(rel) })
-  const leftOut = (t) => (WITHOUT.has('throws') && t.kind === 'throws') || (WITHOUT.has('refused') && t.kind === 'refused') || (WITHOUT.has('mutate') && t.kind === 'mutable')
+  const leftOut = (t) => (WITHOUT.has('throws') && t.kind === 'throws') || (WITHOUT.has('refused') && t.kind === 'refused') || (WITHOUT.has('mutate') && t.kind === 'mutable') || (WITHOUT.has('mistake') && t.kind === 'mistake')
   for (let i = targets.length - 1; i >= 0; i--) if (leftOut(targets[i])) targets.splice(i, 1)
 }
 
@@ -436,12 +437,32 @@ function installChecker (e) {
         let k = 0
         while (k < chunk.length && want[k] === chunk[k]) k++
         cand.firstBad = at + k
-        if (e.badBytes === undefined) e.badBytes = JSON.stringify(chunk.subarray(k, k + 48).toString('latin1'))
+        if (e.badBytes === undefined) e.badBytes = Buffer.from(chunk.subarray(k, k + 48))
         e.live.splice(i, 1)
         e.expectedHash = null
       }
     }
   }
+}
+
+/** Where the bytes a client got instead come from, if they are the bytes of anything served here. */
+function locate (bad) {
+  if (bad.length < 16) return 'too few bytes to say whose they are'
+  const probe = bad.subarray(0, 16)
+  const all = []
+  for (const f of C.FILES) {
+    if (f.size > 32 * MiB) continue
+    const versions = f.kind === 'mutable' ? C.VERSIONS : 1
+    for (let v = 0; v < versions; v++) all.push({ what: `${f.rel}${versions > 1 ? ` version ${v}` : ''}`, name: C.contentName('root', f.rel, v), size: f.size })
+  }
+  C.MAIN_BUFFERS.forEach((n, i) => { if (n <= 16 * MiB) all.push({ what: `main buffer ${i}`, name: C.contentName('main', String(i)), size: n }) })
+  C.WORKER_BUFFERS.forEach((n, i) => all.push({ what: `worker buffer ${i}`, name: C.contentName('worker', String(i)), size: n }))
+  all.push({ what: `outside/${C.OUTSIDE.rel}`, name: C.contentName('outside', C.OUTSIDE.rel), size: C.OUTSIDE.size })
+  for (const c of all) {
+    const at = C.bytes(SEED, c.name, 0, c.size).indexOf(probe)
+    if (at >= 0) return `those are the bytes of ${c.what} at offset ${at}`
+  }
+  return 'they are the bytes of nothing this server serves (below 32 MiB)'
 }
 
 function forbiddenIn (first) {
@@ -529,7 +550,8 @@ function judge (req, out) {
   const firstBad = wrong ? Math.max(...e.candidates.map((c) => c.firstBad)) : -1
   if (wrong) {
     const versions = e.candidates.map((c) => `${c.c.version || 'the content'}: byte ${c.firstBad}`).join(', ')
-    return violation('wrong-bytes', `${status}, ${e.got} of ${e.declared} bytes read, differs from ${versions} (from offset ${e.offset})${out.complete ? ', a complete response' : ''}; it read ${e.badBytes} there`, req)
+    const seen = violationKinds['wrong-bytes'] >= 6 ? '' : `; ${locate(e.badBytes)}`
+    return violation('wrong-bytes', `${status}, ${e.got} of ${e.declared} bytes read, differs from ${versions} (from offset ${e.offset})${out.complete ? ', a complete response' : ''}; it read ${JSON.stringify(e.badBytes.toString('latin1'))} there${seen}`, req)
   }
   if (out.complete) {
     if (e.expectedHash) {
@@ -615,7 +637,7 @@ async function lane (id) {
     return keep[app]
   }
   while (!stopping) {
-    const behavior = weighted(rng, WITHOUT.has('stall') ? BEHAVIORS.filter((b) => b.name !== 'stall') : BEHAVIORS).name
+    const behavior = weighted(rng, BEHAVIORS.filter((b) => !WITHOUT.has(b.name))).name
     const t = pickTarget(rng, behavior)
     const req = makeRequest(rng, t, id, behavior, validators)
     req.validators = validators
@@ -734,6 +756,29 @@ async function stallLane (id) {
   }
 }
 
+/**
+ * Keep-alive clients that keep one worker busy with 64 KiB and 1 MiB buffers, so that a
+ * terminate lands while its JavaScript and its transfers are under way.
+ */
+async function hammerLane (k, id) {
+  const rng = rngFor(`hammer:${k}:${id}`)
+  const app = `w${k}`
+  const small = targets.filter((t) => t.app === 'w' && t.path.startsWith('/buf/') && t.size >= 64 * KiB && t.size <= 2 * MiB)
+  let c = null
+  while (!stopping) {
+    const port = portOf(app)
+    if (port == null) { await sleep(20); continue }
+    if (c === null || c.closed || c.port !== port) { if (c) c.destroy(); c = open(port) }
+    const t = small[between(rng, 0, small.length - 1)]
+    const req = { app, port, path: t.path, target: t, method: 'GET', headers: {}, lane: `h${k}.${id}`, behavior: 'hammer', validators: new Map() }
+    const reused = c.used > 0
+    const out = await exchange(c, req, {})
+    if (out.noResponse && reused && !disturbed(req)) { figures.retries++; c = null; continue }
+    judge(req, out)
+  }
+  if (c) c.destroy()
+}
+
 /** /ping on the main app every 250 ms: a small route answers meanwhile. */
 async function probeLane () {
   let c = null
@@ -784,7 +829,7 @@ async function sample () {
 
 async function main () {
   const t0 = Date.now()
-  console.log(`torture: seed ${SEED}, ${DURATION} s, engine ${ENGINE}, ${LANES} lanes + ${STALL_LANES} stalling${WITHOUT.size ? `, without ${[...WITHOUT].join(', ')}` : ''}, tree in ${dir}`)
+  console.log(`torture: seed ${SEED}, ${DURATION} s, engine ${ENGINE}, ${LANES} lanes + ${STALL_LANES} stalling + ${HAMMER} on each worker${WITHOUT.size ? `, without ${[...WITHOUT].join(', ')}` : ''}, tree in ${dir}`)
   buildTree()
   collectForbidden()
   buildTargets()
@@ -822,6 +867,7 @@ async function main () {
   const progress = setInterval(() => console.log(`${since()} s: ${figures.requests} requests, ${figures.exact} exact, ${mib(figures.bytesChecked)} checked, ${figures.aborts} aborts, ${figures.stalls} stalls, ${figures.terminates} terminates, ${figures.closes} closes, ${violations.length ? `${Object.values(violationKinds).reduce((a, b) => a + b, 0)} VIOLATIONS` : 'no violation'}`), 10000)
   const loops = [probeLane()]
   for (let i = 0; i < LANES; i++) loops.push(lane(i))
+  for (let k = 0; k < 2; k++) for (let i = 0; i < HAMMER; i++) loops.push(hammerLane(k, i))
   for (let i = 0; i < (WITHOUT.has('stall') ? 0 : STALL_LANES); i++) loops.push(stallLane(i))
   const eventLoop = (async () => {
     let nextTerminate = Date.now() + between(evRng, 1000, 3000)
