@@ -278,7 +278,7 @@ function violation (kind, message, req) {
   if (childExit !== null && !expectExit && kind !== 'process') { afterDeath++; return }
   violationKinds[kind] = (violationKinds[kind] || 0) + 1
   if (violationKinds[kind] > 6) return // the first few of each kind are listed
-  const where = req ? ` [${req.method} ${req.path} on ${req.app}:${req.port}, lane ${req.lane}, ${req.behavior}${Object.keys(req.headers).length ? `, ${JSON.stringify(req.headers)}` : ''}]` : ''
+  const where = req ? ` [${req.method} ${req.path} on ${req.app}:${req.port}, lane ${req.lane}, ${req.behavior}${Object.keys(req.headers).length ? `, ${JSON.stringify(req.headers)}` : ''}${req.pipeline ? `; the pipeline: ${req.pipeline()}` : ''}]` : ''
   violations.push(`${since()} s  ${kind}: ${message}${where}`)
   if (process.env.TORTURE_VERBOSE) console.log(`VIOLATION ${violations[violations.length - 1]}`)
 }
@@ -669,7 +669,10 @@ async function lane (id) {
         reqs.push(r2)
       }
       figures.pipelined += reqs.length
-      const outs = await Promise.all(reqs.map((r) => exchange(c, r, {})))
+      const outs = []
+      const summary = () => reqs.map((r, i) => `${r.method} ${r.path}${r.headers.range ? ` (${r.headers.range})` : ''}: ${outs[i] ? `${outs[i].status || 'none'} ${outs[i].got}/${outs[i].declared}` : '?'}`).join(', ')
+      for (const r of reqs) r.pipeline = summary
+      outs.push(...await Promise.all(reqs.map((r) => exchange(c, r, {}))))
       // After a response that did not complete, the ones queued behind it on that connection
       // are lost with it: the first is judged, the rest are its consequence.
       const broken = outs.findIndex((o) => !o.complete)
@@ -943,7 +946,10 @@ async function main () {
   console.log(`  fds ${base.fds} before, ${end ? end.fds : '?'} after (peak ${figures.peakFds}); pinned ${base.pinned} before, ${end ? end.pinned : '?'} after (peak ${mib(figures.peakPinned)}); in flight ${end ? end.sends : '?'} after; RSS ${mib(base.rss)} before, ${end ? mib(end.rss) : '?'} after (peak ${mib(figures.peakRss)}); settled in ${settleMs} ms`)
   if (shutdown && shutdown.times) console.log(`  close at the end: ${JSON.stringify(shutdown.times)} ms; exit ${childExit ? `code ${childExit.code}` : '?'}`)
   if (end && end.ok) {
-    if (end.fds > base.fds + BOUNDS.fdSlack) violation('fds', `${end.fds} descriptors ${BOUNDS.settleMs} ms after the load, ${base.fds} at the baseline`)
+    if (end.fds > base.fds + BOUNDS.fdSlack) {
+      const extra = end.fdTargets.filter((x) => !base.fdTargets.includes(x))
+      violation('fds', `${end.fds} descriptors ${BOUNDS.settleMs} ms after the load, ${base.fds} at the baseline; not there at the baseline: ${extra.join(', ')}`)
+    }
     if (end.pinned !== 0 || end.sends !== 0) violation('pinned', `${end.pinned} bytes pinned and ${end.sends} sends in flight ${BOUNDS.settleMs} ms after the load`)
     if (end.rss > base.rss + BOUNDS.rssSlack) violation('rss', `RSS ${mib(end.rss)} after the load, ${mib(base.rss)} at the baseline (bound: +${mib(BOUNDS.rssSlack)})`)
     if (end.loopMaxMs > BOUNDS.loopDelayMs) violation('loop-delay', `the server's event loop was held up to ${end.loopMaxMs.toFixed(0)} ms (bound ${BOUNDS.loopDelayMs} ms)`)

@@ -167,13 +167,18 @@ async function measure (gc) {
     await new Promise((resolve) => setImmediate(resolve))
     global.gc()
   }
-  const fds = fs.readdirSync('/proc/self/fd').length - 1 // less readdir's own
+  const entries = fs.readdirSync('/proc/self/fd')
+  const fdTargets = []
+  for (const n of entries) {
+    try { fdTargets.push(`${n} -> ${fs.readlinkSync(`/proc/self/fd/${n}`)}`) } catch {} // readdir's own is gone
+  }
   const sa = a.zeroCopy.stats().inFlight
   const sb = b ? b.zeroCopy.stats().inFlight : { sends: 0, pinnedBytes: 0 }
   const sw = await Promise.all(workers.map((w) => (w ? workerStats(w) : null)))
   const sends = sa.sends + sb.sends + sw.reduce((n, s) => n + (s ? s.inFlight.sends : 0), 0)
   return {
-    fds,
+    fds: fdTargets.length,
+    fdTargets,
     rss: process.memoryUsage().rss,
     pinned: sa.processPinnedBytes,
     sends,
