@@ -916,8 +916,23 @@ async function main () {
       else violation('after', `after the load, ${t.path} was not served exactly`, req)
     }
   }
-  // Close everything; the process must then exit by itself.
+  // Close everything while a few clients that asked for 3 MiB are still connected and not
+  // reading (Node closes them as idle once their response is written); the process must then
+  // exit by itself, as it does with reply.send.
   let shutdown = null
+  const held = []
+  if (childExit === null) {
+    const t = targets.find((x) => x.app === 'a' && x.path === `/buf/${C.HELD_BUFFER}`)
+    for (let i = 0; i < 4; i++) {
+      const c = open(ports.a)
+      const req = { app: 'a', port: ports.a, path: t.path, target: t, method: 'GET', headers: {}, lane: 'held', behavior: 'held open at the close', validators: warm }
+      held.push(c)
+      exchange(c, req, {})
+      c.pending[0].paused = true
+      c.socket.pause()
+    }
+    await sleep(1000)
+  }
   if (childExit === null) {
     expectExit = true
     shutdown = await rpc('shutdown', { bound: BOUNDS.closeMs }, 3 * BOUNDS.closeMs + 5000)
@@ -925,13 +940,14 @@ async function main () {
     const exitBy = Date.now() + BOUNDS.exitMs
     while (childExit === null && Date.now() < exitBy) await sleep(100)
     if (childExit === null) {
-      violation('exit', `the server process had not exited ${BOUNDS.exitMs} ms after every app was closed and every worker terminated: something keeps its event loop alive`)
+      violation('exit', `the server process had not exited ${BOUNDS.exitMs} ms after every app was closed and every worker terminated (with ${held.filter((c) => !c.closed).length} of 4 clients still connected, not reading): something keeps its event loop alive`)
       child.kill('SIGKILL')
       while (childExit === null) await sleep(50)
     } else if (childExit.code !== 0 || childExit.signal) {
       violation('exit', `the server process exited with code ${childExit.code}, signal ${childExit.signal}: ${stderrTail.trim().split('\n').slice(-10).join('\n')}`)
     }
   }
+  for (const c of held) c.destroy()
 
   // The report.
   const ok = (cond) => (cond ? 'ok    ' : 'FAILED')
@@ -947,8 +963,18 @@ async function main () {
   if (shutdown && shutdown.times) console.log(`  close at the end: ${JSON.stringify(shutdown.times)} ms; exit ${childExit ? `code ${childExit.code}` : '?'}`)
   if (end && end.ok) {
     if (end.fds > base.fds + BOUNDS.fdSlack) {
-      const extra = end.fdTargets.filter((x) => !base.fdTargets.includes(x))
-      violation('fds', `${end.fds} descriptors ${BOUNDS.settleMs} ms after the load, ${base.fds} at the baseline; not there at the baseline: ${extra.join(', ')}`)
+      // By what they are (a file's path, a pipe, a socket, an eventfd), not by number.
+      const kinds = (list) => {
+        const n = new Map()
+        for (const x of list) {
+          const what = x.replace(/^\d+ -> /, '').replace(/:\[\d+\]$/, '')
+          n.set(what, (n.get(what) || 0) + 1)
+        }
+        return n
+      }
+      const was = kinds(base.fdTargets)
+      const extra = [...kinds(end.fdTargets)].filter(([k, n]) => n > (was.get(k) || 0)).map(([k, n]) => `${k} ${n - (was.get(k) || 0)} more`)
+      violation('fds', `${end.fds} descriptors ${BOUNDS.settleMs} ms after the load, ${base.fds} at the baseline; more than at the baseline: ${extra.join(', ')}`)
     }
     if (end.pinned !== 0 || end.sends !== 0) violation('pinned', `${end.pinned} bytes pinned and ${end.sends} sends in flight ${BOUNDS.settleMs} ms after the load`)
     if (end.rss > base.rss + BOUNDS.rssSlack) violation('rss', `RSS ${mib(end.rss)} after the load, ${mib(base.rss)} at the baseline (bound: +${mib(BOUNDS.rssSlack)})`)

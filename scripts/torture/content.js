@@ -53,15 +53,17 @@ function writeContent (seed, name, size, file) {
 
 // Buffers served by reply.sendZeroCopy(buffer): the main app's (1 KiB to 256 MiB) and each
 // worker's (up to 16 MiB, so that a worker's restart stays cheap).
-const MAIN_BUFFERS = [KiB, 9 * KiB + 7, 64 * KiB, 300 * KiB + 1, MiB, 4 * MiB + 1, 16 * MiB, 64 * MiB, 256 * MiB]
+const MAIN_BUFFERS = [KiB, 9 * KiB + 7, 64 * KiB, 300 * KiB + 1, MiB, 3 * MiB, 4 * MiB + 1, 16 * MiB, 64 * MiB, 256 * MiB]
+const HELD_BUFFER = 5 // 3 MiB: what loopback's socket buffers hold whole, asked by the clients held open at the end
 const WORKER_BUFFERS = [KiB, 64 * KiB, MiB + 3, 4 * MiB, 16 * MiB]
 
 // The tree beneath the static root. `kind`: 'stable' (never changes), 'refused' (allowedPath
 // says no, or the dotfile policy: never served), 'throws' (a callback throws on it: an error
 // status), 'mutable' (truncated, renamed over, deleted during the run).
-// Sizes of mutable files are multiples of 8 KiB and a truncation halves them: the new end is
-// on a page boundary, so no page already handed to a socket by sendfile or splice is zeroed
-// by the truncation (the kernel zeroes only the tail of a partial page).
+// Sizes of mutable files are multiples of 8 KiB and a truncation halves them, so the new end
+// is on a page boundary. (With large folios the kernel may still zero, beyond the new end, a
+// folio that a pipe or a socket holds: a response that was sending those bytes must then not
+// complete as if they were the file's.)
 const FILES = [
   { rel: 's/1k.bin', size: KiB, kind: 'stable' },
   { rel: 's/9k.txt', size: 9 * KiB + 11, kind: 'stable' },
@@ -104,4 +106,4 @@ function contentName (scope, rel, version = 0) {
   return version === 0 ? `${scope}:${rel}` : `${scope}:${rel}#${version}`
 }
 
-module.exports = { KiB, MiB, Keystream, bytes, writeContent, MAIN_BUFFERS, WORKER_BUFFERS, FILES, OUTSIDE, DL, VERSIONS, DENY, contentName }
+module.exports = { KiB, MiB, Keystream, bytes, writeContent, MAIN_BUFFERS, HELD_BUFFER, WORKER_BUFFERS, FILES, OUTSIDE, DL, VERSIONS, DENY, contentName }
