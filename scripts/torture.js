@@ -46,7 +46,7 @@ const DURATION = Number(arg('duration', 60))
 const ENGINE = arg('engine', process.env.FASTIFY_ZERO_COPY_ENGINE || 'io_uring')
 const LANES = Number(arg('lanes', 10))
 const STALL_LANES = Number(arg('stall-lanes', 3))
-const HAMMER = Number(arg('hammer', 12)) // keep-alive clients on each worker
+const HAMMER = Number(arg('hammer', 32)) // keep-alive clients on each worker
 // Parts of the mix left out, to find which one breaks an invariant (the default leaves out none):
 // throws, terminate, close, mutate, stall, refused, mistake, garbage.
 const WITHOUT = new Set(String(arg('without', '')).split(',').filter(Boolean))
@@ -55,8 +55,8 @@ if (!(DURATION > 0) || !['io_uring', 'classic'].includes(ENGINE) || !(LANES > 0)
   process.exit(2)
 }
 const BOUNDS = {
-  loopDelayMs: Number(arg('max-loop-delay', 1000)), // the server's main thread, monitorEventLoopDelay
-  probeMs: 3000, // GET /ping, one every 250 ms all run long
+  loopDelayMs: Number(arg('max-loop-delay', 2000)), // the server's main thread, monitorEventLoopDelay
+  probeMs: 5000, // GET /ping, one every 250 ms all run long, measured from a thread of its own
   closeMs: 10000, // fastify.close(), worker.terminate()
   exitMs: 10000, // the process's own exit once all is closed
   settleMs: 15000, // after the load, for descriptors and pinned bytes to come back
@@ -206,6 +206,7 @@ function startChild () {
     const keep = (chunk) => { stderrTail = (stderrTail + chunk.toString()).slice(-8000) }
     child.stdout.on('data', keep)
     child.stderr.on('data', keep)
+    child.on('error', (err) => notes.push(`the channel to the server: ${err.code || err.message}`)) // EPIPE once it died: its exit says why
     child.on('message', (msg) => {
       if (msg.type === 'ready') resolve(msg)
       else if (msg.type === 'failed') reject(new Error(`the server did not start: ${msg.error}`))
@@ -227,7 +228,7 @@ function startChild () {
 }
 
 function rpc (cmd, fields = {}, ms = 30000) {
-  if (childExit !== null) return Promise.resolve({ ok: false, error: 'the server process is gone' })
+  if (childExit !== null || !child.connected) return Promise.resolve({ ok: false, error: 'the server process is gone' })
   const id = nextId++
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -235,7 +236,7 @@ function rpc (cmd, fields = {}, ms = 30000) {
       resolve({ ok: false, error: `no answer to ${cmd} within ${ms} ms` })
     }, ms)
     waiting.set(id, (msg) => { clearTimeout(timer); resolve(msg) })
-    child.send({ cmd, id, ...fields })
+    child.send({ cmd, id, ...fields }, (err) => { if (err && waiting.has(id)) { waiting.delete(id); clearTimeout(timer); resolve({ ok: false, error: `${cmd} not sent: ${err.code || err.message}` }) } })
   })
 }
 
@@ -782,22 +783,49 @@ async function hammerLane (k, id) {
   if (c) c.destroy()
 }
 
-/** /ping on the main app every 250 ms: a small route answers meanwhile. */
-async function probeLane () {
-  let c = null
-  while (!stopping) {
-    if (c === null || c.closed) c = open(ports.a)
+// /ping on the main app every 250 ms: a small route answers meanwhile. From a thread of its own,
+// so that the time measured is the server's and not this process's hashing.
+const PROBE = `
+const http = require('node:http')
+const { parentPort, workerData } = require('node:worker_threads')
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+let stop = false
+parentPort.on('message', () => { stop = true })
+function ping () {
+  return new Promise((resolve) => {
     const t0 = Date.now()
-    const entry = c.send({ app: 'a', method: 'GET', path: '/ping', headers: {}, lane: 'probe', behavior: 'probe' })
-    const out = await entry.done
-    const ms = Date.now() - t0
-    if (out.noResponse && c.used > 1) { c = null; continue } // keep-alive closed under us
-    figures.maxProbeMs = Math.max(figures.maxProbeMs, ms)
-    if (out.status !== 200) violation('probe', `/ping answered ${out.status || out.error || 'nothing'} after ${ms} ms`)
-    else if (ms > BOUNDS.probeMs) violation('probe', `/ping took ${ms} ms (bound ${BOUNDS.probeMs} ms)`)
-    await sleep(250)
+    const req = http.get({ host: '127.0.0.1', port: workerData.port, path: '/ping', agent }, (res) => {
+      res.resume()
+      res.on('end', () => resolve({ ms: Date.now() - t0, status: res.statusCode }))
+      res.on('error', (err) => resolve({ ms: Date.now() - t0, error: err.code || err.message }))
+    })
+    req.on('error', (err) => resolve({ ms: Date.now() - t0, error: err.code || err.message }))
+  })
+}
+;(async () => {
+  while (!stop) {
+    let r = await ping()
+    if (r.error === 'ECONNRESET') r = await ping() // a keep-alive connection closed under it
+    parentPort.postMessage(r)
+    await new Promise((resolve) => setTimeout(resolve, 250))
   }
-  if (c) c.destroy()
+  agent.destroy()
+  parentPort.postMessage('done')
+})()
+`
+function probeLane () {
+  const { Worker } = require('node:worker_threads')
+  const w = new Worker(PROBE, { eval: true, workerData: { port: ports.a } })
+  return new Promise((resolve) => {
+    const stopper = setInterval(() => { if (stopping) { clearInterval(stopper); w.postMessage('stop') } }, 100)
+    w.on('message', (r) => {
+      if (r === 'done') { w.terminate().then(resolve); return }
+      figures.maxProbeMs = Math.max(figures.maxProbeMs, r.ms)
+      if (r.status !== 200) violation('probe', `/ping answered ${r.status || r.error} after ${r.ms} ms`)
+      else if (r.ms > BOUNDS.probeMs) violation('probe', `/ping took ${r.ms} ms (bound ${BOUNDS.probeMs} ms)`)
+    })
+    w.on('error', (err) => { violation('probe', `the probe thread failed: ${err.message}`); clearInterval(stopper); resolve() })
+  })
 }
 
 /** A response owed more bytes, on an open connection, with no byte for stuckMs: stuck. */
@@ -877,7 +905,8 @@ async function main () {
     let nextClose = Date.now() + between(evRng, 3000, 6000)
     while (Date.now() < deadline && childExit === null) {
       if (!WITHOUT.has('mutate')) mutate(evRng)
-      if (Date.now() >= nextTerminate && !WITHOUT.has('terminate')) { await terminateWorker(evRng); nextTerminate = Date.now() + between(evRng, 2000, 5000) }
+      // A worker is terminated 0.3 to 1.5 s after the last one started: busy, still warming up.
+      if (Date.now() >= nextTerminate && !WITHOUT.has('terminate')) { await terminateWorker(evRng); nextTerminate = Date.now() + between(evRng, 300, 1500) }
       if (Date.now() >= nextClose && !WITHOUT.has('close')) { await restartB(); nextClose = Date.now() + between(evRng, 4000, 8000) }
       await sleep(between(evRng, 100, 500))
     }
