@@ -438,8 +438,9 @@ function installChecker (e) {
         let k = 0
         while (k < chunk.length && want[k] === chunk[k]) k++
         cand.firstBad = at + k
-        if (e.badBytes === undefined) e.badBytes = Buffer.from(chunk.subarray(k, k + 48))
         e.live.splice(i, 1)
+        // What came instead, where the last version that still matched stopped matching.
+        if (e.live.length === 0) e.badBytes = Buffer.from(chunk.subarray(k, k + 48))
         e.expectedHash = null
       }
     }
@@ -449,6 +450,7 @@ function installChecker (e) {
 /** Where the bytes a client got instead come from, if they are the bytes of anything served here. */
 function locate (bad) {
   if (bad.length < 16) return 'too few bytes to say whose they are'
+  if (bad.every((x) => x === 0)) return 'zeros'
   const probe = bad.subarray(0, 16)
   const all = []
   for (const f of C.FILES) {
