@@ -450,7 +450,6 @@ function installChecker (e) {
 /** Where the bytes a client got instead come from, if they are the bytes of anything served here. */
 function locate (bad) {
   if (bad.length < 16) return 'too few bytes to say whose they are'
-  if (bad.every((x) => x === 0)) return 'zeros'
   const probe = bad.subarray(0, 16)
   const all = []
   for (const f of C.FILES) {
@@ -553,8 +552,8 @@ function judge (req, out) {
   const firstBad = wrong ? Math.max(...e.candidates.map((c) => c.firstBad)) : -1
   if (wrong) {
     const versions = e.candidates.map((c) => `${c.c.version || 'the content'}: byte ${c.firstBad}`).join(', ')
-    const seen = violationKinds['wrong-bytes'] >= 6 ? '' : `; ${locate(e.badBytes)}`
-    return violation('wrong-bytes', `${status}, ${e.got} of ${e.declared} bytes read, differs from ${versions} (from offset ${e.offset})${out.complete ? ', a complete response' : ''}; it read ${JSON.stringify(e.badBytes.toString('latin1'))} there${seen}`, req)
+    const seen = violationKinds['wrong-bytes'] >= 6 ? '' : ` (${locate(e.badBytes)})`
+    return violation('wrong-bytes', `${status}, ${e.got} of ${e.declared} bytes read, differs from ${versions} (from offset ${e.offset})${out.complete ? ', a complete response' : ''}; it read ${e.badBytes.every((x) => x === 0) ? 'zeros' : `${JSON.stringify(e.badBytes.toString('latin1'))}${seen}`} there`, req)
   }
   if (out.complete) {
     if (e.expectedHash) {
