@@ -287,14 +287,20 @@ function violation (kind, message, req) {
 // ---- server events during the load -----------------------------------------------------------
 
 const events = [] // { app, t0, t1 }: a window in which that app's connections may be cut
+function addEvent (app) {
+  // No request outlives BOUNDS.stuckMs without progress, nor a stall its hold: older windows go.
+  while (events.length > 0 && events[0].t1 !== null && events[0].t1 < Date.now() - 120000) events.shift()
+  const ev = { app, t0: Date.now(), t1: null }
+  events.push(ev)
+  return ev
+}
 function disturbed (req) {
   return events.some((e) => e.app === req.app && e.t0 <= req.t1 + 200 && (e.t1 === null ? Infinity : e.t1 + 1000) >= req.t0)
 }
 
 async function terminateWorker (rng) {
   const k = between(rng, 0, 1)
-  const ev = { app: `w${k}`, t0: Date.now(), t1: null }
-  events.push(ev)
+  const ev = addEvent(`w${k}`)
   const res = await rpc('terminate', { k, bound: BOUNDS.closeMs }, BOUNDS.closeMs + 20000)
   ev.t1 = Date.now()
   if (!res.ok) return violation('terminate', res.error)
@@ -304,8 +310,7 @@ async function terminateWorker (rng) {
 }
 
 async function restartB () {
-  const ev = { app: 'b', t0: Date.now(), t1: null }
-  events.push(ev)
+  const ev = addEvent('b')
   const res = await rpc('restartB', { bound: BOUNDS.closeMs }, BOUNDS.closeMs + 20000)
   ev.t1 = Date.now()
   if (!res.ok) return violation('close', res.error)
