@@ -24,7 +24,8 @@
 //   - after the load: descriptors back to the baseline, nothing pinned or in flight, RSS within
 //     BOUNDS.rssSlack of the baseline; the event loop's delay below BOUNDS.loopDelayMs all run
 //     long; /ping answered within BOUNDS.probeMs; every close() and terminate() within
-//     BOUNDS.closeMs; the process exits by itself once everything is closed.
+//     BOUNDS.closeMs; the process exits by itself once everything is closed, while four clients
+//     that asked for 3 MiB stay connected without reading (as it does with reply.send).
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -51,7 +52,7 @@ const HAMMER = Number(arg('hammer', 32)) // keep-alive clients on each worker
 // throws, terminate, close, mutate, stall, refused, mistake, garbage.
 const WITHOUT = new Set(String(arg('without', '')).split(',').filter(Boolean))
 if (!(DURATION > 0) || !['io_uring', 'classic'].includes(ENGINE) || !(LANES > 0)) {
-  console.error('usage: node scripts/torture.js [--seed S] [--duration SECONDS] [--engine io_uring|classic] [--lanes N] [--stall-lanes N] [--without throws,terminate,close,mutate,stall,refused,mistake,garbage]')
+  console.error('usage: node scripts/torture.js [--seed S] [--duration SECONDS] [--engine io_uring|classic] [--lanes N] [--stall-lanes N] [--hammer N] [--max-loop-delay MS] [--without throws,terminate,close,mutate,stall,refused,mistake,garbage]')
   process.exit(2)
 }
 const BOUNDS = {
