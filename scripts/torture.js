@@ -1021,7 +1021,8 @@ async function main () {
   // What clients saw in the last second before the death was seen (a refused /ping, a reset)
   // is its consequence too.
   if (childExit !== null && violationKinds.process) {
-    for (const v of violations.filter((x) => x.kind !== 'process' && x.t >= childExit.at - 1000)) {
+    const consequences = new Set(['no-response', 'probe', 'cut', 'stuck'])
+    for (const v of violations.filter((x) => consequences.has(x.kind) && x.t >= childExit.at - 1000)) {
       violations.splice(violations.indexOf(v), 1)
       afterDeath++
       if (--violationKinds[v.kind] === 0) delete violationKinds[v.kind]
