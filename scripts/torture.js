@@ -280,7 +280,7 @@ function violation (kind, message, req) {
   // Once the process died, what its clients saw next is its consequence, not news.
   if (childExit !== null && !expectExit && kind !== 'process') { afterDeath++; return }
   violationKinds[kind] = (violationKinds[kind] || 0) + 1
-  if (violationKinds[kind] > 6) return // the first few of each kind are listed
+  if (violations.length >= 10000) return // counted, not kept
   const where = req ? ` [${req.method} ${req.path} on ${req.app}:${req.port}, lane ${req.lane}, ${req.behavior}${Object.keys(req.headers).length ? `, ${JSON.stringify(req.headers)}` : ''}${req.pipeline ? `; the pipeline: ${req.pipeline()}` : ''}]` : ''
   violations.push({ t: Date.now(), kind, text: `${since()} s  ${kind}: ${message}${where}` })
   if (process.env.TORTURE_VERBOSE) console.log(`VIOLATION ${violations[violations.length - 1].text}`)
@@ -559,7 +559,7 @@ function judge (req, out) {
   const firstBad = wrong ? Math.max(...e.candidates.map((c) => c.firstBad)) : -1
   if (wrong) {
     const versions = e.candidates.map((c) => `${c.c.version || 'the content'}: byte ${c.firstBad}`).join(', ')
-    const seen = violationKinds['wrong-bytes'] >= 6 ? '' : ` (${locate(e.badBytes)})`
+    const seen = (violationKinds['wrong-bytes'] || 0) >= 6 ? '' : ` (${locate(e.badBytes)})`
     return violation('wrong-bytes', `${status}, ${e.got} of ${e.declared} bytes read, differs from ${versions} (from offset ${e.offset})${out.complete ? ', a complete response' : ''}; it read ${e.badBytes.every((x) => x === 0) ? 'zeros' : `${JSON.stringify(e.badBytes.toString('latin1'))}${seen}`} there`, req)
   }
   if (out.complete) {
@@ -1030,7 +1030,8 @@ async function main () {
   }
   const kinds = Object.entries(violationKinds)
   console.log(`\n${ok(kinds.length === 0)} ${kinds.length === 0 ? 'every invariant held' : `violations: ${kinds.map(([k, n]) => `${k} ${n}`).join(', ')}`}`)
-  for (const v of violations) console.log(`  ${v.text}`)
+  const listed = {}
+  for (const v of violations) if ((listed[v.kind] = (listed[v.kind] || 0) + 1) <= 6) console.log(`  ${v.text}`) // the first few of each kind
   if (afterDeath > 0) console.log(`  (and ${afterDeath} failures of its clients after the server process died, not listed)`)
   fs.rmSync(dir, { recursive: true, force: true })
   if (kinds.length === 0) {
