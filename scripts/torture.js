@@ -92,6 +92,7 @@ function weighted (rng, items) {
 // ---- the tree --------------------------------------------------------------------------------
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fzc-torture-'))
+process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true })) // whatever ends the run
 const rootDir = path.join(dir, 'root')
 const linkInside = 'inside/target.bin'
 const linkOutside = '../outside/secret.bin'
