@@ -1045,6 +1045,11 @@ async function main () {
 
 function mib (n) { return `${(n / MiB).toFixed(1)} MiB` }
 
+process.on('SIGINT', () => {
+  if (child && childExit === null) child.kill('SIGKILL')
+  process.exit(130)
+})
+
 main().catch((err) => {
   console.error(`torture: the harness itself failed (seed ${SEED}): ${err && err.stack}`)
   if (child && childExit === null) child.kill('SIGKILL')

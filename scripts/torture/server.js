@@ -227,8 +227,14 @@ process.on('message', async (msg) => {
   } catch (err) {
     send({ id: msg.id, ok: false, error: err && err.message })
   }
-  if (msg.cmd === 'shutdown') process.disconnect() // from here nothing of ours keeps the loop alive
+  if (msg.cmd === 'shutdown') {
+    shuttingDown = true
+    process.disconnect() // from here nothing of ours keeps the loop alive
+  }
 })
+// The driver went away without a shutdown (killed, crashed): do not outlive it.
+let shuttingDown = false
+process.on('disconnect', () => { if (!shuttingDown) process.exit(3) })
 
 async function main () {
   a = await startA()
