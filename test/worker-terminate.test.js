@@ -1,9 +1,11 @@
 'use strict'
-// worker.terminate() of a worker whose JavaScript is busy serving (a pool recycling its
-// workers): Node marks the environment as stopping while that JavaScript still runs, and every
-// Node-API call the addon makes from then on fails. The process must go on: the whole
-// scenario runs in a child (test/fixtures/worker-terminate.js), so an abort shows as its
-// signal, and the child checks the bodies, the main thread's server and its descriptors.
+// worker.terminate() of a worker whose JavaScript is busy (a pool recycling its workers): Node
+// marks the environment as stopping while that JavaScript still runs, and every Node-API call
+// the addon makes from then on that could run JavaScript fails. The process must go on. Each
+// scenario runs in a child, so an abort shows as its signal: a Fastify server in each worker
+// under load (test/fixtures/worker-terminate.js: bodies, the main thread's server and the
+// descriptors checked there), and the addon alone, every entry point called in bursts from
+// the engine's own callbacks (test/fixtures/worker-terminate-calls.js).
 const { spawn } = require('node:child_process')
 const path = require('node:path')
 const { test } = require('tap')
@@ -11,8 +13,8 @@ const { test } = require('tap')
 const ROUNDS = 6
 const engine = process.env.FASTIFY_ZERO_COPY_ENGINE === 'classic' ? 'classic' : 'io_uring'
 
-function runFixture (config) {
-  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', 'worker-terminate.js')], {
+function runFixture (config, name = 'worker-terminate') {
+  const child = spawn(process.execPath, [path.join(__dirname, 'fixtures', `${name}.js`)], {
     env: { ...process.env, ZC_FIXTURE: JSON.stringify(config) },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -27,8 +29,8 @@ for (const seed of [1, 2]) {
   test(`${engine}: busy workers terminated under load (seed ${seed}) leave the process serving`, { timeout: 120000 }, async (t) => {
     const { code, signal, out, err } = await runFixture({ rounds: ROUNDS, clients: 64, seed, minMs: 300, maxMs: 600 })
     const tail = (err || out).split('\n').slice(-6).join('\n')
-    t.equal(signal, null, `the process was not killed by a signal (${signal}): ${tail}`)
-    t.equal(code, 0, `the process exited 0 (${code}): ${tail}`)
+    t.equal(signal, null, signal === null ? 'the process was not killed by a signal' : `killed by ${signal}: ${tail}`)
+    t.equal(code, 0, code === 0 ? 'the process exited 0' : `exit code ${code}: ${tail}`)
     t.same(out.split('\n').filter((l) => l.startsWith('BAD ')), [], 'no wrong body, the main thread served, no descriptor left')
     const done = /^DONE (.*)$/m.exec(out)
     t.ok(done, 'the child printed what it checked')
@@ -43,3 +45,20 @@ for (const seed of [1, 2]) {
     t.ok(rounds.every((r) => r.servedBefore > 0), 'every worker was serving when it was terminated')
   })
 }
+
+test(`${engine}: workers terminated while they call every entry point of the addon`, { timeout: 120000 }, async (t) => {
+  const addon = require('node-gyp-build').path(path.join(__dirname, '..'))
+  const rounds = 40
+  const { code, signal, out, err } = await runFixture({ addon, kind: engine === 'classic' ? 1 : 0, rounds, seed: 1 }, 'worker-terminate-calls')
+  const tail = (err || out).split('\n').slice(-6).join('\n')
+  t.equal(signal, null, signal === null ? 'the process was not killed by a signal' : `killed by ${signal}: ${tail}`)
+  t.equal(code, 0, code === 0 ? 'the process exited 0' : `exit code ${code}: ${tail}`)
+  const done = /^DONE (.*)$/m.exec(out)
+  t.ok(done, 'the child printed what it ran')
+  if (!done) return
+  const result = JSON.parse(done[1])
+  t.equal(result.rounds, rounds, `${rounds} workers terminated`)
+  t.ok(result.calls > rounds * 100, `${result.calls} calls into the addon before the terminates`)
+  t.same(result.errors, [], 'no worker reported an error of its own')
+  t.same(result.left, [], `no descriptor left (${result.fdsBefore} before, ${result.fdsAfter} after)`)
+})
