@@ -78,29 +78,22 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* what) {
   return e;
 }
 
-// Nothing here may end the process: not std::terminate, not napi_fatal_error.
-//
-// Node marks an environment as stopping (worker.terminate(), process.exit() in a worker) from
-// another thread while its JavaScript may still be running; from then on every Node-API call
-// that could run JavaScript (NAPI_PREAMBLE: napi_coerce_to_bool, napi_set_property,
-// napi_make_callback, napi_throw, ...) fails with napi_pending_exception. node-addon-api turns
-// a failed status into a thrown Napi::Error, and its own wrapper rethrows from its catch when
-// napi_throw fails too: out of a C frame, std::terminate. And an exception it finds pending
-// that is not an object (V8's termination) goes through napi_define_properties in
-// Napi::Error's constructor, which, failing too, is napi_fatal_error. So:
-// - every JS entry point is Entry<>: our code, including the reading of its arguments, runs
-//   in one try that catches everything, and the error goes to JavaScript through the C API
-//   (ThrowQuietly), whose failure is ignored: a stopping environment has nobody to tell;
-// - argument reading uses no call that runs JavaScript (Truthy, not ToBoolean), so a call in a
-//   stopping environment still does what it was asked, and teardown undoes it;
-// - callbacks into JavaScript go through napi_make_callback itself (Binding::Call), never
-//   Napi::Function::MakeCallback, and every status is looked at;
-// - libuv and cleanup callbacks (OnPoll, OnRetry, OnCleanup, the Owned hook) catch everything;
-// - NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS (binding.gyp) lets Napi::Error's constructor and
-//   ThrowAsJavaScriptException accept a stopping environment instead of napi_fatal_error:
-//   for any path left to node-addon-api (the module's registration).
-// Whatever work the refused calls leave (ops in the engine, descriptors, references) is the
-// environment's teardown's: OnCleanup drains the engine, the Owned hook closes descriptors.
+// Nothing here may end the process (std::terminate, napi_fatal_error). Node marks an
+// environment stopping (worker.terminate()) from another thread while its JavaScript still
+// runs; every Node-API call that could run JavaScript (napi_coerce_to_bool, napi_set_property,
+// napi_make_callback, napi_throw, ...) then fails. node-addon-api throws on a failed status,
+// its wrapper's napi_throw fails too and it rethrows out of a C frame (std::terminate); a
+// pending exception that is no object (V8's termination) sends Napi::Error's constructor to
+// napi_fatal_error. Hence:
+// - every JS entry point is Entry<>: one try around all of it, the error thrown by the C API
+//   and its failure ignored (ThrowQuietly): a stopping environment has nobody to tell;
+// - arguments are read by calls that run no JavaScript (Truthy, not ToBoolean);
+// - JavaScript is called back through napi_make_callback itself, every status looked at;
+// - libuv callbacks and teardown hooks catch everything;
+// - NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS (binding.gyp) for what node-addon-api still
+//   does itself (Napi::Error's constructor, the module's registration).
+// What a refused call leaves (ops, descriptors, references) is the teardown's: OnCleanup
+// drains the engine, the Owned hook closes the descriptors.
 
 // Throws `error` into JavaScript, unless an exception is already pending (it goes first) or
 // the environment is stopping (napi_throw refuses: nobody is left to catch it).
@@ -324,11 +317,10 @@ struct Binding {
 
   // napi_make_callback runs the microtasks and nextTicks the callback queued, as Node's own
   // I/O callbacks do. It fails when the environment is stopping (nothing is owed to it then:
-  // teardown finishes) or when the callback threw: the plugin's callbacks catch what the
-  // application's code throws, so that is a fault of the plugin's, reported as Node reports
-  // an exception thrown by any I/O callback: process 'uncaughtException' (a worker's 'error').
-  // napi_fatal_exception refuses in a stopping environment, where the exception is V8's
-  // termination.
+  // teardown finishes) or when the callback threw. The plugin's callbacks are to catch what
+  // the application's code throws; one that escapes is reported as Node reports an exception
+  // from any I/O callback: 'uncaughtException' (a worker's 'error'). napi_fatal_exception
+  // refuses in a stopping environment, where the exception is V8's termination.
   void Call(napi_value fn, const std::initializer_list<napi_value>& args) noexcept {
     napi_value global = nullptr;
     napi_value result = nullptr;
