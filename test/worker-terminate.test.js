@@ -62,3 +62,40 @@ test(`${engine}: workers terminated while they call every entry point of the add
   t.same(result.errors, [], 'no worker reported an error of its own')
   t.same(result.left, [], `no descriptor left (${result.fdsBefore} before, ${result.fdsAfter} after)`)
 })
+
+// The other way a callback from the engine fails: it throws. Reported as Node reports an
+// exception from any I/O callback ('uncaughtException'), never an abort, and the engine goes on.
+test(`${engine}: a callback of the addon that throws is an uncaught exception, and the engine goes on`, async (t) => {
+  const addon = require('node-gyp-build').path(path.join(__dirname, '..'))
+  const script = `
+    const fs = require('node:fs')
+    const addon = require(${JSON.stringify(addon)})
+    const kind = ${engine === 'classic' ? 1 : 0}
+    addon.open(64, kind)
+    const dir = fs.mkdtempSync(require('node:os').tmpdir() + '/zc-throw-')
+    fs.writeFileSync(dir + '/file', 'x')
+    const root = addon.openRoot(dir)
+    process.on('uncaughtException', (err) => {
+      console.log('UNCAUGHT ' + err.message)
+      addon.openBeneath(root, 'file', 0, 0, (code, fd) => {
+        console.log('AGAIN ' + JSON.stringify({ code, opened: fd >= 0 }))
+        addon.closeFile(fd, false, kind)
+        fs.rmSync(dir, { recursive: true })
+      }, kind)
+    })
+    addon.openBeneath(root, 'file', 0, 0, (code, fd) => {
+      addon.closeFile(fd, false, kind)
+      throw new Error('thrown by the callback')
+    }, kind)
+  `
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  let err = ''
+  child.stdout.on('data', (d) => { out += d })
+  child.stderr.on('data', (d) => { err += d })
+  const { code, signal } = await new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  t.equal(signal, null, `no signal (${signal}): ${err}`)
+  t.equal(code, 0, `exit code 0 (${code}): ${err}`)
+  t.match(out, /^UNCAUGHT thrown by the callback$/m, 'the exception reached process.on(\'uncaughtException\')')
+  t.match(out, /^AGAIN \{"code":null,"opened":true\}$/m, 'and the engine opened the next file')
+})
