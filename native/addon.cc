@@ -412,6 +412,7 @@ class Addon : public Napi::Addon<Addon> {
                                Method<&Addon::OpenBeneathFile>("openBeneath"),
                                Method<&Addon::BeneathModeName>("beneathMode"),
                            });
+      RemoteMountsPresent();  // opens the mount table now: one descriptor for the process's life
     } catch (const Napi::Error& error) {
       ThrowQuietly(env, error);
       return;
@@ -419,7 +420,6 @@ class Addon : public Napi::Addon<Addon> {
       ThrowQuietly(env, "fastify-zero-copy: the addon could not be set up");
       return;
     }
-    RemoteMountsPresent();  // opens the mount table now: one descriptor for the process's life
     // Runs after the ring's teardown (cleanup hooks run newest first, and the ring's is added
     // later), when every op has closed its own duplicates.
     owned_->Ref();
