@@ -78,6 +78,79 @@ Napi::Error ErrnoError(Napi::Env env, int err, const char* what) {
   return e;
 }
 
+// Nothing here may end the process (std::terminate, napi_fatal_error). Node marks an
+// environment stopping (worker.terminate()) from another thread while its JavaScript still
+// runs; every Node-API call that could run JavaScript (napi_coerce_to_bool, napi_set_property,
+// napi_make_callback, napi_throw, ...) then fails. node-addon-api throws on a failed status,
+// its wrapper's napi_throw fails too and it rethrows out of a C frame (std::terminate); a
+// pending exception that is no object (V8's termination) sends Napi::Error's constructor to
+// napi_fatal_error. Hence:
+// - every JS entry point is Entry<>: one try around all of it, the error thrown by the C API
+//   and its failure ignored (ThrowQuietly): a stopping environment has nobody to tell;
+// - arguments are read by calls that run no JavaScript (Truthy, not ToBoolean);
+// - JavaScript is called back through napi_make_callback itself, every status looked at;
+// - libuv callbacks and teardown hooks catch everything;
+// - NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS (binding.gyp) for what node-addon-api still
+//   does itself (Napi::Error's constructor, the module's registration).
+// What a refused call leaves (ops, descriptors, references) is the teardown's: OnCleanup
+// drains the engine, the Owned hook closes the descriptors.
+
+// Throws `error` into JavaScript, unless an exception is already pending (it goes first) or
+// the environment is stopping (napi_throw refuses: nobody is left to catch it).
+void ThrowQuietly(napi_env env, const Napi::Error& error) noexcept {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return;
+  napi_value value = nullptr;
+  try {
+    value = error.Value();
+  } catch (...) {
+    value = nullptr;
+  }
+  if (value != nullptr) {
+    napi_throw(env, value);
+  } else {
+    napi_throw_error(env, nullptr, "fastify-zero-copy: native call failed");
+  }
+}
+
+void ThrowQuietly(napi_env env, const char* message) noexcept {
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return;
+  napi_throw_error(env, nullptr, message);
+}
+
+// JavaScript truthiness read without napi_coerce_to_bool, which refuses in a stopping
+// environment: these getters only read the value.
+bool Truthy(const Napi::Value& value) noexcept {
+  napi_env env = value.Env();
+  napi_valuetype type = napi_undefined;
+  if (value.IsEmpty() || napi_typeof(env, value, &type) != napi_ok) return false;
+  switch (type) {
+    case napi_undefined:
+    case napi_null:
+      return false;
+    case napi_boolean: {
+      bool b = false;
+      return napi_get_value_bool(env, value, &b) == napi_ok && b;
+    }
+    case napi_number: {
+      double d = 0;
+      return napi_get_value_double(env, value, &d) == napi_ok && d != 0 && d == d;
+    }
+    case napi_string: {
+      size_t length = 0;
+      return napi_get_value_string_utf8(env, value, nullptr, 0, &length) == napi_ok && length > 0;
+    }
+    case napi_bigint: {
+      int64_t v = 0;
+      bool lossless = true;
+      return napi_get_value_bigint_int64(env, value, &v, &lossless) == napi_ok && (v != 0 || !lossless);
+    }
+    default:
+      return true;  // objects, functions, symbols
+  }
+}
+
 // A path as a C string. Empty, or with a NUL inside (which would cut the C string short), it
 // names no file: ENOENT.
 std::string PathArg(const Napi::Value& value, const char* what) {
@@ -242,25 +315,44 @@ struct Binding {
     if (engine != nullptr) Kick();
   }
 
-  // MakeCallback runs the microtasks and nextTicks the callback queued, as Node's own I/O
-  // callbacks do. The plugin's callbacks do not throw; if one did, it is an uncaught exception.
-  void Call(Napi::Function fn, const std::initializer_list<napi_value>& args) {
+  // napi_make_callback runs the microtasks and nextTicks the callback queued, as Node's own
+  // I/O callbacks do. It fails when the environment is stopping (nothing is owed to it then:
+  // teardown finishes) or when the callback threw. The plugin's callbacks are to catch what
+  // the application's code throws; one that escapes is reported as Node reports an exception
+  // from any I/O callback: 'uncaughtException' (a worker's 'error'). napi_fatal_exception
+  // refuses in a stopping environment, where the exception is V8's termination.
+  void Call(napi_value fn, const std::initializer_list<napi_value>& args) noexcept {
+    napi_value global = nullptr;
+    napi_value result = nullptr;
+    if (napi_get_global(env, &global) != napi_ok) return;
+    if (napi_make_callback(env, nullptr, global, fn, args.size(), args.begin(), &result) == napi_ok) return;
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) != napi_ok || !pending) return;
+    napi_value exception = nullptr;
+    if (napi_get_and_clear_last_exception(env, &exception) != napi_ok) return;
+    napi_fatal_exception(env, exception);
+  }
+
+  // From libuv: nothing may leave these (a C frame). What OnReadable could throw (a failed
+  // handle scope, bad_alloc) loses at most this round's callbacks; the engine's state is its
+  // own and the next round or teardown goes on from it.
+  void ReadableFromLoop() noexcept {
     try {
-      fn.MakeCallback(Napi::Env(env).Global(), args);
-    } catch (const Napi::Error& error) {
-      napi_fatal_exception(env, error.Value());
+      OnReadable();
+    } catch (...) {
+      if (engine != nullptr) Kick();
     }
   }
 
   static void OnPoll(uv_poll_t* handle, int /*status*/, int /*events*/) {
     // status < 0 would be an error on the eventfd itself; reaping is still right.
-    static_cast<Binding*>(handle->data)->OnReadable();
+    static_cast<Binding*>(handle->data)->ReadableFromLoop();
   }
 
   static void OnRetry(uv_timer_t* handle) {
     Binding* b = static_cast<Binding*>(handle->data);
     b->retrying = true;
-    b->OnReadable();  // Reap: settles, pumps and submits again
+    b->ReadableFromLoop();  // Reap: settles, pumps and submits again
   }
 
   static void OnClosed(uv_handle_t* h) {
@@ -274,8 +366,13 @@ struct Binding {
     Binding* b = static_cast<Binding*>(arg);
     b->hook = handle;
     std::vector<Engine::Released> released;
-    b->engine->Drain(kTeardownDrainMs, &released);
-    b->ForgetClosed();
+    try {
+      b->engine->Drain(kTeardownDrainMs, &released);
+      b->ForgetClosed();
+    } catch (...) {
+      // bad_alloc while collecting: the engine's delete below still waits for nothing less
+      // than its own exit does, and the environment's heap goes with it.
+    }
     b->pending.clear();  // the environment is going away: no callbacks, drop the references
     b->opening.clear();  // (Drain closed what the opens in flight opened)
     uv_poll_stop(&b->poll);
@@ -291,36 +388,48 @@ struct Binding {
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports) {
-    DefineAddon(exports, {
-                             InstanceMethod("open", &Addon::Open),
-                             InstanceMethod("start", &Addon::Start),
-                             InstanceMethod("startFile", &Addon::StartFile),
-                             InstanceMethod("sendCached", &Addon::SendCached),
-                             InstanceMethod("abort", &Addon::Abort),
-                             InstanceMethod("progress", &Addon::Progress),
-                             InstanceMethod("stats", &Addon::Stats),
-                             InstanceMethod("setPinBudget", &Addon::SetPinBudget),
-                             InstanceMethod("cork", &Addon::Cork),
-                             InstanceMethod("openFile", &Addon::OpenFile),
-                             InstanceMethod("openCached", &Addon::OpenCached),
-                             InstanceMethod("dup", &Addon::Dup),
-                             InstanceMethod("isRemote", &Addon::IsRemoteFile),
-                             InstanceMethod("closeFile", &Addon::CloseFile),
-                             InstanceMethod("adopt", &Addon::AdoptFile),
-                             InstanceMethod("openRoot", &Addon::OpenRootDir),
-                             InstanceMethod("openBeneathCached", &Addon::OpenBeneathCachedFile),
-                             InstanceMethod("openBeneath", &Addon::OpenBeneathFile),
-                             InstanceMethod("beneathMode", &Addon::BeneathModeName),
-                         });
-    RemoteMountsPresent();  // opens the mount table now: one descriptor for the process's life
+    // Defined through Entry<>, not InstanceMethod: see the policy above. A failure here (the
+    // environment stopping while the module loads) leaves the exports empty and throws quietly.
+    try {
+      DefineAddon(exports, {
+                               Method<&Addon::Open>("open"),
+                               Method<&Addon::Start>("start"),
+                               Method<&Addon::StartFile>("startFile"),
+                               Method<&Addon::SendCached>("sendCached"),
+                               Method<&Addon::Abort>("abort"),
+                               Method<&Addon::Progress>("progress"),
+                               Method<&Addon::Stats>("stats"),
+                               Method<&Addon::SetPinBudget>("setPinBudget"),
+                               Method<&Addon::Cork>("cork"),
+                               Method<&Addon::OpenFile>("openFile"),
+                               Method<&Addon::OpenCached>("openCached"),
+                               Method<&Addon::Dup>("dup"),
+                               Method<&Addon::IsRemoteFile>("isRemote"),
+                               Method<&Addon::CloseFile>("closeFile"),
+                               Method<&Addon::AdoptFile>("adopt"),
+                               Method<&Addon::OpenRootDir>("openRoot"),
+                               Method<&Addon::OpenBeneathCachedFile>("openBeneathCached"),
+                               Method<&Addon::OpenBeneathFile>("openBeneath"),
+                               Method<&Addon::BeneathModeName>("beneathMode"),
+                           });
+      RemoteMountsPresent();  // opens the mount table now: one descriptor for the process's life
+    } catch (const Napi::Error& error) {
+      ThrowQuietly(env, error);
+      return;
+    } catch (...) {
+      ThrowQuietly(env, "fastify-zero-copy: the addon could not be set up");
+      return;
+    }
     // Runs after the ring's teardown (cleanup hooks run newest first, and the ring's is added
     // later), when every op has closed its own duplicates.
     owned_->Ref();
-    napi_add_env_cleanup_hook(env, [](void* arg) {
+    if (napi_add_env_cleanup_hook(env, [](void* arg) {
       Owned* held = static_cast<Owned*>(arg);
       held->CloseAll();
       held->Unref();
-    }, owned_);
+    }, owned_) != napi_ok) {
+      owned_->Unref();
+    }
   }
 
   ~Addon() {
@@ -331,6 +440,36 @@ class Addon : public Napi::Addon<Addon> {
   }
 
  private:
+  using Callback = Napi::Value (Addon::*)(const Napi::CallbackInfo&);
+
+  // Every JS entry point: the CallbackInfo, the instance and the method all inside one try,
+  // the error thrown through the C API and never rethrown (see the policy above).
+  template <Callback method>
+  static napi_value Entry(napi_env env, napi_callback_info cbinfo) noexcept {
+    try {
+      Napi::CallbackInfo info(env, cbinfo);
+      void* data = nullptr;
+      if (napi_get_instance_data(env, &data) != napi_ok || data == nullptr) return nullptr;
+      return (static_cast<Addon*>(data)->*method)(info);
+    } catch (const Napi::Error& error) {
+      ThrowQuietly(env, error);
+    } catch (const std::exception& error) {
+      ThrowQuietly(env, error.what());
+    } catch (...) {
+      ThrowQuietly(env, "fastify-zero-copy: native call failed");
+    }
+    return nullptr;
+  }
+
+  template <Callback method>
+  static AddonProp Method(const char* name) {
+    napi_property_descriptor desc{};
+    desc.utf8name = name;
+    desc.method = &Addon::Entry<method>;
+    desc.attributes = napi_default;
+    return AddonProp(desc);
+  }
+
   // open([maxEntries[, kind]]): the environment's engine of that kind (kIoUring, the default,
   // or kClassic), created at the first call.
   Napi::Value Open(const Napi::CallbackInfo& info) {
@@ -438,14 +577,17 @@ class Addon : public Napi::Addon<Addon> {
     }
     int fd = info[0].As<Napi::Number>().Int32Value();
     Napi::Uint8Array body = info[1].As<Napi::Uint8Array>();
-    bool zc = info[2].ToBoolean();
+    bool zc = Truthy(info[2]);
     uint32_t slice = info[3].As<Napi::Number>().Uint32Value();
     uint32_t depth = info[4].As<Napi::Number>().Uint32Value();
     uint32_t zcNext = info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 0;
-    int64_t id = b->engine->Start(fd, body.Data(), body.ByteLength(), zc, slice, depth, zcNext);
-    if (id < 0) throw StartError(env, b, static_cast<int>(-id), "send");
-    Binding::Pending& p = Track(info, b, id);
+    uint8_t* data = body.Data();
+    size_t length = body.ByteLength();
+    Binding::Pending p = Hold(info);
     p.body = Napi::Persistent(body);
+    int64_t id = b->engine->Start(fd, data, length, zc, slice, depth, zcNext);
+    if (id < 0) throw StartError(env, b, static_cast<int>(-id), "send");
+    Track(b, id, std::move(p));
     return Napi::Number::New(env, static_cast<double>(id));
   }
 
@@ -458,13 +600,16 @@ class Addon : public Napi::Addon<Addon> {
     ok = ok && (info[7].IsUndefined() || info[7].IsNumber());
     if (!ok) throw Napi::TypeError::New(env, "startFile(fd, fileFd, offset, length, chunk, done[, released[, depth[, pollFirst]]])");
     FileRange range = FileRangeArgs(info, "startFile");
-    int64_t id = b->engine->StartFile(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
-                                 range.offset, range.length,
-                                 info[4].As<Napi::Number>().Uint32Value(),
-                                 info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 1,
-                                 info[8].ToBoolean(), info[9].ToBoolean());
+    int fd = info[0].As<Napi::Number>().Int32Value();
+    int file = info[1].As<Napi::Number>().Int32Value();
+    uint32_t chunk = info[4].As<Napi::Number>().Uint32Value();
+    uint32_t depth = info[7].IsNumber() ? info[7].As<Napi::Number>().Uint32Value() : 1;
+    bool pollFirst = Truthy(info[8]);
+    bool remote = Truthy(info[9]);
+    Binding::Pending p = Hold(info);
+    int64_t id = b->engine->StartFile(fd, file, range.offset, range.length, chunk, depth, pollFirst, remote);
     if (id < 0) throw StartError(env, b, static_cast<int>(-id), "file");
-    Track(info, b, id);
+    Track(b, id, std::move(p));
     return Napi::Number::New(env, static_cast<double>(id));
   }
 
@@ -479,13 +624,28 @@ class Addon : public Napi::Addon<Addon> {
     return Napi::Number::New(env, static_cast<double>(sent));
   }
 
-  // Keeps an op's callbacks until it finished and was released.
-  Binding::Pending& Track(const Napi::CallbackInfo& info, Binding* b, int64_t id) {
-    Binding::Pending& p = b->pending[static_cast<uint32_t>(id)];
+  // An op's callbacks (arguments 5 and 6), held before the engine starts it: once the kernel
+  // has the body, nothing that can throw may stand between it and the body's reference.
+  static Binding::Pending Hold(const Napi::CallbackInfo& info) {
+    Binding::Pending p;
     p.callback = Napi::Persistent(info[5].As<Napi::Function>());
     if (info[6].IsFunction()) p.released = Napi::Persistent(info[6].As<Napi::Function>());
-    b->Kick();
     return p;
+  }
+
+  // Keeps an op's references until it finished and was released. Only the map's node can
+  // fail here (bad_alloc): then the op is aborted and its body's reference leaked, never
+  // dropped while the kernel may read it.
+  static void Track(Binding* b, int64_t id, Binding::Pending&& p) {
+    try {
+      b->pending.insert_or_assign(static_cast<uint32_t>(id), std::move(p));
+    } catch (...) {
+      p.body.SuppressDestruct();
+      b->engine->Abort(static_cast<uint32_t>(id));
+      b->Kick();
+      throw;
+    }
+    b->Kick();
   }
 
   // abort(id, kind)
@@ -537,7 +697,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value Cork(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "cork(fd, on)");
-    int on = info[1].ToBoolean() ? 1 : 0;
+    int on = Truthy(info[1]) ? 1 : 0;
     int fd = info[0].As<Napi::Number>().Int32Value();
     return Napi::Boolean::New(env, fd >= 0 && setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on) == 0);
   }
@@ -634,7 +794,7 @@ class Addon : public Napi::Addon<Addon> {
     Binding* b = Require(info, 5);
     if (info.Length() < 5 || !info[4].IsFunction()) throw Napi::TypeError::New(env, "openBeneath(dirfd, path, kind, resolve, done)");
     BeneathArgs a = ReadBeneathArgs(info, "openBeneath");
-    if (info.Length() > 6 && info[6].ToBoolean()) a.resolve |= kBeneathWalk;
+    if (info.Length() > 6 && Truthy(info[6])) a.resolve |= kBeneathWalk;
     int64_t id = b->engine->OpenBeneath(a.dirfd, a.path.c_str(), a.kind, a.resolve);
     if (id < 0) {
       b->Kick();
@@ -685,8 +845,9 @@ class Addon : public Napi::Addon<Addon> {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsNumber()) throw Napi::TypeError::New(env, "closeFile(fd, remote)");
     int fd = info[0].As<Napi::Number>().Int32Value();
+    bool remote = Truthy(info[1]);  // read before the descriptor leaves `owned`
     if (owned_->open.erase(fd) == 0) return Napi::Boolean::New(env, true);  // not ours (any more)
-    if (!info[1].ToBoolean()) {
+    if (!remote) {
       close(fd);  // EIO on closing a read-only file leaves nothing to do
       return Napi::Boolean::New(env, true);
     }
