@@ -54,6 +54,13 @@ inline bool ReservePinned(uint64_t n, uint64_t budget) {
   return true;
 }
 
+// How long an op whose connection Node let go of (Abort after it finished) may wait for the
+// kernel to report its zero-copy sends complete: its FIN follows the body at once, so a client
+// still reading gets the whole body, as from Node's own close; a client that does not read
+// within this time gets a reset, which frees the pages its unsent segments hold. Meanwhile the
+// op keeps neither the event loop alive nor (past this time) the connection.
+constexpr long kLetGoGraceMs = 2000;
+
 // Milliseconds since `start` (a CLOCK_MONOTONIC reading): the engines' teardown bound.
 inline long MsSince(const timespec& start) {
   timespec now;
@@ -122,6 +129,9 @@ class Engine {
   virtual int64_t StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth,
                             bool pollFirst, bool remote) = 0;
   // Ends an op early; it finishes once nothing of it is running in the kernel or a thread.
+  // On an op already finished whose zero-copy sends are still owed, it lets go of the
+  // connection (Node closed it): the FIN goes after the body, the op no longer keeps the loop
+  // alive, and after kLetGoGraceMs the connection is reset (its pages freed).
   virtual void Abort(uint32_t id) = 0;
   // Bytes the kernel accepted so far, or -1 for an unknown op.
   virtual int64_t Progress(uint32_t id) const = 0;

@@ -36,3 +36,25 @@ test('a 3 MiB body to a client that never reads, keepAliveTimeout 500 ms: close(
   if (exit !== 'running') t.same(exit, { code: 0, signal: null }, 'with status 0')
   t.equal(server.stderr(), '', 'nothing on stderr')
 })
+
+test('a client still reading when Node closes the connection (keepAliveTimeout 300 ms) gets the whole body', async (t) => {
+  const body = seeded(SEED, 0, 3 * MiB)
+  const server = await spawnFixture(t, 'app-server', {
+    seed: SEED, sizes: [body.length], log: 'warn', options: { whenCopied: 'keep' }, fastify: { keepAliveTimeout: 300 }
+  })
+  t.equal(server.state, 'READY', server.message)
+  // 3 MiB at 2 MiB/s: the kernel took the whole body at once (the op finished), Node closes
+  // the connection 300 ms later, and the client reads the rest for a second after that.
+  const reader = rateReader(server.port, '/body/0', body, { rate: 2 * MiB, closeAfterBody: false })
+  t.teardown(() => reader.socket.destroy())
+  const res = await Promise.race([reader.done, after(8000, 'open')])
+  t.not(res, 'open', 'the server closed the connection')
+  if (res !== 'open') {
+    t.ok(res.exact && res.complete, `every byte, exact (${res.bodyLength} of ${body.length}, first bad byte ${res.firstBad})`)
+    t.ok(res.closedAt - res.completedAt >= 0, 'closed after the last byte (the FIN followed the body)')
+  }
+  const stats = await getJson(server.port, '/stats')
+  t.equal(stats.responses.sendZc, 1, 'by SEND_ZC')
+  t.equal(stats.inFlight.pinnedBytes, 0, 'nothing pinned')
+  t.equal(server.stderr(), '', 'nothing on stderr')
+})

@@ -61,6 +61,12 @@ struct Op {
   bool corked = true;
   bool aborting = false;
   bool finished = false;
+  // Node let go of the connection after the op finished, with zero-copy sends still owed
+  // (Abort on a finished op): the op no longer keeps the loop alive, and past kLetGoGraceMs
+  // its connection is reset.
+  bool abandoned = false;
+  bool expired = false;  // its connection was reset (Expire)
+  timespec abandonedAt{};
   int error = 0;
   uint32_t notifications = 0;
   uint32_t copied = 0;
@@ -222,7 +228,11 @@ void Classic::Abort(uint32_t id) {
   auto it = ops_.find(id);
   if (it == ops_.end()) return;
   Op* op = it->second;
-  if (op->finished || op->aborting) return;
+  if (op->finished) {
+    LetGo(op);
+    return;
+  }
+  if (op->aborting) return;
   op->aborting = true;
   // The connection must go. Disconnecting it (connect with AF_UNSPEC: TCP sends a reset and
   // purges its queues) makes a disk thread's sendfile into it return, and frees the queued
@@ -245,6 +255,35 @@ void Classic::Abort(uint32_t id) {
     ready_.push_back(op->id);
   }
   Wake();
+}
+
+// Node closed the connection of a finished op whose zero-copy sends are owed (the client has
+// not taken all of the body), but the op's duplicate keeps the socket open: without more, the
+// connection would stay established for as long as the client keeps its window shut. What
+// Node's close would do, the op does: the FIN goes out behind the body (a client still
+// reading gets all of it); the op stops keeping the loop alive, and Reap resets the
+// connection past kLetGoGraceMs (Expire).
+void Classic::LetGo(Op* op) {
+  if (op->abandoned || op->pins.empty()) return;
+  op->abandoned = true;
+  abandoned_++;
+  clock_gettime(CLOCK_MONOTONIC, &op->abandonedAt);
+  shutdown(op->fd, SHUT_WR);
+}
+
+// Disconnecting drops the segments the client never acknowledged, and with them the last
+// references to the body's pages: the error queue reports the sends complete at once (see
+// Abort). The duplicate stays until then, to read it.
+void Classic::Expire(Op* op, std::vector<uint32_t>* touched) {
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  if (connect(op->fd, &unspec, sizeof unspec) < 0) {
+    linger hard{1, 0};
+    setsockopt(op->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+    shutdown(op->fd, SHUT_RDWR);
+  }
+  ReadErrorQueue(op, touched);
+  touched->push_back(op->id);
 }
 
 int64_t Classic::Progress(uint32_t id) const {
@@ -505,6 +544,7 @@ void Classic::Finish(Op* op) {
 
 void Classic::MaybeRelease(Op* op, std::vector<Released>* released) {
   if (!op->finished || op->job || !op->pins.empty()) return;
+  if (op->abandoned) abandoned_--;
   epoll_ctl(epfd_, EPOLL_CTL_DEL, op->fd, nullptr);  // before the close: Node's descriptor keeps the socket open
   if (op->remote && op->file >= 0) {
     CloseAsync(op->file);
@@ -586,6 +626,15 @@ void Classic::Reap(std::vector<Finished>* finished, std::vector<Released>* relea
     Run(it->second);
     touched.push_back(id);
   }
+  if (abandoned_ > 0) {
+    for (auto& entry : ops_) {
+      Op* op = entry.second;
+      if (op->abandoned && !op->expired && MsSince(op->abandonedAt) >= kLetGoGraceMs) {
+        op->expired = true;
+        Expire(op, &touched);
+      }
+    }
+  }
   finished->insert(finished->end(), finishedSinceReap_.begin(), finishedSinceReap_.end());
   finishedSinceReap_.clear();
   for (uint32_t id : touched) {
@@ -652,8 +701,21 @@ void Classic::TakeClosed(std::vector<int>* out) {
 }
 
 void Classic::Drain(unsigned timeoutMs, std::vector<Released>* released) {
+  // Nobody is left to wait for a slow client: every op ends now, and a finished one's unsent
+  // segments are dropped (Expire), so the kernel lets go of the bodies before they are freed.
+  std::vector<uint32_t> touched;
   for (auto& entry : ops_) {
-    if (!entry.second->finished) Abort(entry.first);
+    Op* op = entry.second;
+    if (!op->finished) {
+      Abort(entry.first);
+    } else if (!op->pins.empty() && !op->expired) {
+      op->expired = true;
+      Expire(op, &touched);
+    }
+  }
+  for (uint32_t id : touched) {
+    auto it = ops_.find(id);
+    if (it != ops_.end()) MaybeRelease(it->second, released);
   }
   timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);

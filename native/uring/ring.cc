@@ -94,6 +94,11 @@ struct Op {
   bool zc = false;           // slices go by SEND_ZC (false: SEND)
   bool aborting = false;
   bool finished = false;
+  // Node let go of the connection after the op finished, while notifications were owed
+  // (Abort on a finished op): the op no longer keeps the loop alive; past kLetGoGraceMs its
+  // connection is reset. `fd` stays open until then only to reset it.
+  bool abandoned = false;
+  timespec abandonedAt{};
   int error = 0;
   int stalls = 0;  // chains in a row that made no progress
   uint32_t notifications = 0;
@@ -311,7 +316,9 @@ Ring::Due Ring::Pending() const {
   for (const Op* op : waiting_) {
     if (op->aborting) return Due::kNow;  // no CQE will finish it: Reap does
   }
-  if (!waiting_.empty() || io_uring_sq_ready(&ring_) > 0) return Due::kRetry;
+  // Ops Node let go of: the retry timer (unreferenced, as nothing else keeps the loop) looks
+  // at their grace; a broken ring is never waited for.
+  if (!waiting_.empty() || io_uring_sq_ready(&ring_) > 0 || abandoned_ > 0) return Due::kRetry;
   return Due::kNothing;
 }
 
@@ -658,6 +665,12 @@ void Ring::Settle(std::vector<Finished>* finished, std::vector<Released>* releas
       Finish(op, finished);
     }
   }
+  if (abandoned_ > 0) {
+    for (auto& entry : ops_) {
+      Op* op = entry.second;
+      if (op->abandoned && op->fd >= 0 && MsSince(op->abandonedAt) >= kLetGoGraceMs) Expire(op);
+    }
+  }
   for (uint32_t id : touched) {
     auto it = ops_.find(id);
     if (it != ops_.end()) MaybeRelease(it->second, released);
@@ -677,7 +690,11 @@ void Ring::Abort(uint32_t id) {
   auto it = ops_.find(id);
   if (it == ops_.end()) return;
   Op* op = it->second;
-  if (op->finished || op->aborting) return;
+  if (op->finished) {
+    LetGo(op);
+    return;
+  }
+  if (op->aborting) return;
   op->aborting = true;
   // The response is broken and the connection must go: reset it rather than finish it, so
   // queued data is dropped and its pages are released without waiting for a client that may
@@ -703,6 +720,28 @@ void Ring::Abort(uint32_t id) {
     Flush();
   }
   shutdown(op->fd, SHUT_RDWR);
+}
+
+// Node closed the connection of a finished op whose notifications are owed (the client has
+// not taken all of the body). What Node's close would do, the op does with its duplicate: the
+// FIN goes out behind the body, so a client still reading gets all of it; the op stops
+// keeping the loop alive, and Settle resets the connection past kLetGoGraceMs.
+void Ring::LetGo(Op* op) {
+  if (op->abandoned || op->cqesOwed == 0) return;
+  op->abandoned = true;
+  abandoned_++;
+  clock_gettime(CLOCK_MONOTONIC, &op->abandonedAt);
+  if (op->fd >= 0) shutdown(op->fd, SHUT_WR);
+}
+
+// A reset drops the segments the client never acknowledged, and with them the last
+// references to the body's pages: their notifications follow at once.
+void Ring::Expire(Op* op) {
+  if (op->fd < 0) return;
+  linger hard{1, 0};
+  setsockopt(op->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  close(op->fd);
+  op->fd = -1;
 }
 
 int64_t Ring::Progress(uint32_t id) const {
@@ -964,7 +1003,13 @@ void Ring::Uncork(Op* op) {
 
 void Ring::Finish(Op* op, std::vector<Finished>* finished) {
   // Every result is in, so no request of this op uses the descriptor; notifications do not.
+  // The socket's duplicate stays while notifications are owed by a response that completed:
+  // if Node lets go of the connection before the client took the body, the op must be able
+  // to end it (LetGo), or its pages stay pinned as long as the client keeps the window shut.
+  int keep = op->error == 0 && op->cqesOwed > 0 ? op->fd : -1;
+  if (keep >= 0) op->fd = -1;
   CloseFds(op);
+  op->fd = keep;
   op->finished = true;
   op->result.error = op->error;
   finished->push_back(Finished{op->id, op->result});
@@ -972,14 +1017,19 @@ void Ring::Finish(Op* op, std::vector<Finished>* finished) {
 
 void Ring::MaybeRelease(Op* op, std::vector<Released>* released) {
   if (!op->finished || op->cqesOwed != 0) return;
+  CloseFds(op);  // the socket's duplicate kept past Finish
+  if (op->abandoned) abandoned_--;
   released->push_back(Released{op->id, op->notifications, op->copied});
   ops_.erase(op->id);
   delete op;
 }
 
 void Ring::Drain(unsigned timeoutMs, std::vector<Released>* released) {
+  // Nobody is left to wait for a slow client: every op ends now, and a finished one's unsent
+  // segments are dropped (Expire), so the kernel lets go of the bodies before they are freed.
   for (auto& entry : ops_) {
     if (!entry.second->finished) Abort(entry.first);
+    else Expire(entry.second);
   }
   timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);

@@ -94,7 +94,12 @@ class Ring : public Engine {
   }
   // Whether the event loop must stay alive for the ring. A broken ring's ops are all finished
   // (and their requests may never complete): once that is reported, nothing is waited for.
-  bool NeedsLoop() const override { return broken_ == 0 ? !Idle() : Pending() == Due::kNow; }
+  // Ops Node let go of (LetGo) are not waited for either.
+  bool NeedsLoop() const override {
+    if (broken_ != 0) return Pending() == Due::kNow;
+    return ops_.size() > abandoned_ || !opens_.empty() || !opened_.empty() || !closes_.empty() || !closeBacklog_.empty() ||
+           !closed_.empty();
+  }
   Due Pending() const override;
   // The errno that broke the ring (every io_uring_enter error but EINTR, EAGAIN and EBUSY;
   // EBADR for CQEs the kernel dropped), or 0. Broken, the ring takes no new op.
@@ -120,6 +125,8 @@ class Ring : public Engine {
   void Forget(uint64_t data);
   void Settle(std::vector<Finished>* finished, std::vector<Released>* released);
   void Cut(Op* op);
+  void LetGo(Op* op);
+  void Expire(Op* op);
   io_uring_sqe* SingleSqe();
   void Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vector<uint32_t>* touched);
   void OnResult(Op* op, const Slice& s, int res);
@@ -151,6 +158,7 @@ class Ring : public Engine {
   uint64_t nextSlice_ = 1;
   uint64_t strays_ = 0;
   uint64_t waits_ = 0;
+  uint64_t abandoned_ = 0;  // ops Node let go of (LetGo), not yet released
   // Ops whose next chain or round is due but did not fit in the SQ, in order: they go in
   // whole, first come first, as submits free room. An op is here or has results owed, or is
   // finished.
