@@ -32,6 +32,8 @@
 //                      consumed nothing: the SQEs stay queued. Pending() says kRetry and the
 //                      caller (addon.cc) reaps and submits again after a backoff (1 ms
 //                      doubling to 100 ms), so a lone response never waits for another one.
+//                      Refused for kStuckSubmitMs (3 s) with nothing consumed in between, it
+//                      is not transient: the ring is broken with that errno (Refused).
 //     anything else    (EBADR: completions were dropped; EBADF, EFAULT, EINVAL, ENXIO,
 //                      EOPNOTSUPP, ENOMEM: the ring or this process cannot go on) the ring is
 //                      broken: Break.
@@ -140,6 +142,10 @@ const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 constexpr uint64_t kCancelBit = 1;
 constexpr int kSendFlags = MSG_WAITALL | MSG_NOSIGNAL;
 constexpr int kMaxStalls = 8;
+// How long io_uring_enter may refuse every submit (EAGAIN, EBUSY, or none consumed) before the
+// ring is taken as broken (Refused). The retries back off to one every 100 ms, so a response
+// waits at most about this long and 100 ms before it ends.
+constexpr long kStuckSubmitMs = 3000;
 constexpr unsigned kEntries = 256;
 constexpr unsigned kCqEntries = 4096;  // room for a notification per slice in flight
 // A copying send pins nothing, so an op in SEND mode goes in requests this large: fewer
@@ -585,11 +591,32 @@ void Ring::Flush() {
     case EINTR:
     case EAGAIN:
     case EBUSY:
-      return;  // nothing consumed: the SQEs stay, and Pending() asks for a retry
+      Refused(ret == -EINTR ? EAGAIN : -ret);  // nothing consumed: the SQEs stay, and Pending() asks for a retry
+      return;
     default:
-      if (ret < 0) Break(-ret);
-      return;  // >= 0: consumed; what is left (a short submit) also asks for a retry
+      if (ret < 0) {
+        Break(-ret);
+      } else if (ret == 0 && io_uring_sq_ready(&ring_) > 0) {
+        Refused(EAGAIN);  // nothing consumed, and no errno to say why: no progress either
+      } else {
+        refusing_ = false;  // consumed; what is left (a short submit) also asks for a retry
+      }
+      return;
   }
+}
+
+// A submit the kernel refused for now. Refused again and again for kStuckSubmitMs, with
+// nothing consumed in between (the retries keep coming: Pending() says kRetry), it is not
+// transient: a kernel short of memory that long, or a filter refusing this very submit
+// (seccomp answering for io_uring_enter), would keep every response of the ring waiting
+// for ever. The ring breaks with the errno: its responses end cut, later ones go by Node.
+void Ring::Refused(int err) {
+  if (!refusing_) {
+    refusing_ = true;
+    clock_gettime(CLOCK_MONOTONIC, &refusedSince_);
+    return;
+  }
+  if (MsSince(refusedSince_) >= kStuckSubmitMs) Break(err);
 }
 
 // The ring cannot be trusted to complete what it is given: see "Broken" at the top.
@@ -615,6 +642,15 @@ void Ring::Forget(uint64_t data) {
   if (data & kCancelBit) {
     auto it = ops_.find(static_cast<uint32_t>(data >> 1));
     if (it != ops_.end()) it->second->cqesOwed--;
+    return;
+  }
+  auto closing = closes_.find(data >> 1);
+  if (closing != closes_.end()) {
+    // The ring will never close it: here, then (only when the ring breaks with a close still
+    // in its queue; a remote file's close may wait, once).
+    close(closing->second);
+    closed_.push_back(closing->second);
+    closes_.erase(closing);
     return;
   }
   auto open = opens_.find(data >> 1);

@@ -121,6 +121,7 @@ class Ring : public Engine {
   unsigned Need(const Op* op) const;
   uint32_t RoundPairs(const Op* op) const;
   void Break(int err);
+  void Refused(int err);
   void DropUnsubmitted();
   void Forget(uint64_t data);
   void Settle(std::vector<Finished>* finished, std::vector<Released>* released);
@@ -149,6 +150,8 @@ class Ring : public Engine {
   bool reportUsage_ = true;  // cleared if the kernel rejects IORING_SEND_ZC_REPORT_USAGE (< 6.2)
   int broken_ = 0;           // errno of a failed io_uring_enter: the ring is broken (see ring.cc)
   bool sweepDue_ = false;    // broken, and its unfinished ops are still to be finished
+  bool refusing_ = false;    // the last submits were all refused (Refused), since refusedSince_
+  timespec refusedSince_{};
   uint64_t pinBudget_ = 0;
   uint64_t pinned_ = 0;
   uint64_t sends_ = 0;
