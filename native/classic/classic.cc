@@ -62,11 +62,11 @@ struct Op {
   bool aborting = false;
   bool finished = false;
   // Node let go of the connection after the op finished, with zero-copy sends still owed
-  // (Abort on a finished op): the op no longer keeps the loop alive, and past kLetGoGraceMs
-  // its connection is reset.
+  // (Abort on a finished op): the op no longer keeps the loop alive, and once the client
+  // acknowledged nothing for kLetGoGraceMs its connection is reset.
   bool abandoned = false;
   bool expired = false;  // its connection was reset (Expire)
-  timespec abandonedAt{};
+  LetGoClock letGo;
   int error = 0;
   uint32_t notifications = 0;
   uint32_t copied = 0;
@@ -262,12 +262,12 @@ void Classic::Abort(uint32_t id) {
 // connection would stay established for as long as the client keeps its window shut. What
 // Node's close would do, the op does: the FIN goes out behind the body (a client still
 // reading gets all of it); the op stops keeping the loop alive, and Reap resets the
-// connection past kLetGoGraceMs (Expire).
+// connection once the client acknowledged nothing for kLetGoGraceMs (Expire).
 void Classic::LetGo(Op* op) {
   if (op->abandoned || op->pins.empty()) return;
   op->abandoned = true;
   abandoned_++;
-  clock_gettime(CLOCK_MONOTONIC, &op->abandonedAt);
+  op->letGo.Start(op->fd);
   shutdown(op->fd, SHUT_WR);
 }
 
@@ -629,7 +629,7 @@ void Classic::Reap(std::vector<Finished>* finished, std::vector<Released>* relea
   if (abandoned_ > 0) {
     for (auto& entry : ops_) {
       Op* op = entry.second;
-      if (op->abandoned && !op->expired && MsSince(op->abandonedAt) >= kLetGoGraceMs) {
+      if (op->abandoned && !op->expired && op->letGo.Expired(op->fd)) {
         op->expired = true;
         Expire(op, &touched);
       }

@@ -97,10 +97,11 @@ struct Op {
   bool aborting = false;
   bool finished = false;
   // Node let go of the connection after the op finished, while notifications were owed
-  // (Abort on a finished op): the op no longer keeps the loop alive; past kLetGoGraceMs its
-  // connection is reset. `fd` stays open until then only to reset it.
+  // (Abort on a finished op): the op no longer keeps the loop alive; once the client has
+  // acknowledged nothing for kLetGoGraceMs its connection is reset. `fd` stays open until
+  // then to watch and reset it.
   bool abandoned = false;
-  timespec abandonedAt{};
+  LetGoClock letGo;
   int error = 0;
   int stalls = 0;  // chains in a row that made no progress
   uint32_t notifications = 0;
@@ -704,7 +705,7 @@ void Ring::Settle(std::vector<Finished>* finished, std::vector<Released>* releas
   if (abandoned_ > 0) {
     for (auto& entry : ops_) {
       Op* op = entry.second;
-      if (op->abandoned && op->fd >= 0 && MsSince(op->abandonedAt) >= kLetGoGraceMs) Expire(op);
+      if (op->abandoned && op->fd >= 0 && op->letGo.Expired(op->fd)) Expire(op);
     }
   }
   for (uint32_t id : touched) {
@@ -761,12 +762,13 @@ void Ring::Abort(uint32_t id) {
 // Node closed the connection of a finished op whose notifications are owed (the client has
 // not taken all of the body). What Node's close would do, the op does with its duplicate: the
 // FIN goes out behind the body, so a client still reading gets all of it; the op stops
-// keeping the loop alive, and Settle resets the connection past kLetGoGraceMs.
+// keeping the loop alive, and Settle resets the connection once the client acknowledged
+// nothing for kLetGoGraceMs.
 void Ring::LetGo(Op* op) {
   if (op->abandoned || op->cqesOwed == 0) return;
   op->abandoned = true;
   abandoned_++;
-  clock_gettime(CLOCK_MONOTONIC, &op->abandonedAt);
+  op->letGo.Start(op->fd);
   if (op->fd >= 0) shutdown(op->fd, SHUT_WR);
 }
 
@@ -778,6 +780,16 @@ void Ring::Expire(Op* op) {
   setsockopt(op->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
   close(op->fd);
   op->fd = -1;
+}
+
+int64_t BytesAcked(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+      len < offsetof(tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked) {
+    return -1;
+  }
+  return static_cast<int64_t>(info.tcpi_bytes_acked);
 }
 
 int64_t Ring::Progress(uint32_t id) const {
