@@ -367,14 +367,16 @@ ssize_t Classic::SendBuffer(Op* op, size_t want) {
     }
     int flags = MSG_DONTWAIT | MSG_NOSIGNAL | (op->sent + want < op->length ? MSG_MORE : 0) | (zc ? MSG_ZEROCOPY : 0);
     ssize_t n = send(op->fd, op->data + op->sent, want, flags);
-    // What the kernel did not take is not pinned: back to the process's total.
-    if (zc) ProcessPinned().fetch_sub(want - (n > 0 ? static_cast<size_t>(n) : 0), std::memory_order_relaxed);
+    // A send that took nothing charged nothing: back to the process's total. One that took
+    // part of it stays charged whole: the kernel charges RLIMIT_MEMLOCK for the size asked
+    // (mm_account_pinned_pages) until the send's completion, whatever it took.
+    if (zc && n <= 0) ProcessPinned().fetch_sub(want, std::memory_order_relaxed);
     if (n > 0) {
       if (zc) {
-        // One id per send call that took bytes; its pages stay pinned until the error queue
-        // reports the id complete.
-        op->pins.emplace(op->zcNext++, static_cast<uint32_t>(n));
-        pinned_ += static_cast<uint64_t>(n);  // reserved in the process's total above
+        // One id per send call that took bytes; its pages stay pinned (and `want` charged)
+        // until the error queue reports the id complete.
+        op->pins.emplace(op->zcNext++, static_cast<uint32_t>(want));
+        pinned_ += static_cast<uint64_t>(want);  // reserved in the process's total above
         op->result.zcBytes += static_cast<uint64_t>(n);
       } else {
         op->result.copyBytes += static_cast<uint64_t>(n);
