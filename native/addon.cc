@@ -19,6 +19,8 @@
 //   sendCached(fd, fileFd, offset, length) -> bytes sent on this thread by sendfile(2), only
 //     if the whole range is in the page cache (0 otherwise): the ring sends the rest
 //   abort(id, kind), progress(id, kind) -> bytes | -1, stats(kind) -> {...}, setPinBudget(bytes, kind)
+//     abort of an op that finished but is not released: Node let go of its connection (the
+//     engine lets go too: Engine::Abort)
 //   cork(fd, on) -> whether TCP_CORK was set; an op uncorks its socket behind its first send
 //   or drain (through the ring, kernel 6.7+), else after its first chain or round
 //   openFile(path, done) -> undefined; done(err, fd) once: opened read-only by IORING_OP_OPENAT

@@ -54,12 +54,44 @@ inline bool ReservePinned(uint64_t n, uint64_t budget) {
   return true;
 }
 
+// How long an op whose connection Node let go of (Abort after it finished) may wait, with no
+// byte of it acknowledged, for the kernel to report its zero-copy sends complete: its FIN
+// follows the body at once, so a client still reading gets the whole body, as from Node's own
+// close (and as long as it keeps reading); a client that reads nothing for this long gets a
+// reset, which frees the pages its unsent segments hold. Meanwhile the op does not keep the
+// event loop alive.
+constexpr long kLetGoGraceMs = 2000;
+
+
 // Milliseconds since `start` (a CLOCK_MONOTONIC reading): the engines' teardown bound.
 inline long MsSince(const timespec& start) {
   timespec now;
   clock_gettime(CLOCK_MONOTONIC, &now);
   return (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
 }
+
+// The bytes of the socket's stream the peer acknowledged (TCP_INFO), or -1 (uring/ring.cc).
+int64_t BytesAcked(int fd);
+
+// Where an op Node let go of stands: since when its peer acknowledged nothing more.
+struct LetGoClock {
+  int64_t acked = -1;
+  timespec since{};
+  void Start(int fd) {
+    acked = BytesAcked(fd);
+    clock_gettime(CLOCK_MONOTONIC, &since);
+  }
+  // Restarts whenever the peer acknowledged more; true once it acknowledged nothing for
+  // kLetGoGraceMs.
+  bool Expired(int fd) {
+    int64_t now = BytesAcked(fd);
+    if (now != acked) {
+      Start(fd);
+      return false;
+    }
+    return MsSince(since) >= kLetGoGraceMs;
+  }
+};
 
 class Engine {
  public:
@@ -122,6 +154,10 @@ class Engine {
   virtual int64_t StartFile(int fd, int file, uint64_t offset, uint64_t length, uint32_t chunk, uint32_t depth,
                             bool pollFirst, bool remote) = 0;
   // Ends an op early; it finishes once nothing of it is running in the kernel or a thread.
+  // On an op already finished whose zero-copy sends are still owed, it lets go of the
+  // connection (Node closed it): the FIN goes after the body, the op no longer keeps the loop
+  // alive, and once the client acknowledged nothing for kLetGoGraceMs the connection is reset
+  // (its pages freed).
   virtual void Abort(uint32_t id) = 0;
   // Bytes the kernel accepted so far, or -1 for an unknown op.
   virtual int64_t Progress(uint32_t id) const = 0;

@@ -62,8 +62,12 @@ abstract class RingBody extends Readable {
   /** Bytes of the body already sent on this thread (a file's cached head) when startOp returned. */
   protected inlineBytes = 0
 
-  /** Starts the native op; returns its id, 0 if the body left whole without one, or throws (errno code). */
-  protected abstract startOp (fd: number, socket: Socket, done: (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number, spliceBytes: number) => void): number
+  /**
+   * Starts the native op; returns its id, 0 if the body left whole without one, or throws
+   * (errno code). `released` must reach the op's released callback: the kernel no longer
+   * reads the body.
+   */
+  protected abstract startOp (fd: number, socket: Socket, done: (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number, spliceBytes: number) => void, released: () => void): number
   /** Counts what the ring carried. */
   protected abstract count (error: string | null, zcBytes: number, copyBytes: number, fallbacks: number, spliceBytes: number): void
   /** The error an errno that is not the client's leaving becomes. */
@@ -116,10 +120,19 @@ abstract class RingBody extends Readable {
   }
 
   private start (res: ServerResponse, socket: Socket): void {
+    // When Node lets go of the connection (its timeouts, close(), the client's close), the op
+    // lets go too, finished or not: a finished body whose pages the kernel still holds (the
+    // client has not read it all) must not keep the connection open or the loop alive.
+    const binding = (this.settings as SendSettings).binding
+    let op = 0
+    const letGo = (): void => { if (op !== 0) binding.abort(op) }
     try {
-      this.op = this.startOp(socketFd(socket), socket, (error, zcBytes, copyBytes, fallbacks, spliceBytes) => {
+      op = this.op = this.startOp(socketFd(socket), socket, (error, zcBytes, copyBytes, fallbacks, spliceBytes) => {
         this.count(error, zcBytes, copyBytes, fallbacks, spliceBytes)
         this.onDone(res, error)
+      }, () => {
+        op = 0
+        socket.removeListener('close', letGo)
       })
     } catch (err) {
       // The ring could not take it (EMFILE on dup, a broken ring): Node still can, through
@@ -140,6 +153,7 @@ abstract class RingBody extends Readable {
       return
     }
     this.corked = false // the op uncorks the socket
+    if (op !== 0) socket.once('close', letGo)
     this.running = true
     this.watchIdle(socket)
   }
@@ -223,7 +237,7 @@ export class BufferBody extends RingBody {
     this.push(null)
   }
 
-  protected startOp (fd: number, socket: Socket, done: Parameters<RingBody['startOp']>[2]): number {
+  protected startOp (fd: number, socket: Socket, done: Parameters<RingBody['startOp']>[2], released: () => void): number {
     const settings = this.settings as SendSettings
     this.zc = settings.zc && sendZcFor(socket, settings.route)
     if (settings.zc && !this.zc) settings.counters.fallback('kernel-copies')
@@ -234,7 +248,10 @@ export class BufferBody extends RingBody {
         if (classic) setZcNext(socket, zcNext)
         done(error, zcBytes, copyBytes, fallbacks, 0)
       },
-      this.zc ? (notifications, copied) => onReleased(socket, notifications, copied) : undefined,
+      (notifications, copied) => {
+        released()
+        if (this.zc) onReleased(socket, notifications, copied)
+      },
       classic ? zcNextOf(socket) : 0)
   }
 
@@ -282,7 +299,7 @@ export class FileBody extends RingBody {
     }, (err: Error) => this.destroy(err))
   }
 
-  protected startOp (fd: number, _socket: Socket, done: Parameters<RingBody['startOp']>[2]): number {
+  protected startOp (fd: number, _socket: Socket, done: Parameters<RingBody['startOp']>[2], released: () => void): number {
     const settings = this.settings as SendSettings
     // One sendfile of a cached head costs less than a hand-off to io_uring's workers and back
     // (bench/README.md); it stops at a full socket, and the ring, polling first, goes on.
@@ -295,7 +312,7 @@ export class FileBody extends RingBody {
     const rest = this.end - this.position
     if (rest === 0) return 0
     const full = this.inlineBytes > 0 && this.inlineBytes < want
-    const id = settings.binding.startFile(fd, this.file.fd, this.position, rest, settings.fileChunk, done, undefined, settings.depth, full, this.file.remote)
+    const id = settings.binding.startFile(fd, this.file.fd, this.position, rest, settings.fileChunk, done, released, settings.depth, full, this.file.remote)
     this.ring = true
     return id
   }

@@ -24,7 +24,7 @@ interface Addon {
   start(fd: number, body: Uint8Array, zc: boolean, slice: number, depth: number, done: DoneCallback,
     released: ((notifications: number, copied: number) => void) | undefined, zcNext: number, kind: number): number
   startFile(fd: number, fileFd: number, offset: number, length: number, chunk: number, done: DoneCallback,
-    released: undefined, depth: number, pollFirst: boolean, remote: boolean, kind: number): number
+    released: ((notifications: number, copied: number) => void) | undefined, depth: number, pollFirst: boolean, remote: boolean, kind: number): number
   sendCached(fd: number, fileFd: number, offset: number, length: number): number
   abort(id: number, kind: number): void
   progress(id: number, kind: number): number
@@ -52,7 +52,7 @@ export interface Binding {
   start(fd: number, body: Uint8Array, zc: boolean, slice: number, depth: number, done: DoneCallback,
     released: ((notifications: number, copied: number) => void) | undefined, zcNext: number): number
   startFile(fd: number, fileFd: number, offset: number, length: number, chunk: number, done: DoneCallback,
-    released: undefined, depth: number, pollFirst: boolean, remote: boolean): number
+    released: ((notifications: number, copied: number) => void) | undefined, depth: number, pollFirst: boolean, remote: boolean): number
   /** Sends the range by sendfile(2) on this thread if all of it is in the page cache; returns the bytes sent. */
   sendCached(fd: number, fileFd: number, offset: number, length: number): number
   abort(id: number): void

@@ -61,12 +61,13 @@ async function flakyServer (t, { sizes, files, options = {}, wrap = [] }) {
 
 /**
  * fetchChecked, or 'pending' when no answer came within `ms`; with the time it took.
- * `vanish`: the client goes away as soon as the response's head arrives.
+ * `vanish`: the client goes away as soon as the response's head arrives. `cutOk`: a body the
+ * server cut short resolves (with `cut`) instead of failing.
  */
-async function timed (port, route, expected, ms = 3000, { vanish = false } = {}) {
+async function timed (port, route, expected, ms = 3000, { vanish = false, cutOk = false } = {}) {
   const started = Date.now()
   let socket = null
-  const options = vanish ? { cutOk: true, onSocket: (s) => { socket = s }, onHeaders: () => socket.destroy() } : {}
+  const options = vanish ? { cutOk: true, onSocket: (s) => { socket = s }, onHeaders: () => socket.destroy() } : { cutOk }
   const res = await Promise.race([fetchChecked(port, route, expected, options).catch((err) => ({ error: err.message })), after(ms, 'pending')])
   return { res, ms: Date.now() - started }
 }
@@ -195,4 +196,35 @@ test('a broken ring (io_uring_enter fails with EBADR from a point on): responses
   const exit = await Promise.race([server.exited, after(5000, 'running')])
   t.not(exit, 'running', `the process ended on its own ${Date.now() - closing} ms after SIGUSR2`)
   if (exit !== 'running') t.equal(exit.code, 0, 'exit code 0')
+})
+
+// The bound on a persistent refusal (native/uring/ring.cc, kStuckSubmitMs): io_uring_enter
+// refusing every submit with EAGAIN or EBUSY for this long, with nothing consumed, breaks the
+// ring.
+const STUCK_MS = 3000
+
+test(`io_uring_enter fails with EAGAIN for good: a lone 1 MiB buffer ends within ${STUCK_MS} ms and a little, cut cleanly; later bodies exact by the ordinary path; the process ends`, async (t) => {
+  const server = await flakyServer(t, { sizes: [MiB], files: { 'big.bin': 8 * MiB } })
+  const gen = server.plan('EAGAIN forever')
+  const { res, ms } = await timed(server.port, '/body/0', server.bodies[0], STUCK_MS + 5000, { cutOk: true })
+  const st = server.status()
+  t.equal(st.gen, gen, 'the supervisor read the plan')
+  t.ok(st.genDenied > 1, `${st.genDenied} submits failed with EAGAIN over ${st.lastDeniedMs - st.firstDeniedMs} ms`)
+  t.not(res, 'pending', `answered (${ms} ms)`)
+  t.ok(ms < STUCK_MS + 1500, `ended ${ms} ms after the request, within ${STUCK_MS} ms and 1500 ms`)
+  if (res !== 'pending') {
+    t.ok(res.cut === true && res.firstBad < 0 && res.length < MiB, `the connection was closed short of the body (${res.length} bytes, a true prefix)`)
+  }
+  // Later responses: exact, by Fastify's ordinary path, and the reason is counted.
+  for (const [route, expected] of [['/body/0', server.bodies[0]], ['/file/big.bin', server.expected['big.bin']]]) {
+    const later = await timed(server.port, route, expected)
+    t.ok(later.res !== 'pending' && later.res.status === 200 && later.res.exact, `${route} after: 200, exact (${later.ms} ms)`)
+  }
+  const stats = await getJson(server.port, '/stats')
+  t.equal(stats.fallbacks['ring-broken'], 2, `the reason is counted (fallbacks ${JSON.stringify(stats.fallbacks)})`)
+  t.match(server.stderr(), /EAGAIN/, 'the failed response was logged with the errno')
+  const closing = Date.now()
+  server.child.kill('SIGUSR2')
+  const exit = await Promise.race([server.exited, after(5000, 'running')])
+  t.not(exit, 'running', `the process ended on its own ${Date.now() - closing} ms after SIGUSR2`)
 })

@@ -61,6 +61,12 @@ struct Op {
   bool corked = true;
   bool aborting = false;
   bool finished = false;
+  // Node let go of the connection after the op finished, with zero-copy sends still owed
+  // (Abort on a finished op): the op no longer keeps the loop alive, and once the client
+  // acknowledged nothing for kLetGoGraceMs its connection is reset.
+  bool abandoned = false;
+  bool expired = false;  // its connection was reset (Expire)
+  LetGoClock letGo;
   int error = 0;
   uint32_t notifications = 0;
   uint32_t copied = 0;
@@ -222,7 +228,11 @@ void Classic::Abort(uint32_t id) {
   auto it = ops_.find(id);
   if (it == ops_.end()) return;
   Op* op = it->second;
-  if (op->finished || op->aborting) return;
+  if (op->finished) {
+    LetGo(op);
+    return;
+  }
+  if (op->aborting) return;
   op->aborting = true;
   // The connection must go. Disconnecting it (connect with AF_UNSPEC: TCP sends a reset and
   // purges its queues) makes a disk thread's sendfile into it return, and frees the queued
@@ -245,6 +255,35 @@ void Classic::Abort(uint32_t id) {
     ready_.push_back(op->id);
   }
   Wake();
+}
+
+// Node closed the connection of a finished op whose zero-copy sends are owed (the client has
+// not taken all of the body), but the op's duplicate keeps the socket open: without more, the
+// connection would stay established for as long as the client keeps its window shut. What
+// Node's close would do, the op does: the FIN goes out behind the body (a client still
+// reading gets all of it); the op stops keeping the loop alive, and Reap resets the
+// connection once the client acknowledged nothing for kLetGoGraceMs (Expire).
+void Classic::LetGo(Op* op) {
+  if (op->abandoned || op->pins.empty()) return;
+  op->abandoned = true;
+  abandoned_++;
+  op->letGo.Start(op->fd);
+  shutdown(op->fd, SHUT_WR);
+}
+
+// Disconnecting drops the segments the client never acknowledged, and with them the last
+// references to the body's pages: the error queue reports the sends complete at once (see
+// Abort). The duplicate stays until then, to read it.
+void Classic::Expire(Op* op, std::vector<uint32_t>* touched) {
+  sockaddr unspec{};
+  unspec.sa_family = AF_UNSPEC;
+  if (connect(op->fd, &unspec, sizeof unspec) < 0) {
+    linger hard{1, 0};
+    setsockopt(op->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+    shutdown(op->fd, SHUT_RDWR);
+  }
+  ReadErrorQueue(op, touched);
+  touched->push_back(op->id);
 }
 
 int64_t Classic::Progress(uint32_t id) const {
@@ -328,14 +367,16 @@ ssize_t Classic::SendBuffer(Op* op, size_t want) {
     }
     int flags = MSG_DONTWAIT | MSG_NOSIGNAL | (op->sent + want < op->length ? MSG_MORE : 0) | (zc ? MSG_ZEROCOPY : 0);
     ssize_t n = send(op->fd, op->data + op->sent, want, flags);
-    // What the kernel did not take is not pinned: back to the process's total.
-    if (zc) ProcessPinned().fetch_sub(want - (n > 0 ? static_cast<size_t>(n) : 0), std::memory_order_relaxed);
+    // A send that took nothing charged nothing: back to the process's total. One that took
+    // part of it stays charged whole: the kernel charges RLIMIT_MEMLOCK for the size asked
+    // (mm_account_pinned_pages) until the send's completion, whatever it took.
+    if (zc && n <= 0) ProcessPinned().fetch_sub(want, std::memory_order_relaxed);
     if (n > 0) {
       if (zc) {
-        // One id per send call that took bytes; its pages stay pinned until the error queue
-        // reports the id complete.
-        op->pins.emplace(op->zcNext++, static_cast<uint32_t>(n));
-        pinned_ += static_cast<uint64_t>(n);  // reserved in the process's total above
+        // One id per send call that took bytes; its pages stay pinned (and `want` charged)
+        // until the error queue reports the id complete.
+        op->pins.emplace(op->zcNext++, static_cast<uint32_t>(want));
+        pinned_ += static_cast<uint64_t>(want);  // reserved in the process's total above
         op->result.zcBytes += static_cast<uint64_t>(n);
       } else {
         op->result.copyBytes += static_cast<uint64_t>(n);
@@ -505,6 +546,7 @@ void Classic::Finish(Op* op) {
 
 void Classic::MaybeRelease(Op* op, std::vector<Released>* released) {
   if (!op->finished || op->job || !op->pins.empty()) return;
+  if (op->abandoned) abandoned_--;
   epoll_ctl(epfd_, EPOLL_CTL_DEL, op->fd, nullptr);  // before the close: Node's descriptor keeps the socket open
   if (op->remote && op->file >= 0) {
     CloseAsync(op->file);
@@ -586,6 +628,15 @@ void Classic::Reap(std::vector<Finished>* finished, std::vector<Released>* relea
     Run(it->second);
     touched.push_back(id);
   }
+  if (abandoned_ > 0) {
+    for (auto& entry : ops_) {
+      Op* op = entry.second;
+      if (op->abandoned && !op->expired && op->letGo.Expired(op->fd)) {
+        op->expired = true;
+        Expire(op, &touched);
+      }
+    }
+  }
   finished->insert(finished->end(), finishedSinceReap_.begin(), finishedSinceReap_.end());
   finishedSinceReap_.clear();
   for (uint32_t id : touched) {
@@ -652,8 +703,21 @@ void Classic::TakeClosed(std::vector<int>* out) {
 }
 
 void Classic::Drain(unsigned timeoutMs, std::vector<Released>* released) {
+  // Nobody is left to wait for a slow client: every op ends now, and a finished one's unsent
+  // segments are dropped (Expire), so the kernel lets go of the bodies before they are freed.
+  std::vector<uint32_t> touched;
   for (auto& entry : ops_) {
-    if (!entry.second->finished) Abort(entry.first);
+    Op* op = entry.second;
+    if (!op->finished) {
+      Abort(entry.first);
+    } else if (!op->pins.empty() && !op->expired) {
+      op->expired = true;
+      Expire(op, &touched);
+    }
+  }
+  for (uint32_t id : touched) {
+    auto it = ops_.find(id);
+    if (it != ops_.end()) MaybeRelease(it->second, released);
   }
   timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);

@@ -54,6 +54,13 @@ class Classic : public Engine {
   void Reap(std::vector<Finished>* finished, std::vector<Released>* released) override;
   void Drain(unsigned timeoutMs, std::vector<Released>* released) override;
   bool Idle() const override { return ops_.empty() && closing_ == 0 && closed_.empty() && opening_ == 0 && opened_.empty(); }
+  // Ops Node let go of (LetGo) are not waited for.
+  bool NeedsLoop() const override {
+    return ops_.size() > abandoned_ || closing_ != 0 || !closed_.empty() || opening_ != 0 || !opened_.empty();
+  }
+  // Ops Node let go of: the retry timer (unreferenced when nothing else keeps the loop)
+  // looks at their grace.
+  Due Pending() const override { return abandoned_ > 0 ? Due::kRetry : Due::kNothing; }
   Stats GetStats() const override;
   // On a disk thread: a remote file's close may wait on its server (a FUSE flush, NFS).
   void CloseAsync(int fd) override;
@@ -76,6 +83,8 @@ class Classic : public Engine {
   void ReadErrorQueue(Op* op, std::vector<uint32_t>* touched);
   bool ReleasePin(Op* op, uint32_t zcId, bool copied);
   void Fail(Op* op, int err);
+  void LetGo(Op* op);
+  void Expire(Op* op, std::vector<uint32_t>* touched);
   void Finish(Op* op);
   void MaybeRelease(Op* op, std::vector<Released>* released);
 
@@ -89,6 +98,7 @@ class Classic : public Engine {
   uint64_t copied_ = 0;
   uint64_t strays_ = 0;
   uint64_t jobs_ = 0;
+  uint64_t abandoned_ = 0;  // ops Node let go of (LetGo), not yet released
   uint32_t nextId_ = 1;
   std::unordered_map<uint32_t, Op*> ops_;
   // Ops by their socket (its inode: unique while any of our duplicates holds it open). A

@@ -32,6 +32,8 @@
 //                      consumed nothing: the SQEs stay queued. Pending() says kRetry and the
 //                      caller (addon.cc) reaps and submits again after a backoff (1 ms
 //                      doubling to 100 ms), so a lone response never waits for another one.
+//                      Refused for kStuckSubmitMs (3 s) with nothing consumed in between, it
+//                      is not transient: the ring is broken with that errno (Refused).
 //     anything else    (EBADR: completions were dropped; EBADF, EFAULT, EINVAL, ENXIO,
 //                      EOPNOTSUPP, ENOMEM: the ring or this process cannot go on) the ring is
 //                      broken: Break.
@@ -94,6 +96,12 @@ struct Op {
   bool zc = false;           // slices go by SEND_ZC (false: SEND)
   bool aborting = false;
   bool finished = false;
+  // Node let go of the connection after the op finished, while notifications were owed
+  // (Abort on a finished op): the op no longer keeps the loop alive; once the client has
+  // acknowledged nothing for kLetGoGraceMs its connection is reset. `fd` stays open until
+  // then to watch and reset it.
+  bool abandoned = false;
+  LetGoClock letGo;
   int error = 0;
   int stalls = 0;  // chains in a row that made no progress
   uint32_t notifications = 0;
@@ -135,6 +143,10 @@ const uint64_t kPage = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 constexpr uint64_t kCancelBit = 1;
 constexpr int kSendFlags = MSG_WAITALL | MSG_NOSIGNAL;
 constexpr int kMaxStalls = 8;
+// How long io_uring_enter may refuse every submit (EAGAIN, EBUSY, or none consumed) before the
+// ring is taken as broken (Refused). The retries back off to one every 100 ms, so a response
+// waits at most about this long and 100 ms before it ends.
+constexpr long kStuckSubmitMs = 3000;
 constexpr unsigned kEntries = 256;
 constexpr unsigned kCqEntries = 4096;  // room for a notification per slice in flight
 // A copying send pins nothing, so an op in SEND mode goes in requests this large: fewer
@@ -311,7 +323,9 @@ Ring::Due Ring::Pending() const {
   for (const Op* op : waiting_) {
     if (op->aborting) return Due::kNow;  // no CQE will finish it: Reap does
   }
-  if (!waiting_.empty() || io_uring_sq_ready(&ring_) > 0) return Due::kRetry;
+  // Ops Node let go of: the retry timer (unreferenced, as nothing else keeps the loop) looks
+  // at their grace; a broken ring is never waited for.
+  if (!waiting_.empty() || io_uring_sq_ready(&ring_) > 0 || abandoned_ > 0) return Due::kRetry;
   return Due::kNothing;
 }
 
@@ -578,11 +592,32 @@ void Ring::Flush() {
     case EINTR:
     case EAGAIN:
     case EBUSY:
-      return;  // nothing consumed: the SQEs stay, and Pending() asks for a retry
+      Refused(ret == -EINTR ? EAGAIN : -ret);  // nothing consumed: the SQEs stay, and Pending() asks for a retry
+      return;
     default:
-      if (ret < 0) Break(-ret);
-      return;  // >= 0: consumed; what is left (a short submit) also asks for a retry
+      if (ret < 0) {
+        Break(-ret);
+      } else if (ret == 0 && io_uring_sq_ready(&ring_) > 0) {
+        Refused(EAGAIN);  // nothing consumed, and no errno to say why: no progress either
+      } else {
+        refusing_ = false;  // consumed; what is left (a short submit) also asks for a retry
+      }
+      return;
   }
+}
+
+// A submit the kernel refused for now. Refused again and again for kStuckSubmitMs, with
+// nothing consumed in between (the retries keep coming: Pending() says kRetry), it is not
+// transient: a kernel short of memory that long, or a filter refusing this very submit
+// (seccomp answering for io_uring_enter), would keep every response of the ring waiting
+// for ever. The ring breaks with the errno: its responses end cut, later ones go by Node.
+void Ring::Refused(int err) {
+  if (!refusing_) {
+    refusing_ = true;
+    clock_gettime(CLOCK_MONOTONIC, &refusedSince_);
+    return;
+  }
+  if (MsSince(refusedSince_) >= kStuckSubmitMs) Break(err);
 }
 
 // The ring cannot be trusted to complete what it is given: see "Broken" at the top.
@@ -608,6 +643,15 @@ void Ring::Forget(uint64_t data) {
   if (data & kCancelBit) {
     auto it = ops_.find(static_cast<uint32_t>(data >> 1));
     if (it != ops_.end()) it->second->cqesOwed--;
+    return;
+  }
+  auto closing = closes_.find(data >> 1);
+  if (closing != closes_.end()) {
+    // The ring will never close it: here, then (only when the ring breaks with a close still
+    // in its queue; a remote file's close may wait, once).
+    close(closing->second);
+    closed_.push_back(closing->second);
+    closes_.erase(closing);
     return;
   }
   auto open = opens_.find(data >> 1);
@@ -658,6 +702,12 @@ void Ring::Settle(std::vector<Finished>* finished, std::vector<Released>* releas
       Finish(op, finished);
     }
   }
+  if (abandoned_ > 0) {
+    for (auto& entry : ops_) {
+      Op* op = entry.second;
+      if (op->abandoned && op->fd >= 0 && op->letGo.Expired(op->fd)) Expire(op);
+    }
+  }
   for (uint32_t id : touched) {
     auto it = ops_.find(id);
     if (it != ops_.end()) MaybeRelease(it->second, released);
@@ -677,7 +727,11 @@ void Ring::Abort(uint32_t id) {
   auto it = ops_.find(id);
   if (it == ops_.end()) return;
   Op* op = it->second;
-  if (op->finished || op->aborting) return;
+  if (op->finished) {
+    LetGo(op);
+    return;
+  }
+  if (op->aborting) return;
   op->aborting = true;
   // The response is broken and the connection must go: reset it rather than finish it, so
   // queued data is dropped and its pages are released without waiting for a client that may
@@ -703,6 +757,39 @@ void Ring::Abort(uint32_t id) {
     Flush();
   }
   shutdown(op->fd, SHUT_RDWR);
+}
+
+// Node closed the connection of a finished op whose notifications are owed (the client has
+// not taken all of the body). What Node's close would do, the op does with its duplicate: the
+// FIN goes out behind the body, so a client still reading gets all of it; the op stops
+// keeping the loop alive, and Settle resets the connection once the client acknowledged
+// nothing for kLetGoGraceMs.
+void Ring::LetGo(Op* op) {
+  if (op->abandoned || op->cqesOwed == 0) return;
+  op->abandoned = true;
+  abandoned_++;
+  op->letGo.Start(op->fd);
+  if (op->fd >= 0) shutdown(op->fd, SHUT_WR);
+}
+
+// A reset drops the segments the client never acknowledged, and with them the last
+// references to the body's pages: their notifications follow at once.
+void Ring::Expire(Op* op) {
+  if (op->fd < 0) return;
+  linger hard{1, 0};
+  setsockopt(op->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof hard);
+  close(op->fd);
+  op->fd = -1;
+}
+
+int64_t BytesAcked(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof info;
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
+      len < offsetof(tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked) {
+    return -1;
+  }
+  return static_cast<int64_t>(info.tcpi_bytes_acked);
 }
 
 int64_t Ring::Progress(uint32_t id) const {
@@ -964,7 +1051,13 @@ void Ring::Uncork(Op* op) {
 
 void Ring::Finish(Op* op, std::vector<Finished>* finished) {
   // Every result is in, so no request of this op uses the descriptor; notifications do not.
+  // The socket's duplicate stays while notifications are owed by a response that completed:
+  // if Node lets go of the connection before the client took the body, the op must be able
+  // to end it (LetGo), or its pages stay pinned as long as the client keeps the window shut.
+  int keep = op->error == 0 && op->cqesOwed > 0 ? op->fd : -1;
+  if (keep >= 0) op->fd = -1;
   CloseFds(op);
+  op->fd = keep;
   op->finished = true;
   op->result.error = op->error;
   finished->push_back(Finished{op->id, op->result});
@@ -972,14 +1065,19 @@ void Ring::Finish(Op* op, std::vector<Finished>* finished) {
 
 void Ring::MaybeRelease(Op* op, std::vector<Released>* released) {
   if (!op->finished || op->cqesOwed != 0) return;
+  CloseFds(op);  // the socket's duplicate kept past Finish
+  if (op->abandoned) abandoned_--;
   released->push_back(Released{op->id, op->notifications, op->copied});
   ops_.erase(op->id);
   delete op;
 }
 
 void Ring::Drain(unsigned timeoutMs, std::vector<Released>* released) {
+  // Nobody is left to wait for a slow client: every op ends now, and a finished one's unsent
+  // segments are dropped (Expire), so the kernel lets go of the bodies before they are freed.
   for (auto& entry : ops_) {
     if (!entry.second->finished) Abort(entry.first);
+    else Expire(entry.second);
   }
   timespec start;
   clock_gettime(CLOCK_MONOTONIC, &start);

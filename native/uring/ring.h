@@ -94,7 +94,12 @@ class Ring : public Engine {
   }
   // Whether the event loop must stay alive for the ring. A broken ring's ops are all finished
   // (and their requests may never complete): once that is reported, nothing is waited for.
-  bool NeedsLoop() const override { return broken_ == 0 ? !Idle() : Pending() == Due::kNow; }
+  // Ops Node let go of (LetGo) are not waited for either.
+  bool NeedsLoop() const override {
+    if (broken_ != 0) return Pending() == Due::kNow;
+    return ops_.size() > abandoned_ || !opens_.empty() || !opened_.empty() || !closes_.empty() || !closeBacklog_.empty() ||
+           !closed_.empty();
+  }
   Due Pending() const override;
   // The errno that broke the ring (every io_uring_enter error but EINTR, EAGAIN and EBUSY;
   // EBADR for CQEs the kernel dropped), or 0. Broken, the ring takes no new op.
@@ -116,10 +121,13 @@ class Ring : public Engine {
   unsigned Need(const Op* op) const;
   uint32_t RoundPairs(const Op* op) const;
   void Break(int err);
+  void Refused(int err);
   void DropUnsubmitted();
   void Forget(uint64_t data);
   void Settle(std::vector<Finished>* finished, std::vector<Released>* released);
   void Cut(Op* op);
+  void LetGo(Op* op);
+  void Expire(Op* op);
   io_uring_sqe* SingleSqe();
   void Complete(const io_uring_cqe* cqe, std::vector<Op*>* advance, std::vector<uint32_t>* touched);
   void OnResult(Op* op, const Slice& s, int res);
@@ -142,6 +150,8 @@ class Ring : public Engine {
   bool reportUsage_ = true;  // cleared if the kernel rejects IORING_SEND_ZC_REPORT_USAGE (< 6.2)
   int broken_ = 0;           // errno of a failed io_uring_enter: the ring is broken (see ring.cc)
   bool sweepDue_ = false;    // broken, and its unfinished ops are still to be finished
+  bool refusing_ = false;    // the last submits were all refused (Refused), since refusedSince_
+  timespec refusedSince_{};
   uint64_t pinBudget_ = 0;
   uint64_t pinned_ = 0;
   uint64_t sends_ = 0;
@@ -151,6 +161,7 @@ class Ring : public Engine {
   uint64_t nextSlice_ = 1;
   uint64_t strays_ = 0;
   uint64_t waits_ = 0;
+  uint64_t abandoned_ = 0;  // ops Node let go of (LetGo), not yet released
   // Ops whose next chain or round is due but did not fit in the SQ, in order: they go in
   // whole, first come first, as submits free room. An op is here or has results owed, or is
   // finished.
