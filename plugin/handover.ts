@@ -1,0 +1,184 @@
+// How a sendZeroCopy response is handed to Fastify: once, at the call, whether its file is
+// open yet or not, so that Fastify's rule for a reply sent twice holds: the first send wins,
+// a later one is logged as "Reply was already sent" and changes nothing on the wire.
+//
+// Fastify counts a reply as sent once its response has ended. A body that goes out by the
+// ring, or a file still opening, is not ended when the handler returns a value, when a hook
+// that sent lets the handler run, or when the application calls reply.send again: Fastify
+// would then write a second head over the first body and cut it. So a registration
+// decorates `reply.sent` (on the Reply prototype, once): true as well from the moment a
+// sendZeroCopy response was handed over. Fastify's own checks then do the rest: reply.send
+// logs and ignores a later send, a value returned or an error thrown after it are logged as
+// Fastify logs them, and the hooks and the handler after a hook that sent do not run.
+// Fastify's own error path for the handed response (an onSend hook that failed, a file that
+// turned out missing) releases the reply back to Fastify's rule, so its error handler can
+// answer.
+import { Readable } from 'node:stream'
+import type { ServerResponse } from 'node:http'
+import { errorCodes, type FastifyInstance, type FastifyReply } from 'fastify'
+
+const kHandover = Symbol('fastify-zero-copy.handover')
+
+/** null: not a sendZeroCopy response; the others below. */
+const HANDING = 1 // inside Fastify's reply.send of the plugin's own payload
+const HELD = 2 // handed over: every later send is refused
+const RELEASED = 3 // Fastify's error path took the response over before any header left
+type State = null | typeof HANDING | typeof HELD | typeof RELEASED
+
+type Handed = FastifyReply & { [kHandover]: State | undefined }
+
+/** Fastify's own `sent` getter, which the decoration below shadows. */
+let sentByFastify: ((this: FastifyReply) => boolean) | null = null
+
+function sent (this: Handed): boolean {
+  return this[kHandover] === HELD || (sentByFastify ?? findSentByFastify(this)).call(this)
+}
+
+function findSentByFastify (reply: FastifyReply): (this: FastifyReply) => boolean {
+  for (let proto = Object.getPrototypeOf(reply); proto !== null; proto = Object.getPrototypeOf(proto)) {
+    const getter = Object.getOwnPropertyDescriptor(proto, 'sent')?.get
+    if (getter !== undefined && getter !== sent) {
+      sentByFastify = getter as (this: FastifyReply) => boolean
+      return sentByFastify
+    }
+  }
+  throw new Error('fastify-zero-copy: this Fastify has no reply.sent')
+}
+
+/** Installs the decoration and the release, once per context that does not inherit them. */
+export function installHandover (fastify: FastifyInstance): void {
+  if (fastify.hasReplyDecorator(kHandover as unknown as string)) return
+  // An instance property initialised by Fastify's Reply constructor: every reply has the same shape.
+  fastify.decorateReply(kHandover as unknown as string, null)
+  fastify.decorateReply('sent', { getter: sent } as never)
+  fastify.addHook('onError', function releaseOnError (_request, reply, _error, done) {
+    release(reply)
+    done()
+  })
+}
+
+/** Whether the reply is sent, by Fastify's rule or because a sendZeroCopy came first. */
+export function alreadySent (reply: FastifyReply): boolean {
+  return (reply as Handed)[kHandover] != null || reply.sent
+}
+
+/** What Fastify logs for a send after the reply was sent (reply.send, Fastify 5). */
+export function logAlreadySent (reply: FastifyReply): void {
+  reply.log.warn({ err: new errorCodes.FST_ERR_REP_ALREADY_SENT(reply.request.url, reply.request.method) })
+}
+
+/** Hands `payload` (a body or nothing) to Fastify's reply.send; later sends are refused. */
+export function handOver (reply: FastifyReply, payload: unknown): void {
+  const handed = reply as Handed
+  handed[kHandover] = HANDING
+  try {
+    reply.send(payload)
+  } finally {
+    if (handed[kHandover] === HANDING) handed[kHandover] = HELD
+  }
+}
+
+/** Fastify's error path answers instead (no header has left): its rule applies again. */
+export function release (reply: FastifyReply): void {
+  const handed = reply as Handed
+  const state = handed[kHandover]
+  if ((state === HANDING || state === HELD) && !reply.raw.headersSent) handed[kHandover] = RELEASED
+}
+
+/**
+ * What Fastify is given at once for a file still opening: its onSend hooks run and it pipes
+ * this body where it pipes any stream. When the file is open, `resolve` sets in its place the
+ * file's body (piped where this one was, so the ring can still send it), or an empty one
+ * (304, HEAD); `fail` makes it the error Fastify's error handler answers (404, 412, 416: no
+ * header has left). Headers the file adds after Fastify copied the reply's are copied to the
+ * response here.
+ */
+export class PendingBody extends Readable {
+  private target: Readable | null = null
+  private dest: NodeJS.WritableStream | null = null
+  private destOptions: { end?: boolean } | undefined
+  private wanted = false // read directly (not piped) before the file was open
+  private relaying = false
+
+  constructor (private readonly reply: FastifyReply) {
+    super()
+  }
+
+  pipe<T extends NodeJS.WritableStream> (dest: T, options?: { end?: boolean }): T {
+    if (this.dest !== null || this.relaying || this.destroyed) return dest
+    this.dest = dest
+    this.destOptions = options
+    if (this.target !== null) this.forward(this.target, dest)
+    return dest
+  }
+
+  _read (): void {
+    if (this.target === null) {
+      this.wanted = true
+      return
+    }
+    if (!this.relaying) this.relay(this.target)
+    else this.target.resume()
+  }
+
+  /** The file's body, its headers set on the reply; null for none. */
+  resolve (body: Readable | null): void {
+    const target = body ?? Readable.from([])
+    if (this.destroyed) {
+      target.destroy()
+      return
+    }
+    this.target = target
+    if (this.dest !== null) {
+      this.copyHeaders(this.dest)
+      this.forward(target, this.dest)
+    } else if (this.wanted) {
+      this.relay(target)
+    }
+  }
+
+  fail (err: Error): void {
+    release(this.reply)
+    this.destroy(err)
+  }
+
+  /**
+   * Fastify copied the reply's headers to the response when it was given this body; the
+   * file's came later. A body an onSend hook wrapped keeps the length that hook chose.
+   */
+  private copyHeaders (dest: NodeJS.WritableStream): void {
+    const res: ServerResponse = this.reply.raw
+    if (res.headersSent) return
+    const headers = this.reply.getHeaders()
+    for (const name of Object.keys(headers)) {
+      const value = headers[name]
+      if (value === undefined || (name === 'content-length' && dest !== res)) continue
+      res.setHeader(name, value)
+    }
+  }
+
+  private forward (target: Readable, dest: NodeJS.WritableStream): void {
+    // Listening before the file's body does: this body has ended before the response ends,
+    // so Fastify never sees it closed early.
+    target.on('end', () => {
+      this.push(null)
+      this.resume()
+    })
+    target.on('error', (err) => this.destroy(err))
+    target.pipe(dest, this.destOptions)
+  }
+
+  private relay (target: Readable): void {
+    this.relaying = true
+    target.on('data', (chunk) => {
+      if (!this.push(chunk)) target.pause()
+    })
+    target.on('end', () => this.push(null))
+    target.on('error', (err) => this.destroy(err))
+  }
+
+  _destroy (err: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.target !== null && !this.target.destroyed) this.target.destroy()
+    callback(err)
+  }
+}
