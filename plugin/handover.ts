@@ -78,6 +78,14 @@ export function handOver (reply: FastifyReply, payload: unknown): void {
   }
 }
 
+/**
+ * The response is the plugin's, not yet Fastify's: later sends are refused until handOver (or
+ * release, for an error) is called.
+ */
+export function hold (reply: FastifyReply): void {
+  (reply as Handed)[kHandover] = HELD
+}
+
 /** Fastify's error path answers instead (no header has left): its rule applies again. */
 export function release (reply: FastifyReply): void {
   const handed = reply as Handed

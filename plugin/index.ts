@@ -15,7 +15,7 @@ import { chooseRoute, type RouteSettings } from './route'
 import { Counters } from './stats'
 import { internals } from './internal'
 import { BufferBody, FileBody, type SendSettings } from './body'
-import { PendingBody, alreadySent, handOver, installHandover, logAlreadySent } from './handover'
+import { PendingBody, alreadySent, handOver, hold, installHandover, logAlreadySent, release } from './handover'
 import {
   FILE_HTTP_DEFAULTS, decide, entity, isFileBody, notModified, openFile, readFileHttpOptions, setFileHeaders,
   type FileHttpOptions, type Files, type OpenFile
@@ -238,11 +238,24 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       out = fileResponse(reply, file, stat, part, http)
     } catch (err) {
       file.close() // never an uncaught exception: the error goes to Fastify's handler
-      reply.send(err)
+      sendError(reply, err)
       return
     }
-    if ('error' in out) reply.send(out.error)
+    if ('error' in out) sendError(reply, out.error)
     else handOver(reply, out.body)
+  }
+
+  /** The file opened later than the call, for a reply held meanwhile (HEAD). */
+  function respondLater (reply: FastifyReply, err: Error | null, file: OpenFile | undefined, stat: Stats | undefined, part: ZeroCopyFileOptions, http: FileHttpOptions): void {
+    if (err !== null || file === undefined || stat === undefined) {
+      sendError(reply, err ?? new FST_ZERO_COPY_INVALID_BODY('a file that could not be opened'))
+      return
+    }
+    if (reply.raw.destroyed) {
+      file.close() // the client went away while the file was opening
+      return
+    }
+    respondWithFile(reply, file, stat, part, http)
   }
 
   /** The file opened later than the call: the body Fastify was given becomes the file's. */
@@ -278,23 +291,28 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     }
     // A path in the dentry cache opens (and a local file stats) before openFile returns: the
     // response is then handed to Fastify complete. Otherwise Fastify gets a pending body now,
-    // which becomes the file's when it is open.
-    let pending: PendingBody | null = null
+    // which becomes the file's when it is open; except for HEAD, whose body Fastify's head
+    // route discards at once, sending the head without the file's headers: that reply is
+    // held (later sends refused) and handed over when the file is open.
+    let later: PendingBody | 'held' | null = null
     const now: { opened: boolean, err: Error | null, file?: OpenFile, stat?: Stats } = { opened: false, err: null }
     openFile(body, files, (err, file, stat) => {
-      if (pending !== null) {
-        resolvePending(reply, pending, err, file, stat, part, http)
-        return
-      }
-      Object.assign(now, { opened: true, err, file, stat })
+      if (later === null) Object.assign(now, { opened: true, err, file, stat })
+      else if (later === 'held') respondLater(reply, err, file, stat, part, http)
+      else resolvePending(reply, later, err, file, stat, part, http)
     })
     if (now.opened) {
       if (now.err !== null || now.file === undefined || now.stat === undefined) reply.send(now.err)
       else respondWithFile(reply, now.file, now.stat, part, http)
       return reply
     }
-    pending = new PendingBody(reply)
-    handOver(reply, pending)
+    if (isHead(reply)) {
+      later = 'held'
+      hold(reply)
+      return reply
+    }
+    later = new PendingBody(reply)
+    handOver(reply, later)
     return reply
   }
 
@@ -335,6 +353,12 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     handOver(this, new BufferBody(send, buffer, this))
     return this
   })
+}
+
+/** An error for Fastify's error handler, the reply released to it if the plugin held it. */
+function sendError (reply: FastifyReply, err: unknown): void {
+  release(reply)
+  reply.send(err)
 }
 
 function isHead (reply: FastifyReply): boolean {
