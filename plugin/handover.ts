@@ -71,10 +71,14 @@ export function logAlreadySent (reply: FastifyReply): void {
 export function handOver (reply: FastifyReply, payload: unknown): void {
   const handed = reply as Handed
   handed[kHandover] = HANDING
+  let taken = false
   try {
     reply.send(payload)
+    taken = true
   } finally {
-    if (handed[kHandover] === HANDING) handed[kHandover] = HELD
+    // A send that threw (inside an onError hook, a header Node refused) took nothing: the
+    // error goes to the caller, and Fastify's error path must be able to answer.
+    if (handed[kHandover] === HANDING) handed[kHandover] = taken ? HELD : null
   }
 }
 

@@ -311,8 +311,14 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       hold(reply)
       return reply
     }
-    later = new PendingBody(reply)
-    handOver(reply, later)
+    const pending = new PendingBody(reply)
+    later = pending
+    try {
+      handOver(reply, pending)
+    } catch (err) {
+      pending.destroy() // its file is closed when it opens
+      throw err
+    }
     return reply
   }
 

@@ -108,6 +108,10 @@ test('a file opened later, through onSend hooks: async, wrapping, failing; and a
           return reply
         })
       })
+      app.get('/bad-header/:how', (req, reply) => {
+        reply.header('x-bad', 'a\nb')
+        return reply.sendZeroCopy({ path: req.params.how === 'cold' ? cold : file })
+      })
       app.register(async (scope) => {
         scope.setErrorHandler(async (err, req, reply) => {
           await new Promise((resolve) => setTimeout(resolve, 5))
@@ -128,6 +132,8 @@ test('a file opened later, through onSend hooks: async, wrapping, failing; and a
     t.same([w.error, w.status, w.length, w.sha], [null, 200, SIZE, sha], `${how}: a wrapping onSend hook, the file exact`)
     const f = await fetch(port, `/failing-hook/${how}`)
     t.same([f.error, f.status, JSON.parse(f.text || 'null')?.message], [null, 409, 'refused by a hook'], `${how}: a failing onSend hook, the error handler's answer`)
+    const b = await fetch(port, `/bad-header/${how}`)
+    t.same([b.error, b.status], [null, 500], `${how}: a header Node refuses: a 500 from Fastify's error path, not a hang`)
     const m = await fetch(port, `/missing/${how}`)
     t.same([m.error, m.status, JSON.parse(m.text || 'null')], [null, 404, { handled: 'FST_ZERO_COPY_FILE_NOT_FOUND' }], `${how}: a missing file, the async error handler's answer`)
   }
