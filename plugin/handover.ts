@@ -27,20 +27,28 @@ type State = null | typeof HANDING | typeof HELD | typeof RELEASED
 
 type Handed = FastifyReply & { [kHandover]: State | undefined }
 
-/** Fastify's own `sent` getter, which the decoration below shadows. */
-let sentByFastify: ((this: FastifyReply) => boolean) | null = null
+const kOurs = Symbol('fastify-zero-copy.sent')
 
-function sent (this: Handed): boolean {
-  return this[kHandover] === HELD || (sentByFastify ?? findSentByFastify(this)).call(this)
+/**
+ * The decoration of `reply.sent` for one registration: the reply's handover, or Fastify's own
+ * getter (found once, above the decoration on the reply's prototypes; per registration, so a
+ * process with two copies of Fastify calls each its own).
+ */
+function sentGetter (): (this: Handed) => boolean {
+  let sentByFastify: ((this: FastifyReply) => boolean) | null = null
+  const sent = function sent (this: Handed): boolean {
+    if (this[kHandover] === HELD) return true
+    if (sentByFastify === null) sentByFastify = findSentByFastify(this)
+    return sentByFastify.call(this)
+  }
+  Object.defineProperty(sent, kOurs, { value: true })
+  return sent
 }
 
 function findSentByFastify (reply: FastifyReply): (this: FastifyReply) => boolean {
   for (let proto = Object.getPrototypeOf(reply); proto !== null; proto = Object.getPrototypeOf(proto)) {
-    const getter = Object.getOwnPropertyDescriptor(proto, 'sent')?.get
-    if (getter !== undefined && getter !== sent) {
-      sentByFastify = getter as (this: FastifyReply) => boolean
-      return sentByFastify
-    }
+    const getter = Object.getOwnPropertyDescriptor(proto, 'sent')?.get as (((this: FastifyReply) => boolean) & { [kOurs]?: true }) | undefined
+    if (getter !== undefined && getter[kOurs] !== true) return getter
   }
   throw new Error('fastify-zero-copy: this Fastify has no reply.sent')
 }
@@ -50,7 +58,7 @@ export function installHandover (fastify: FastifyInstance): void {
   if (fastify.hasReplyDecorator(kHandover as unknown as string)) return
   // An instance property initialised by Fastify's Reply constructor: every reply has the same shape.
   fastify.decorateReply(kHandover as unknown as string, null)
-  fastify.decorateReply('sent', { getter: sent } as never)
+  fastify.decorateReply('sent', { getter: sentGetter() } as never)
   fastify.addHook('onError', function releaseOnError (_request, reply, _error, done) {
     release(reply)
     done()
