@@ -65,9 +65,14 @@ export function installHandover (fastify: FastifyInstance): void {
   })
 }
 
-/** Whether the reply is sent, by Fastify's rule or because a sendZeroCopy came first. */
+/**
+ * Whether the reply is sent: by Fastify's rule, because a sendZeroCopy came first, or because
+ * a body is already going out (a head written, or a stream Fastify piped into the response:
+ * only a piped stream listens for 'unpipe').
+ */
 export function alreadySent (reply: FastifyReply): boolean {
-  return (reply as Handed)[kHandover] != null || reply.sent
+  const res = reply.raw
+  return (reply as Handed)[kHandover] != null || reply.sent || res.headersSent || res.listenerCount('unpipe') > 0
 }
 
 /** What Fastify logs for a send after the reply was sent (reply.send, Fastify 5). */

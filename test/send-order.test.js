@@ -59,6 +59,10 @@ test('sends in any order: one whole response, the other send logged as Fastify l
         reply.send({ first: true })
         reply.sendZeroCopy(named(req.params.how, second))
       })
+      app.get('/stream-then/:how', (req, reply) => {
+        reply.send(fs.createReadStream(first))
+        reply.sendZeroCopy(named(req.params.how, second))
+      })
       app.get('/twice/:how', (req, reply) => {
         reply.sendZeroCopy(named(req.params.how, first))
         reply.sendZeroCopy(named(req.params.how, second))
@@ -142,6 +146,15 @@ test('sends in any order: one whole response, the other send logged as Fastify l
     lines.length = 0
     json(await get(port, url), { first: true }, `${how}: reply.send, then sendZeroCopy`)
     await loggedOnce(url, `${how}: sendZeroCopy after`)
+
+    url = `/stream-then/${how}`
+    lines.length = 0
+    const streamed = await get(port, url)
+    t.equal(streamed.error, null, `${how}: reply.send(stream), then sendZeroCopy: not cut`)
+    t.equal(streamed.status, 200)
+    t.equal(streamed.length, SIZE, `${how}: reply.send(stream), then sendZeroCopy: the stream's bytes`)
+    t.equal(streamed.sha, firstSha, `${how}: reply.send(stream), then sendZeroCopy: the stream's file, exact`)
+    await loggedOnce(url, `${how}: sendZeroCopy after a stream`)
 
     url = `/twice/${how}`
     lines.length = 0
