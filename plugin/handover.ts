@@ -13,7 +13,7 @@
 // Fastify's own error path for the handed response (an onSend hook that failed, a file that
 // turned out missing) releases the reply back to Fastify's rule, so its error handler can
 // answer.
-import { Readable } from 'node:stream'
+import { Readable, finished } from 'node:stream'
 import type { ServerResponse } from 'node:http'
 import { errorCodes, type FastifyInstance, type FastifyReply } from 'fastify'
 
@@ -27,30 +27,53 @@ type State = null | typeof HANDING | typeof HELD | typeof RELEASED
 
 type Handed = FastifyReply & { [kHandover]: State | undefined }
 
-const kOurs = Symbol('fastify-zero-copy.sent')
+const kOurs = Symbol('fastify-zero-copy.decoration')
+
+type Getter = (this: FastifyReply) => boolean
+type Then = (this: FastifyReply, fulfilled?: () => void, rejected?: (err: Error) => void) => void
 
 /**
- * The decoration of `reply.sent` for one registration: the reply's handover, or Fastify's own
- * getter (found once, above the decoration on the reply's prototypes; per registration, so a
- * process with two copies of Fastify calls each its own).
+ * The decorations of one registration: `reply.sent`, and `reply.then` (so `await reply` still
+ * resolves once the response finished, as before: the kernel may read a body until then).
+ * Fastify's own members are found once, above the decorations on the reply's prototypes;
+ * per registration, so a process with two copies of Fastify calls each its own.
  */
-function sentGetter (): (this: Handed) => boolean {
-  let sentByFastify: ((this: FastifyReply) => boolean) | null = null
+function decorations (): { sent: (this: Handed) => boolean, then: (this: Handed, fulfilled?: () => void, rejected?: (err: Error) => void) => void } {
+  let sentByFastify: Getter | null = null
+  let thenByFastify: Then | null = null
   const sent = function sent (this: Handed): boolean {
     if (this[kHandover] === HELD) return true
-    if (sentByFastify === null) sentByFastify = findSentByFastify(this)
+    if (sentByFastify === null) sentByFastify = fastifyOwn(this, 'sent', 'get') as Getter
     return sentByFastify.call(this)
   }
+  const then = function then (this: Handed, fulfilled?: () => void, rejected?: (err: Error) => void): void {
+    if (this[kHandover] !== HELD) {
+      if (thenByFastify === null) thenByFastify = fastifyOwn(this, 'then', 'value') as Then
+      thenByFastify.call(this, fulfilled, rejected)
+      return
+    }
+    // As Fastify's own, for a response still going out: the end, or its error (a premature
+    // close is the client's leaving, not an error of the reply).
+    finished(this.raw, (err) => {
+      if (err != null && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE') {
+        if (rejected !== undefined) rejected(err)
+        else this.log.warn('unhandled rejection on reply.then')
+      } else {
+        fulfilled?.()
+      }
+    })
+  }
   Object.defineProperty(sent, kOurs, { value: true })
-  return sent
+  Object.defineProperty(then, kOurs, { value: true })
+  return { sent, then }
 }
 
-function findSentByFastify (reply: FastifyReply): (this: FastifyReply) => boolean {
+function fastifyOwn (reply: FastifyReply, name: string, kind: 'get' | 'value'): unknown {
   for (let proto = Object.getPrototypeOf(reply); proto !== null; proto = Object.getPrototypeOf(proto)) {
-    const getter = Object.getOwnPropertyDescriptor(proto, 'sent')?.get as (((this: FastifyReply) => boolean) & { [kOurs]?: true }) | undefined
-    if (getter !== undefined && getter[kOurs] !== true) return getter
+    const member = Object.getOwnPropertyDescriptor(proto, name)?.[kind] as { [kOurs]?: true } | undefined
+    if (typeof member === 'function' && member[kOurs] !== true) return member
   }
-  throw new Error('fastify-zero-copy: this Fastify has no reply.sent')
+  throw new Error(`fastify-zero-copy: this Fastify has no reply.${name}`)
 }
 
 /** Installs the decoration and the release, once per context that does not inherit them. */
@@ -58,7 +81,9 @@ export function installHandover (fastify: FastifyInstance): void {
   if (fastify.hasReplyDecorator(kHandover as unknown as string)) return
   // An instance property initialised by Fastify's Reply constructor: every reply has the same shape.
   fastify.decorateReply(kHandover as unknown as string, null)
-  fastify.decorateReply('sent', { getter: sentGetter() } as never)
+  const { sent, then } = decorations()
+  fastify.decorateReply('sent', { getter: sent } as never)
+  fastify.decorateReply('then', then as never)
   fastify.addHook('onError', function releaseOnError (_request, reply, _error, done) {
     release(reply)
     done()

@@ -203,3 +203,29 @@ test('sends in any order: one whole response, the other send logged as Fastify l
   t.ok(await eventually(() => fdsUnder(dir) === 0), `no descriptor left on the files (${fdsUnder(dir)})`)
   t.ok(await eventually(() => app.zeroCopy.stats().inFlight.pinnedBytes === 0), 'nothing left pinned')
 })
+
+test('await reply after sendZeroCopy resolves once the response finished (the kernel may read the body until then)', async (t) => {
+  const dir = tempDir(t)
+  const file = path.join(dir, 'body.bin')
+  fs.writeFileSync(file, seeded('order', 4, SIZE))
+  const buffer = seeded('order', 5, SIZE)
+  const seen = []
+  const { port } = await startServer(t, {
+    setup (app) {
+      app.get('/file/:how', async (req, reply) => {
+        await reply.sendZeroCopy({ path: (req.params.how === 'cold' ? '/proc/self/root' : '') + file })
+        seen.push(['file ' + req.params.how, reply.raw.writableFinished || reply.raw.destroyed])
+      })
+      app.get('/buffer', async (req, reply) => {
+        await reply.sendZeroCopy(buffer)
+        seen.push(['buffer', reply.raw.writableFinished || reply.raw.destroyed])
+      })
+    }
+  })
+  for (const url of ['/file/warm', '/file/cold', '/buffer']) {
+    const res = await get(port, url)
+    t.same([res.error, res.status, res.length], [null, 200, SIZE], `${url}: whole`)
+  }
+  t.ok(await eventually(() => seen.length === 3), 'every handler went on after its await')
+  t.same(seen, [['file warm', true], ['file cold', true], ['buffer', true]], 'each await resolved after its response finished')
+})
