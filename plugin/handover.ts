@@ -12,7 +12,7 @@
 // Fastify logs them, and the hooks and the handler after a hook that sent do not run.
 // Fastify's own error path for the handed response (an onSend hook that failed, a file that
 // turned out missing) releases the reply back to Fastify's rule, so its error handler can
-// answer.
+// answer. `reply.then` is decorated alongside, so that `await reply` still waits for the end.
 import { Readable, finished } from 'node:stream'
 import type { ServerResponse } from 'node:http'
 import { errorCodes, type FastifyInstance, type FastifyReply } from 'fastify'
@@ -76,7 +76,7 @@ function fastifyOwn (reply: FastifyReply, name: string, kind: 'get' | 'value'): 
   throw new Error(`fastify-zero-copy: this Fastify has no reply.${name}`)
 }
 
-/** Installs the decoration and the release, once per context that does not inherit them. */
+/** Installs the decorations and the release, once per context that does not inherit them. */
 export function installHandover (fastify: FastifyInstance): void {
   if (fastify.hasReplyDecorator(kHandover as unknown as string)) return
   // An instance property initialised by Fastify's Reply constructor: every reply has the same shape.
