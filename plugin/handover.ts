@@ -23,7 +23,8 @@ const kHandover = Symbol('fastify-zero-copy.handover')
 const HANDING = 1 // inside Fastify's reply.send of the plugin's own payload
 const HELD = 2 // handed over: every later send is refused
 const RELEASED = 3 // Fastify's error path took the response over before any header left
-type State = null | typeof HANDING | typeof HELD | typeof RELEASED
+const HOLDING = 4 // the plugin's, not yet handed (a file opening): later sends are refused
+type State = null | typeof HANDING | typeof HELD | typeof RELEASED | typeof HOLDING
 
 type Handed = FastifyReply & { [kHandover]: State | undefined }
 
@@ -42,12 +43,14 @@ function decorations (): { sent: (this: Handed) => boolean, then: (this: Handed,
   let sentByFastify: Getter | null = null
   let thenByFastify: Then | null = null
   const sent = function sent (this: Handed): boolean {
-    if (this[kHandover] === HELD) return true
+    const state = this[kHandover]
+    if (state === HELD || state === HOLDING) return true
     if (sentByFastify === null) sentByFastify = fastifyOwn(this, 'sent', 'get') as Getter
     return sentByFastify.call(this)
   }
   const then = function then (this: Handed, fulfilled?: () => void, rejected?: (err: Error) => void): void {
-    if (this[kHandover] !== HELD) {
+    const state = this[kHandover]
+    if (state !== HELD && state !== HOLDING) {
       if (thenByFastify === null) thenByFastify = fastifyOwn(this, 'then', 'value') as Then
       thenByFastify.call(this, fulfilled, rejected)
       return
@@ -100,6 +103,13 @@ export function alreadySent (reply: FastifyReply): boolean {
   return (reply as Handed)[kHandover] != null || reply.sent || res.headersSent || res.listenerCount('unpipe') > 0
 }
 
+/** The same, except that a reply the plugin holds for the file being sent now is not sent. */
+export function sentBeforeHold (reply: FastifyReply): boolean {
+  const state = (reply as Handed)[kHandover]
+  if (state === HOLDING) return false
+  return alreadySent(reply)
+}
+
 /** What Fastify logs for a send after the reply was sent (reply.send, Fastify 5). */
 export function logAlreadySent (reply: FastifyReply): void {
   reply.log.warn({ err: new errorCodes.FST_ERR_REP_ALREADY_SENT(reply.request.url, reply.request.method) })
@@ -121,18 +131,20 @@ export function handOver (reply: FastifyReply, payload: unknown): void {
 }
 
 /**
- * The response is the plugin's, not yet Fastify's: later sends are refused until handOver (or
- * release, for an error) is called.
+ * The response is the plugin's, not yet Fastify's (a file still opening): later sends are
+ * refused, as after a send, until handOver (or release, for an error) is called.
+ * fastify-zero-copy/static may hold a reply while it resolves a name, then send the file with
+ * sendOpenFile (which accepts a held reply) or release it before sending an error.
  */
 export function hold (reply: FastifyReply): void {
-  (reply as Handed)[kHandover] = HELD
+  (reply as Handed)[kHandover] = HOLDING
 }
 
 /** Fastify's error path answers instead (no header has left): its rule applies again. */
 export function release (reply: FastifyReply): void {
   const handed = reply as Handed
   const state = handed[kHandover]
-  if ((state === HANDING || state === HELD) && !reply.raw.headersSent) handed[kHandover] = RELEASED
+  if ((state === HANDING || state === HELD || state === HOLDING) && !reply.raw.headersSent) handed[kHandover] = RELEASED
 }
 
 /**

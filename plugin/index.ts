@@ -15,7 +15,7 @@ import { chooseRoute, type RouteSettings } from './route'
 import { Counters } from './stats'
 import { internals } from './internal'
 import { BufferBody, FileBody, type SendSettings } from './body'
-import { PendingBody, alreadySent, handOver, hold, installHandover, logAlreadySent, release } from './handover'
+import { PendingBody, alreadySent, handOver, hold, installHandover, logAlreadySent, release, sentBeforeHold } from './handover'
 import {
   FILE_HTTP_DEFAULTS, decide, entity, isFileBody, notModified, openFile, readFileHttpOptions, setFileHeaders,
   type FileHttpOptions, type Files, type OpenFile
@@ -323,7 +323,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
   }
 
   function sendOpenFile (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): FastifyReply {
-    if (alreadySent(reply)) {
+    if (sentBeforeHold(reply)) {
       file.close()
       logAlreadySent(reply)
       return reply
