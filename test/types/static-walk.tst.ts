@@ -7,6 +7,6 @@ const app = Fastify()
 app.register(fastifyZeroCopy)
 app.register(fastifyZeroCopyStatic, { root: '/srv/public' })
 
-// How fastify-zero-copy/static opens beneath its root: openat2, or the walk where it is refused.
-expect(app.zeroCopy.capabilities.beneath).type.toBe<'openat2' | 'walk' | null>()
+// How fastify-zero-copy/static opens beneath its root: openat2, the walk where it is refused, or user space without the addon.
+expect(app.zeroCopy.capabilities.beneath).type.toBe<'openat2' | 'walk' | 'userspace'>()
 expect(app.zeroCopy.capabilities.beneath).type.not.toBe<string>()
