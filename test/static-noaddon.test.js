@@ -1,0 +1,165 @@
+'use strict'
+// fastify-zero-copy/static where the native addon cannot load (macOS, Windows, a build that
+// failed): each server runs in a child process with test/fixtures/no-addon.js preloaded, so
+// the addon's load throws as dlopen does there. It must register, serve the tree exact through
+// Fastify's path, and stay beneath its root as user space can (open-userspace.ts), saying so
+// once in its log. Then test/static-containment.test.js runs whole in that mode.
+const fs = require('node:fs')
+const path = require('node:path')
+const { execFile } = require('node:child_process')
+const { test } = require('tap')
+const { sha256, spawnFixture, steadyFds, procFds } = require('./helpers')
+const { buildTree, rawRequest } = require('./static-tree')
+
+const NO_ADDON = path.join(__dirname, 'fixtures', 'no-addon.js')
+const WARNING = /^fastify-zero-copy\/static: files are opened beneath the root in user space/
+
+async function serve (t, root, opts = {}, extra = {}) {
+  const server = await spawnFixture(t, 'static-noaddon', { root, opts, ...extra }, { nodeArgs: ['--require', NO_ADDON] })
+  return server
+}
+
+function url (name) {
+  return '/assets/' + name.split('/').map(encodeURIComponent).join('/')
+}
+
+/** No byte of the canary anywhere in the response. */
+function clean (tree, res) {
+  return !res.raw.includes(tree.canary.subarray(0, 24)) && sha256(res.body) !== sha256(tree.canary)
+}
+
+async function refused (t, tree, port, target, statuses = [403, 404]) {
+  const res = await rawRequest(port, target)
+  t.ok(res.valid && statuses.includes(res.status), `${target}: ${res.status}, one of ${statuses}`)
+  t.ok(clean(tree, res), `${target}: no byte of the canary`)
+}
+
+/** The tree of test/static-tree.js, with symlinked directories inside and out of the root. */
+function tree (t) {
+  const tr = buildTree(t)
+  fs.symlinkSync('sub', path.join(tr.root, 'link-dir-in'))
+  fs.symlinkSync('../outside/dir', path.join(tr.root, 'sub', 'link-dir-up-out'))
+  return tr
+}
+
+test('without the addon: /static registers, in user space, with one warning', async (t) => {
+  const tr = tree(t)
+  const server = await serve(t, tr.root)
+  t.equal(server.state, 'READY', `registered${server.state === 'READY' ? '' : ': ' + server.message}`)
+  t.equal(server.capabilities.native, false, 'the addon did not load')
+  t.match(server.capabilities.reason, /native addon did not load .*hidden by test\/fixtures\/no-addon\.js/, 'by the real failure path')
+  t.equal(server.capabilities.beneath, 'userspace', 'capabilities.beneath says user space')
+  t.equal(server.capabilities.mode, 'stream', "bodies take Fastify's path")
+
+  // Every file of the tree, exact; dotfiles left to the policy below.
+  const port = server.port
+  for (const [name, content] of Object.entries(tr.files)) {
+    if (name.split('/').some((s) => s.startsWith('.'))) continue
+    const res = await rawRequest(port, url(name))
+    t.equal(res.status, 200, `${name}: 200`)
+    t.equal(sha256(res.body), sha256(content), `${name}: exact`)
+  }
+  const big = tr.files['big.bin']
+  const range = await rawRequest(port, '/assets/big.bin', { headers: { range: 'bytes=1000-70999' } })
+  t.equal(range.status, 206, 'a range: 206')
+  t.equal(range.headers['content-range'], `bytes 1000-70999/${big.length}`)
+  t.equal(sha256(range.body), sha256(big.subarray(1000, 71000)), 'the range, exact')
+  const head = await rawRequest(port, '/assets/big.bin', { method: 'HEAD' })
+  t.equal(head.status, 200, 'HEAD: 200')
+  t.equal(head.headers['content-length'], String(big.length), 'HEAD: the length')
+  t.equal(head.body.length, 0, 'HEAD: no body')
+  const etag = head.headers.etag
+  t.ok(etag, 'an ETag')
+  const again = await rawRequest(port, '/assets/big.bin', { headers: { 'if-none-match': etag } })
+  t.equal(again.status, 304, 'If-None-Match: 304')
+  t.equal(again.body.length, 0, '304: no body')
+  const dir = await rawRequest(port, '/assets/sub/')
+  t.equal(sha256(dir.body), sha256(tr.files['sub/index.html']), 'a directory: its index file')
+
+  // `..`, raw and encoded: never the files beside the root.
+  for (const target of ['/assets/../canary.txt', '/assets/%2e%2e/canary.txt', '/assets/%2E%2E%2Fcanary.txt', '/assets/..%2F..%2Foutside%2Fcanary.txt',
+    '/assets/sub/../../outside/canary.txt', '/assets/..%5Ccanary.txt', '/assets/sub/%2e%2e/%2e%2e/canary.txt']) {
+    await refused(t, tr, port, target)
+  }
+  // Symlinks out of the root, to a file and through a directory; /proc's magic link.
+  for (const name of ['link-out', 'link-abs-out', 'link-dir-out/canary.txt', 'link-dir-out/dir/secret.txt', 'link-magic', 'sub/link-dir-up-out/secret.txt', 'dangling']) {
+    await refused(t, tr, port, url(name), [404])
+  }
+  // Symlinks within the root: followed ('inside', the default).
+  const inside = await rawRequest(port, '/assets/link-dir-in/index.html')
+  t.equal(sha256(inside.body), sha256(tr.files['sub/index.html']), 'a symlinked directory inside the root: served')
+  const up = await rawRequest(port, '/assets/noindex/link-up-inside')
+  t.equal(sha256(up.body), sha256(tr.files['sub/index.html']), 'a symlink up and back inside the root: served')
+  // The dotfile policy (ignore).
+  for (const name of ['.env', '.git/config', '.hidden/file.txt', 'sub/.secret']) await refused(t, tr, port, url(name), [404])
+
+  const log = await (await fetch(`http://127.0.0.1:${port}/__log`)).json()
+  const warned = log.filter((l) => l.level === 40 && WARNING.test(l.msg))
+  t.equal(warned.length, 1, 'the warning, once, after all those requests')
+  t.match(warned[0].msg, /RESOLVE_BENEATH/, 'it says what is lost')
+  t.match(warned[0].msg, /containment: 'kernel'/, 'and how to refuse to start without it')
+  t.same(server.warnings.filter((m) => WARNING.test(m)).length, 1, 'logged at registration')
+  t.equal(procFds(server.child.pid), await steadyFds(server.child.pid), 'steady descriptors')
+})
+
+test('without the addon: symlinks "none" follows none, "follow" every one', async (t) => {
+  const tr = tree(t)
+  const none = await serve(t, tr.root, { symlinks: 'none' })
+  t.equal(none.state, 'READY')
+  for (const name of ['link-in', 'link-dir-in/index.html', 'noindex/link-up-inside', 'link-out', 'link-dir-out/canary.txt']) {
+    await refused(t, tr, none.port, url(name), [404])
+  }
+  const plain = await rawRequest(none.port, '/assets/sub/deep/x.bin')
+  t.equal(sha256(plain.body), sha256(tr.files['sub/deep/x.bin']), '"none": a name without symlinks is served')
+
+  const follow = await serve(t, tr.root, { symlinks: 'follow' })
+  const out = await rawRequest(follow.port, '/assets/link-out')
+  t.equal(out.status, 200, '"follow": the application\'s choice, a symlink out is followed')
+  t.equal(sha256(out.body), sha256(tr.canary))
+  await refused(t, tr, follow.port, '/assets/../canary.txt') // never `..`
+})
+
+test('without the addon: dotfiles "deny" and "allow"; allowedPath on extension candidates', async (t) => {
+  const tr = tree(t)
+  const deny = await serve(t, tr.root, { dotfiles: 'deny' })
+  await refused(t, tr, deny.port, '/assets/.env', [403])
+  await refused(t, tr, deny.port, '/assets/.git/config', [403])
+  const allow = await serve(t, tr.root, { dotfiles: 'allow' })
+  const env = await rawRequest(allow.port, '/assets/.env')
+  t.equal(env.status, 200, '"allow": a dotfile inside the root is served')
+
+  const ext = await serve(t, tr.root, { extensions: ['html'] }, { deny: ['/page.html'] })
+  await refused(t, tr, ext.port, '/assets/page', [404]) // page.html refused: not reached as `page`
+  await refused(t, tr, ext.port, '/assets/page.html', [404])
+  const open = await serve(t, tr.root, { extensions: ['html'] }, { deny: [] })
+  const page = await rawRequest(open.port, '/assets/page')
+  t.equal(sha256(page.body), sha256(tr.files['page.html']), 'allowed: `page` is page.html')
+})
+
+test('without the addon: containment "kernel" refuses to start (FST_ZERO_COPY_STATIC_UNCONTAINED)', async (t) => {
+  const tr = tree(t)
+  const server = await serve(t, tr.root, { containment: 'kernel' })
+  t.equal(server.state, 'FAILED')
+  t.equal(server.code, 'FST_ZERO_COPY_STATIC_UNCONTAINED')
+  t.match(server.message, /containment "kernel" was configured and the native addon did not load/)
+  const bad = await serve(t, tr.root, { containment: 'maybe' })
+  t.equal(bad.code, 'FST_ZERO_COPY_INVALID_OPTION')
+})
+
+test('without the addon: every test of static-containment.test.js holds in user space', async (t) => {
+  const run = await new Promise((resolve) => {
+    execFile(process.execPath, ['--require', NO_ADDON, path.join(__dirname, 'static-containment.test.js')], {
+      env: { ...process.env, ZC_EXPECT_BENEATH: 'userspace' },
+      maxBuffer: 64 * 1024 * 1024
+    }, (err, stdout, stderr) => resolve({ code: err === null ? 0 : err.code, stdout, stderr }))
+  })
+  const failed = run.stdout.split('\n').filter((l) => /^\s*not ok /.test(l))
+  t.same(failed, [], 'no assertion failed')
+  t.equal(run.code, 0, `the run passed${run.code === 0 ? '' : ': ' + run.stderr.slice(-2000)}`)
+  const userspace = (run.stdout.match(/^\s*ok \d+ - opens beneath the root by userspace$/mg) ?? []).length
+  t.ok(userspace >= 10, `${userspace} servers of the run opened in user space`)
+  for (const name of ['CVE-2026-6414', 'CVE-2026-15074', 'CVE-2026-7120', 'CVE-2026-90982', 'CVE-2026-130811', 'CVE-2026-6410', 'CVE-2021-22963',
+    'property', 'a symlink flipped out of the root', 'fds back to baseline']) {
+    t.match(run.stdout, new RegExp(`^ok \\d+ - ${name}`, 'm'), `passed in user space: ${name}`)
+  }
+})
