@@ -14,9 +14,11 @@ const { buildTree, rawRequest } = require('./static-tree')
 const NO_ADDON = path.join(__dirname, 'fixtures', 'no-addon.js')
 const WARNING = /^fastify-zero-copy\/static: files are opened beneath the root in user space/
 
-async function serve (t, root, opts = {}, extra = {}) {
-  const server = await spawnFixture(t, 'static-noaddon', { root, opts, ...extra }, { nodeArgs: ['--require', NO_ADDON] })
-  return server
+// Without the environment's default engine: a forced engine fails registration without the addon.
+const UNSET_ENGINE = ['env', '-u', 'FASTIFY_ZERO_COPY_ENGINE']
+
+function serve (t, root, opts = {}, extra = {}) {
+  return spawnFixture(t, 'static-noaddon', { root, opts, ...extra }, { wrap: UNSET_ENGINE, nodeArgs: ['--require', NO_ADDON] })
 }
 
 function url (name) {
@@ -149,7 +151,7 @@ test('without the addon: containment "kernel" refuses to start (FST_ZERO_COPY_ST
 test('without the addon: every test of static-containment.test.js holds in user space', async (t) => {
   const run = await new Promise((resolve) => {
     execFile(process.execPath, ['--require', NO_ADDON, path.join(__dirname, 'static-containment.test.js')], {
-      env: { ...process.env, ZC_EXPECT_BENEATH: 'userspace' },
+      env: { ...process.env, ZC_EXPECT_BENEATH: 'userspace', FASTIFY_ZERO_COPY_ENGINE: '' },
       maxBuffer: 64 * 1024 * 1024
     }, (err, stdout, stderr) => resolve({ code: err === null ? 0 : err.code, stdout, stderr }))
   })
