@@ -6,8 +6,9 @@
 // once in its log. Then test/static-containment.test.js runs whole in that mode.
 const fs = require('node:fs')
 const path = require('node:path')
-const { execFile } = require('node:child_process')
+const { execFile, execFileSync } = require('node:child_process')
 const { test } = require('tap')
+const fc = require('fast-check')
 const { sha256, spawnFixture, steadyFds, procFds } = require('./helpers')
 const { buildTree, rawRequest } = require('./static-tree')
 
@@ -146,6 +147,111 @@ test('without the addon: containment "kernel" refuses to start (FST_ZERO_COPY_ST
   t.match(server.message, /containment "kernel" was configured and the native addon did not load/)
   const bad = await serve(t, tr.root, { containment: 'maybe' })
   t.equal(bad.code, 'FST_ZERO_COPY_INVALID_OPTION')
+})
+
+// ---------------------------------------------------------------------------------------
+// The user-space open against openat2, path by path, in this process (the addon loads here):
+// what the request path can hand it (names without `.`, `..` or empty segments), both kinds,
+// every symlink mode. The same file opened, or both "not there" (NOT_FOUND: a 404).
+
+const addon = require('node-gyp-build')(path.join(__dirname, '..'))
+const { UserSpaceOpener } = require('../dist/plugin/static/open-userspace')
+const { NOT_FOUND } = require('../dist/plugin/static/open')
+const CLASSIC = 1
+const MODES = { inside: 0x08 | 0x02, none: 0x08 | 0x02 | 0x04, follow: 0x02 }
+
+function compareTree (t) {
+  const tr = tree(t)
+  const link = (target, name) => fs.symlinkSync(target, path.join(tr.root, name))
+  link('loop-b', 'loop-a')
+  link('loop-a', 'loop-b')
+  link(path.join(tr.root, 'small.txt'), 'link-abs-in')
+  link('/proc/self/fd/0', 'link-proc')
+  link('..', 'sub/link-up')
+  link('../root/small.txt', 'link-up-out')
+  link('sub/', 'link-dir-slash')
+  link('.', 'link-dot')
+  link('small.txt/', 'link-file-slash')
+  link('../..', 'sub/deep/link-up2')
+  link('deep/../../small.txt', 'sub/link-dots')
+  // c0 -> c1 -> ... -> c40 -> small.txt: c0 is 41 links (ELOOP), c1 40 (the kernel's limit).
+  for (let i = 0; i <= 40; i++) link(i === 40 ? 'small.txt' : `c${i + 1}`, `c${i}`)
+  execFileSync('mkfifo', [path.join(tr.root, 'fifo')])
+  return tr
+}
+
+const NAMES = ['small.txt', 'big.bin', 'sub', 'deep', 'x.bin', 'index.html', 'noindex', 'file.txt', 'nope', 'root', 'outside',
+  'canary.txt', 'dir', 'secret.txt', 'fifo', 'link-in', 'link-out', 'link-abs-out', 'link-abs-in', 'link-dir-out', 'link-dir-in',
+  'link-magic', 'link-proc', 'dangling', 'flip', 'link-up', 'link-up-out', 'link-dir-up-out', 'link-up-inside', 'link-dir-slash',
+  'link-dot', 'loop-a', 'x'.repeat(256), 'link-file-slash', 'link-up2', 'link-dots', 'c0', 'c1', 'c39']
+
+function nativeOpen (dirfd, rel, kind, resolve) {
+  return new Promise((resolve_) => {
+    try {
+      addon.openBeneath(dirfd, rel, kind, resolve, (err, fd) => resolve_(err === null ? { fd } : { err }), CLASSIC)
+    } catch (err) {
+      resolve_({ err: err.code })
+    }
+  })
+}
+
+function userOpen (opener, dirfd, rel, kind, resolve) {
+  return new Promise((resolve_) => opener.openBeneath(dirfd, rel, kind, resolve, (err, fd) => resolve_(err === null ? { fd } : { err })))
+}
+
+/** What an open came to: the file's dev:ino, "absent" (a 404), or another errno. */
+function outcome (r, identity) {
+  if (r.err !== undefined) return NOT_FOUND.has(r.err) ? 'absent' : r.err
+  const st = identity(r.fd)
+  return `${st.dev}:${st.ino}`
+}
+
+test('the user-space open answers as openat2 does, path by path (the same file, or a 404)', async (t) => {
+  const tr = compareTree(t)
+  t.ok(addon.open(0, CLASSIC).ok, 'the classic engine opened (its disk threads run the native opens)')
+  const dirfd = addon.openRoot(tr.root)
+  t.teardown(() => addon.closeFile(dirfd, false))
+  const opener = new UserSpaceOpener()
+  const handle = opener.openRoot(tr.root)
+  const named = []
+  for (const rel of ['small.txt', 'sub', 'sub/index.html', 'link-in', 'link-dir-in/deep/x.bin', 'noindex/link-up-inside', 'link-out',
+    'link-abs-out', 'link-abs-in', 'link-dir-out/canary.txt', 'sub/link-up/small.txt', 'sub/link-up/sub/link-up/big.bin', 'link-up-out',
+    'link-dot/small.txt', 'link-dir-slash/index.html', 'loop-a', 'dangling', 'fifo', 'small.txt/x', 'sub/link-dir-up-out/secret.txt',
+    'link-file-slash', 'sub/deep/link-up2/small.txt', 'sub/link-dots', 'c0', 'c1', 'c39', 'link-dot/link-dot/link-in']) {
+    for (const kind of [0, 1]) for (const mode of Object.keys(MODES)) named.push({ rel, kind, mode })
+  }
+  const generated = fc.sample(fc.record({
+    parts: fc.array(fc.constantFrom(...NAMES), { minLength: 1, maxLength: 5 }),
+    kind: fc.constantFrom(0, 1),
+    mode: fc.constantFrom(...Object.keys(MODES))
+  }).map(({ parts, kind, mode }) => ({ rel: parts.join('/'), kind, mode })), 3000)
+  const baseline = await steadyFds()
+  const diffs = []
+  const outcomes = {}
+  for (const { rel, kind, mode } of [...named, ...generated]) {
+    const kernel = await nativeOpen(dirfd, rel, kind, MODES[mode])
+    const user = await userOpen(opener, handle, rel, kind, MODES[mode])
+    const a = outcome(kernel, (fd) => fs.fstatSync(fd))
+    const b = outcome(user, (fd) => kind === 1 ? fs.statSync(opener.dirPath(fd)) : fs.fstatSync(fd))
+    if (kernel.fd !== undefined) addon.closeFile(kernel.fd, false)
+    if (user.fd !== undefined) {
+      if (!opener.closeFile(user.fd)) fs.closeSync(user.fd)
+    }
+    const key = a.includes(':') ? 'opened' : a
+    outcomes[key] = (outcomes[key] ?? 0) + 1
+    // /proc magic links: the kernel refuses them in every mode (RESOLVE_NO_MAGICLINKS); user
+    // space resolves them as paths, so with 'follow' (any target) they lead where they point.
+    if (a !== b && !(mode === 'follow' && /link-magic|link-proc/.test(rel))) diffs.push({ rel, kind, mode, kernel: a, user: b })
+  }
+  t.same(diffs, [], 'no path where the user-space open and openat2 differ')
+  t.ok(outcomes.opened > 100 && outcomes.absent > 100, `both outcomes met: ${JSON.stringify(outcomes)}`)
+  t.equal(await steadyFds(), baseline, 'every descriptor closed')
+  t.equal(opener.heldDirectories, 1, 'only the root\'s handle is held')
+  // Names the request path never gives (it resolves dot segments first): refused all the same.
+  for (const rel of ['..', '../outside/canary.txt', 'sub/../..', './small.txt', 'sub//index.html', '/etc/passwd', 'a\0b']) {
+    const r = await userOpen(opener, handle, rel.replace('\\0', '\0'), 0, MODES.follow)
+    t.equal(r.err, 'EXDEV', `${JSON.stringify(rel)}: refused lexically, whatever the symlink mode`)
+  }
 })
 
 test('without the addon: every test of static-containment.test.js holds in user space', async (t) => {
