@@ -3,8 +3,9 @@
 // open.ts and the request path use, chosen once at registration, so the candidates and the
 // gate are the same code in both modes. It holds what user space can:
 // - every name is checked lexically (no `..`, no absolute name, no separator in a segment);
-// - with symlinks 'inside' the name is resolved (realpath) and must lie beneath the root's
-//   real path; with 'none' its real path must be the name itself (no symlink anywhere);
+// - with symlinks 'inside' the name is resolved a component at a time by RESOLVE_BENEATH's
+//   rules (a symlink's target walked in its place; an absolute one, or one climbing above the
+//   root, refused); with 'none' any symlink is refused; 'follow' is realpath, anywhere;
 // - the file is opened with O_NOFOLLOW where the platform has it, by its resolved name;
 // - after the open, what was opened is checked again: its real path (/proc/self/fd/N where
 //   there is one, else the name's realpath whose stat must be the descriptor's dev+ino) must
@@ -13,7 +14,7 @@
 // that is swapped back, /proc magic links met by a realpath, mounts crossed inside the root.
 // Nothing here waits on a disk on the event loop's thread: every call is libuv's pool.
 import path from 'node:path'
-import { constants, open, close, fstat, readlink, realpath, stat, realpathSync, statSync, type Stats } from 'node:fs'
+import { constants, open, close, fstat, lstat, readlink, realpath, stat, realpathSync, statSync, type Stats } from 'node:fs'
 import { BENEATH_DIRECTORY, RESOLVE_BENEATH, RESOLVE_NO_SYMLINKS, AT_FDCWD, type BeneathKind, type Descriptors } from '../native'
 import { errnoError } from './open'
 
@@ -49,6 +50,89 @@ function segmentsOf (rel: string): string[] | null {
     if (path.sep === '\\' && (p.includes('\\') || p.includes(':'))) return null // a drive or a separator on Windows
   }
   return parts
+}
+
+/** Symlinks followed in one resolution at most, as the kernel's MAXSYMLINKS. */
+const MAX_LINKS = 40
+
+/**
+ * Resolves `segments` from `root` (a real path) as openat2 does, a component at a time in
+ * libuv's pool: a symlink's target is walked in its place, MAX_LINKS at most. `contained`
+ * (RESOLVE_BENEATH): a target that is absolute or climbs above the root is refused (EXDEV)
+ * even if it would come back; otherwise `root` is the filesystem's and `at` where the walk
+ * starts. `noSymlinks`: any symlink is refused (ELOOP). The answer is a path without symlinks
+ * (beneath the root by construction when contained), or the errno an open would give.
+ */
+function walkBeneath (root: string, start: string[], segments: string[], contained: boolean, noSymlinks: boolean, done: (err: string | null, real: string | null) => void): void {
+  const pending = [...segments]
+  const at: string[] = [...start]
+  let links = 0
+  let isDir = true
+  const step = (): void => {
+    const name = pending.shift()
+    if (name === undefined) {
+      done(null, path.join(root, ...at))
+      return
+    }
+    if (name === '' || name === '.') {
+      // A target's trailing `/` (or `/.`): what is reached must be a directory.
+      if (!isDir) done('ENOTDIR', null)
+      else step()
+      return
+    }
+    if (name === '..') {
+      if (at.length === 0 && contained) {
+        done('EXDEV', null) // above the root, as RESOLVE_BENEATH refuses it
+        return
+      }
+      at.pop() // at the filesystem's root, `..` stays there
+      isDir = true
+      step()
+      return
+    }
+    if (!isDir) {
+      done('ENOTDIR', null)
+      return
+    }
+    const here = path.join(root, ...at, name)
+    lstat(here, (err, st) => {
+      if (err !== null) {
+        done(err.code ?? 'EIO', null)
+        return
+      }
+      if (!st.isSymbolicLink()) {
+        at.push(name)
+        isDir = st.isDirectory()
+        step()
+        return
+      }
+      if (noSymlinks || ++links > MAX_LINKS) {
+        done('ELOOP', null)
+        return
+      }
+      readlink(here, (linkErr, target) => {
+        if (linkErr !== null) {
+          done(linkErr.code ?? 'EIO', null)
+          return
+        }
+        if (target === '') {
+          done('ENOENT', null)
+          return
+        }
+        if (path.isAbsolute(target)) {
+          if (contained) {
+            done('EXDEV', null) // an absolute target: never, as RESOLVE_BENEATH
+            return
+          }
+          at.length = 0 // from the filesystem's root
+          isDir = true
+        }
+        pending.unshift(...target.split('/'))
+        step()
+      })
+    })
+  }
+  step()
 }
 
 export class UserSpaceOpener implements Descriptors {
@@ -89,7 +173,7 @@ export class UserSpaceOpener implements Descriptors {
 
   openBeneath (dirfd: number, rel: string, kind: BeneathKind, resolve: number, done: Done): void {
     let base: string
-    let name: string
+    let segments: string[] | null
     if (dirfd === AT_FDCWD) {
       // A root given per call (reply.sendFile(name, root)): an absolute directory, as it is.
       if (!path.isAbsolute(rel) || rel.includes('\0')) {
@@ -97,11 +181,11 @@ export class UserSpaceOpener implements Descriptors {
         return
       }
       base = path.parse(rel).root
-      name = rel
+      segments = rel.slice(base.length).split(path.sep === '\\' ? /[\\/]/ : '/')
       resolve &= ~(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
     } else {
       const dir = this.dirs.get(dirfd)
-      const segments = segmentsOf(rel)
+      segments = segmentsOf(rel)
       if (dir === undefined) {
         done('EBADF', -1)
         return
@@ -111,27 +195,23 @@ export class UserSpaceOpener implements Descriptors {
         return
       }
       base = dir.real
-      name = path.join(dir.real, ...segments)
     }
     const contained = (resolve & RESOLVE_BENEATH) !== 0
-    const noSymlinks = (resolve & RESOLVE_NO_SYMLINKS) !== 0
     // Resolved first: the open then names no symlink, and O_NOFOLLOW refuses one put in its place.
-    realpath(name, (err, real) => {
-      if (err !== null) {
-        done(err.code ?? 'EIO', -1)
-        return
-      }
-      if (noSymlinks && real !== name) {
-        done('ELOOP', -1) // as RESOLVE_NO_SYMLINKS: a symlink on the way
-        return
-      }
-      if (contained && !beneath(real, base)) {
-        done('EXDEV', -1)
-        return
-      }
-      if (kind === BENEATH_DIRECTORY) this.openDirectory(real, base, contained, done)
+    const resolved = (err: string | null, real: string | null): void => {
+      if (err !== null || real === null) done(err ?? 'EIO', -1)
+      else if (contained && !beneath(real, base)) done('EXDEV', -1)
+      else if (kind === BENEATH_DIRECTORY) this.openDirectory(real, base, contained, done)
       else this.openFile(real, base, contained, done)
-    })
+    }
+    const noSymlinks = (resolve & RESOLVE_NO_SYMLINKS) !== 0
+    if (contained) {
+      walkBeneath(base, [], segments, true, noSymlinks, resolved)
+    } else {
+      // 'follow' (and a root given per call): from the filesystem's root, symlinks lead anywhere.
+      const top = path.parse(base).root
+      walkBeneath(top, base.slice(top.length).split(path.sep).filter((p) => p !== ''), segments, false, noSymlinks, resolved)
+    }
   }
 
   private openDirectory (real: string, base: string, contained: boolean, done: Done): void {
