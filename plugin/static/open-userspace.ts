@@ -5,13 +5,16 @@
 // - every name is checked lexically (no `..`, no absolute name, no separator in a segment);
 // - with symlinks 'inside' the name is resolved a component at a time by RESOLVE_BENEATH's
 //   rules (a symlink's target walked in its place; an absolute one, or one climbing above the
-//   root, refused); with 'none' any symlink is refused; 'follow' is realpath, anywhere;
-// - the file is opened with O_NOFOLLOW where the platform has it, by its resolved name;
+//   root, refused); with 'none' any symlink is refused; 'follow' walks from the filesystem's
+//   root, anywhere;
+// - the file is opened by its resolved name (no symlink left in it) with O_NOFOLLOW where the
+//   platform has it;
 // - after the open, what was opened is checked again: its real path (/proc/self/fd/N where
 //   there is one, else the name's realpath whose stat must be the descriptor's dev+ino) must
 //   still lie beneath the root, so a directory swapped for a symlink before the open is caught.
 // What only the kernel's RESOLVE_BENEATH holds (README): a swap between the open and the check
-// that is swapped back, /proc magic links met by a realpath, mounts crossed inside the root.
+// that is swapped back (where there is no /proc), a directory swapped during the walk, /proc
+// magic links (read here as ordinary symlinks).
 // Nothing here waits on a disk on the event loop's thread: every call is libuv's pool.
 import path from 'node:path'
 import { constants, open, close, fstat, lstat, readlink, realpath, stat, realpathSync, statSync, type Stats } from 'node:fs'
