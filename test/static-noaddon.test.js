@@ -42,6 +42,7 @@ function tree (t) {
   const tr = buildTree(t)
   fs.symlinkSync('sub', path.join(tr.root, 'link-dir-in'))
   fs.symlinkSync('../outside/dir', path.join(tr.root, 'sub', 'link-dir-up-out'))
+  execFileSync('mkfifo', [path.join(tr.root, 'fifo')]) // opened without blocking, then not a file
   return tr
 }
 
@@ -93,6 +94,7 @@ test('without the addon: /static registers, in user space, with one warning', as
   t.equal(sha256(inside.body), sha256(tr.files['sub/index.html']), 'a symlinked directory inside the root: served')
   const up = await rawRequest(port, '/assets/noindex/link-up-inside')
   t.equal(sha256(up.body), sha256(tr.files['sub/index.html']), 'a symlink up and back inside the root: served')
+  await refused(t, tr, port, '/assets/fifo', [404])
   // The dotfile policy (ignore).
   for (const name of ['.env', '.git/config', '.hidden/file.txt', 'sub/.secret']) await refused(t, tr, port, url(name), [404])
 
@@ -176,7 +178,6 @@ function compareTree (t) {
   link('deep/../../small.txt', 'sub/link-dots')
   // c0 -> c1 -> ... -> c40 -> small.txt: c0 is 41 links (ELOOP), c1 40 (the kernel's limit).
   for (let i = 0; i <= 40; i++) link(i === 40 ? 'small.txt' : `c${i + 1}`, `c${i}`)
-  execFileSync('mkfifo', [path.join(tr.root, 'fifo')])
   return tr
 }
 
