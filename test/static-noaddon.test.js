@@ -255,13 +255,18 @@ test('the user-space open answers as openat2 does, path by path (the same file, 
   }
 })
 
-test('without the addon: every test of static-containment.test.js holds in user space', async (t) => {
-  const run = await new Promise((resolve) => {
-    execFile(process.execPath, ['--require', NO_ADDON, path.join(__dirname, 'static-containment.test.js')], {
+/** Runs a whole test file with the addon's load failing (ZC_EXPECT_BENEATH: files that check it). */
+function runWithoutAddon (file) {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--require', NO_ADDON, path.join(__dirname, file)], {
       env: { ...process.env, ZC_EXPECT_BENEATH: 'userspace', FASTIFY_ZERO_COPY_ENGINE: '' },
       maxBuffer: 64 * 1024 * 1024
     }, (err, stdout, stderr) => resolve({ code: err === null ? 0 : err.code, stdout, stderr }))
   })
+}
+
+test('without the addon: every test of static-containment.test.js holds in user space', async (t) => {
+  const run = await runWithoutAddon('static-containment.test.js')
   const failed = run.stdout.split('\n').filter((l) => /^\s*not ok /.test(l))
   t.same(failed, [], 'no assertion failed')
   t.equal(run.code, 0, `the run passed${run.code === 0 ? '' : ': ' + run.stderr.slice(-2000)}`)
@@ -272,3 +277,17 @@ test('without the addon: every test of static-containment.test.js holds in user 
     t.match(run.stdout, new RegExp(`^ok \\d+ - ${name}`, 'm'), `passed in user space: ${name}`)
   }
 })
+
+// The gate (allowedPath, dotfiles, every candidate) and the app run with @fastify/static and
+// with this plugin in its place: the same answers without the addon.
+for (const file of ['static-gate.test.js', 'static-dropin.test.js']) {
+  test(`without the addon: every test of ${file} passes`, async (t) => {
+    const run = await runWithoutAddon(file)
+    t.same(run.stdout.split('\n').filter((l) => /^\s*not ok /.test(l)), [], 'no assertion failed')
+    t.equal(run.code, 0, `the run passed${run.code === 0 ? '' : ': ' + run.stderr.slice(-2000)}`)
+    const top = run.stdout.match(/^ok \d+ - .*$/mg) ?? []
+    const plan = /^1\.\.(\d+)$/m.exec(run.stdout)
+    t.ok(plan !== null && top.length === Number(plan[1]) && top.length > 0, `every test of the plan ran and passed: ${top.length}`)
+    t.notMatch(run.stdout, /# (SKIP|TODO)/, 'none skipped')
+  })
+}
