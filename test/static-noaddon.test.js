@@ -176,6 +176,7 @@ function compareTree (t) {
   link('small.txt/', 'link-file-slash')
   link('../..', 'sub/deep/link-up2')
   link('deep/../../small.txt', 'sub/link-dots')
+  link('small.txt/../sub', 'link-file-dotdot')
   // c0 -> c1 -> ... -> c40 -> small.txt: c0 is 41 links (ELOOP), c1 40 (the kernel's limit).
   for (let i = 0; i <= 40; i++) link(i === 40 ? 'small.txt' : `c${i + 1}`, `c${i}`)
   return tr
@@ -184,7 +185,7 @@ function compareTree (t) {
 const NAMES = ['small.txt', 'big.bin', 'sub', 'deep', 'x.bin', 'index.html', 'noindex', 'file.txt', 'nope', 'root', 'outside',
   'canary.txt', 'dir', 'secret.txt', 'fifo', 'link-in', 'link-out', 'link-abs-out', 'link-abs-in', 'link-dir-out', 'link-dir-in',
   'link-magic', 'link-proc', 'dangling', 'flip', 'link-up', 'link-up-out', 'link-dir-up-out', 'link-up-inside', 'link-dir-slash',
-  'link-dot', 'loop-a', 'x'.repeat(256), 'link-file-slash', 'link-up2', 'link-dots', 'c0', 'c1', 'c39']
+  'link-dot', 'loop-a', 'x'.repeat(256), 'link-file-slash', 'link-file-dotdot', 'link-up2', 'link-dots', 'c0', 'c1', 'c39']
 
 function nativeOpen (dirfd, rel, kind, resolve) {
   return new Promise((resolve_) => {
@@ -218,7 +219,7 @@ test('the user-space open answers as openat2 does, path by path (the same file, 
   for (const rel of ['small.txt', 'sub', 'sub/index.html', 'link-in', 'link-dir-in/deep/x.bin', 'noindex/link-up-inside', 'link-out',
     'link-abs-out', 'link-abs-in', 'link-dir-out/canary.txt', 'sub/link-up/small.txt', 'sub/link-up/sub/link-up/big.bin', 'link-up-out',
     'link-dot/small.txt', 'link-dir-slash/index.html', 'loop-a', 'dangling', 'fifo', 'small.txt/x', 'sub/link-dir-up-out/secret.txt',
-    'link-file-slash', 'sub/deep/link-up2/small.txt', 'sub/link-dots', 'c0', 'c1', 'c39', 'link-dot/link-dot/link-in']) {
+    'link-file-slash', 'sub/deep/link-up2/small.txt', 'sub/link-dots', 'c0', 'c1', 'c39', 'link-dot/link-dot/link-in', 'link-file-dotdot', 'link-file-dotdot/index.html']) {
     for (const kind of [0, 1]) for (const mode of Object.keys(MODES)) named.push({ rel, kind, mode })
   }
   const generated = fc.sample(fc.record({
