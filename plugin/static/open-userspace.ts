@@ -55,6 +55,9 @@ function segmentsOf (rel: string): string[] | null {
   return parts
 }
 
+/** What separates a path's names: `/`, and on Windows `\\` too. */
+const SEPARATORS = path.sep === '\\' ? /[\\/]/ : '/'
+
 /** Symlinks followed in one resolution at most, as the kernel's MAXSYMLINKS. */
 const MAX_LINKS = 40
 
@@ -84,6 +87,10 @@ function walkBeneath (root: string, start: string[], segments: string[], contain
       return
     }
     if (name === '..') {
+      if (!isDir) {
+        done('ENOTDIR', null) // `file/..`
+        return
+      }
       if (at.length === 0 && contained) {
         done('EXDEV', null) // above the root, as RESOLVE_BENEATH refuses it
         return
@@ -130,7 +137,7 @@ function walkBeneath (root: string, start: string[], segments: string[], contain
           at.length = 0 // from the filesystem's root
           isDir = true
         }
-        pending.unshift(...target.split('/'))
+        pending.unshift(...target.split(SEPARATORS))
         step()
       })
     })
@@ -184,7 +191,7 @@ export class UserSpaceOpener implements Descriptors {
         return
       }
       base = path.parse(rel).root
-      segments = rel.slice(base.length).split(path.sep === '\\' ? /[\\/]/ : '/')
+      segments = rel.slice(base.length).split(SEPARATORS)
       resolve &= ~(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS)
     } else {
       const dir = this.dirs.get(dirfd)
