@@ -138,7 +138,7 @@ function bufferEtag (value: unknown): BufferEtag {
  * SEND_ZC is not what serves (null when it is).
  */
 function resolveMode (requested: FastifyZeroCopyOptions['mode'], engine: string, machine: Probe): Omit<ZeroCopyCapabilities, 'threshold' | 'pinBudget'> {
-  const base = { native: machine.native, beneath: machine.beneath, ioUring: machine.ioUring, sendZc: machine.sendZc, send: machine.send, engine: machine.engine, kernel: os.release() }
+  const base = { native: machine.native, beneath: machine.beneath ?? 'userspace', ioUring: machine.ioUring, sendZc: machine.sendZc, send: machine.send, engine: machine.engine, kernel: os.release() }
   const why = machine.reason ?? 'no native engine is available'
   if (engine !== 'auto' && machine.engine !== engine) throw new FST_ZERO_COPY_MODE_UNAVAILABLE(`engine "${engine}"`, why)
   switch (requested) {

@@ -99,10 +99,15 @@ export interface Descriptors {
   openBeneath(dirfd: number, path: string, kind: BeneathKind, resolve: number, done: (error: string | null, fd: number) => void): void
   /** How this process opens beneath a root: openat2, or the walk where openat2 is refused (native/beneath.h). */
   readonly beneathMode: BeneathMode
+  /** The path a directory opened beneath a root is read through (listings, letter case). */
+  dirPath(fd: number): string
 }
 
-/** 'openat2' where the kernel answers it; 'walk' where it is refused (a component at a time, O_NOFOLLOW, every symlink checked). */
-export type BeneathMode = 'openat2' | 'walk'
+/**
+ * 'openat2' where the kernel answers it; 'walk' where it is refused (a component at a time,
+ * O_NOFOLLOW, every symlink checked); 'userspace' without the addon (static/open-userspace.ts).
+ */
+export type BeneathMode = 'openat2' | 'walk' | 'userspace'
 
 /** What an open beneath a root opens: a file to serve, or a directory (a root given per call). */
 export type BeneathKind = 0 | 1
@@ -210,6 +215,7 @@ function descriptors (addon: Addon, engine: EngineName | null): Descriptors {
   const beneathMode = addon.beneathMode()
   return {
     beneathMode,
+    dirPath: (fd) => `/proc/self/fd/${fd}`,
     openCached: (path) => addon.openCached(path),
     dup: (fd) => addon.dup(fd),
     adopt: (fd) => addon.adopt(fd),

@@ -10,6 +10,7 @@
 #   seccomp, fallback, container
 #                   the engine there is what the machine allows, not a default: they run once,
 #                   and show the classic engine where io_uring is refused
+#   static-noaddon  no addon, so no engine: Fastify's path whatever the default
 #   errno-name, install-hint, package, prebuilds
 #                   no transfer: the package, its build and its messages
 #   soak, slow      long stress runs of the same paths as abort, connection and timeout, left

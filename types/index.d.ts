@@ -138,9 +138,11 @@ declare namespace fastifyZeroCopy {
     /**
      * How `fastify-zero-copy/static` opens files beneath its root: `openat2` (RESOLVE_BENEATH),
      * or `walk` where openat2 is refused (a kernel before 5.6, a seccomp profile, gVisor): one
-     * component at a time with O_NOFOLLOW, every symlink checked; null without the addon.
+     * component at a time with O_NOFOLLOW, every symlink checked; `userspace` without the
+     * addon (names checked, O_NOFOLLOW, the opened file's real path and identity checked:
+     * no kernel containment, see the README).
      */
-    beneath: 'openat2' | 'walk' | null
+    beneath: 'openat2' | 'walk' | 'userspace'
     /** The effective `threshold`: bodies smaller than this take Fastify's path. */
     threshold: number
     /**

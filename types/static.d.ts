@@ -114,6 +114,13 @@ declare namespace fastifyZeroCopyStatic {
      * truncation is seen at once; see the README for the bound on a replaced file.
      */
     openFileCache?: boolean | OpenFileCacheOptions
+    /**
+     * 'auto' (default): without the native addon (macOS, Windows, an addon that did not
+     * build), files are opened beneath the root in user space, with a warning at
+     * registration. 'kernel': registration fails there (FST_ZERO_COPY_STATIC_UNCONTAINED)
+     * rather than serve without the kernel's RESOLVE_BENEATH.
+     */
+    containment?: 'auto' | 'kernel'
     root?: string | URL | Array<string | URL>
     prefix?: string
     prefixAvoidTrailingSlash?: boolean

@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import type { FastifyZeroCopyStaticOptions, SendFileOptions } from '../../types/static'
 import core = require('../index')
 import { internals, type CoreInternals } from '../internal'
-import { AT_FDCWD, BENEATH_DIRECTORY, RESOLVE_NO_MAGICLINKS } from '../native'
+import { AT_FDCWD, BENEATH_DIRECTORY, RESOLVE_NO_MAGICLINKS, type Descriptors } from '../native'
 import {
   FST_ZERO_COPY_FILE_OPEN_FAILED,
   FST_ZERO_COPY_INVALID_OPTION,
@@ -29,6 +29,7 @@ import { probeCaseInsensitive, procFds } from './letter-case'
 import { readPreCompressed } from './encoding'
 import { OpenFileCache, readOpenFileCache } from './cache'
 import { NOT_FOUND, openBeneath, openUncached } from './open'
+import { UserSpaceOpener } from './open-userspace'
 import type { AllowedPath, Root } from './gate'
 import { respond, safely, searchOf, type Site } from './resolve'
 
@@ -46,10 +47,32 @@ function attachment (filename: string): string {
  * Whether the root ignores letter case (letter-case.ts); such a root whose names cannot be
  * read through its descriptors (no /proc) is refused: it could not be served contained.
  */
-async function probeRoot (fd: number, rootPath: string): Promise<boolean> {
-  const caseless = await probeCaseInsensitive(fd, rootPath)
-  if (caseless && !await procFds()) throw new FST_ZERO_COPY_STATIC_UNCONTAINED(`${JSON.stringify(rootPath)} ignores letter case, and its names cannot be read without /proc mounted`)
+async function probeRoot (addon: Descriptors, fd: number, rootPath: string): Promise<boolean> {
+  // In user space a directory is read by its checked path. Natively, without /proc (a mount
+  // namespace that has none) the probe looks at the root by its path, a heuristic at
+  // registration only, and a root found case-insensitive there is refused.
+  const proc = addon.beneathMode === 'userspace' || await procFds()
+  const caseless = await probeCaseInsensitive(proc ? addon.dirPath(fd) : rootPath)
+  if (caseless && !proc) throw new FST_ZERO_COPY_STATIC_UNCONTAINED(`${JSON.stringify(rootPath)} ignores letter case, and its names cannot be read without /proc mounted`)
   return caseless
+}
+
+/**
+ * Without the addon: files opened beneath the root as user space can (open-userspace.ts),
+ * said once per registration; `containment: 'kernel'` refuses to serve so instead.
+ */
+function userSpace (fastify: FastifyInstance, opts: FastifyZeroCopyStaticOptions): Descriptors {
+  const containment = (opts as { containment?: unknown }).containment ?? 'auto'
+  if (containment !== 'auto' && containment !== 'kernel') throw new FST_ZERO_COPY_INVALID_OPTION('containment', 'expected "auto" or "kernel"')
+  const why = internalsReason(fastify)
+  if (containment === 'kernel') throw new FST_ZERO_COPY_STATIC_UNCONTAINED(`containment "kernel" was configured and ${why}`)
+  fastify.log.warn(`fastify-zero-copy/static: files are opened beneath the root in user space, without the kernel's RESOLVE_BENEATH (a symlink swapped in during a request can race the checks; see the README), because ${why}. On Linux the addon gives the kernel's containment back; containment: 'kernel' refuses to start without it`)
+  return new UserSpaceOpener()
+}
+
+function internalsReason (fastify: FastifyInstance): string {
+  const caps = (fastify as unknown as { zeroCopy?: { capabilities?: { reason?: string | null } } }).zeroCopy?.capabilities
+  return caps?.reason ?? 'not loaded'
 }
 
 function checkFunction (name: string, value: unknown): void {
@@ -61,8 +84,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const inner = internals.get((fastify as unknown as { zeroCopy: object }).zeroCopy)
   if (inner === undefined) throw new FST_ZERO_COPY_STATIC_UNCONTAINED('the core plugin is not this package\'s')
   const coreInternals: CoreInternals = inner
-  const addon = coreInternals.files.addon
-  if (addon === null) throw new FST_ZERO_COPY_STATIC_UNCONTAINED('the native addon did not load')
+  const addon = coreInternals.files.addon ?? userSpace(fastify, opts)
 
   const list = readListOptions(opts.list, Array.isArray(opts.root) ? opts.root.length : 1)
   const preCompressed = readPreCompressed(opts.preCompressed)
@@ -88,7 +110,8 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const allowedPath = opts.allowedPath as AllowedPath | undefined
   const redirect = opts.redirect === true
   const cacheSettings = readOpenFileCache(opts.openFileCache)
-  const cache = cacheSettings === null
+  // The cache keeps descriptors and hands out duplicates: the addon's dup, none in user space.
+  const cache = cacheSettings === null || addon.beneathMode === 'userspace'
     ? null
     : new OpenFileCache(addon, cacheSettings, (dirfd, rel, name, resolve, done) => openUncached(addon, dirfd, rel, name, resolve, done))
 
@@ -140,8 +163,8 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     if (serve || opts.root !== undefined) {
       for (const r of readRoots(opts.root)) roots.push(openRootNow(r))
     }
-    for (const root of roots) if (root.fd >= 0) root.caseless = await probeRoot(root.fd, root.path)
-    if (list !== null && serve && roots.length > 0) checkListingRoot(roots[0].fd)
+    for (const root of roots) if (root.fd >= 0) root.caseless = await probeRoot(addon, root.fd, root.path)
+    if (list !== null && serve && roots.length > 0) checkListingRoot(addon, roots[0].fd)
   } catch (err) {
     for (const root of roots) closeRoot(root)
     throw err
@@ -188,7 +211,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
         done(NOT_FOUND.has(err.code ?? '') ? null : new FST_ZERO_COPY_FILE_OPEN_FAILED(err.code ?? err.message), null)
         return
       }
-      probeRoot(fd, rootPath).then((caseless) => {
+      probeRoot(addon!, fd, rootPath).then((caseless) => {
         if (instanceClosed) {
           addon!.closeFile(fd, false) // fastify.close() ran while it was being opened: nobody would close it later
           done(null, null)

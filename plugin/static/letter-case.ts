@@ -37,13 +37,9 @@ function swapAscii (name: string): string {
  * type where that says so, else a look-up of a case-swapped name of an entry it holds (the
  * same inode by another spelling). Inconclusive (no entry with an ASCII letter, the root not
  * readable): case-insensitive, unless the filesystem is a local one that folds only in marked
- * directories. At registration, off the loop.
+ * directories. At registration, off the loop. `self`: the path the root is read through.
  */
-export async function probeCaseInsensitive (rootFd: number, rootPath: string): Promise<boolean> {
-  // Without /proc (a mount namespace that has none) the probe looks at the root by its path:
-  // a heuristic at registration only. A root found case-insensitive there fails registration
-  // (the caller's), since its requests' names could not be read through their descriptors.
-  const self = await procFds() ? `/proc/self/fd/${rootFd}` : rootPath
+export async function probeCaseInsensitive (self: string): Promise<boolean> {
   let type = -1
   try {
     type = Number((await fsp.statfs(self)).type)
@@ -85,13 +81,13 @@ export async function procFds (): Promise<boolean> {
 }
 
 /** The entries of the directory at `dir` (stored names, relative to the root). */
-function list (openDirectory: OpenDirectory, close: (fd: number) => void, dir: string[], done: Done<string[]>): void {
+function list (openDirectory: OpenDirectory, close: (fd: number) => void, where: (fd: number) => string, dir: string[], done: Done<string[]>): void {
   openDirectory(dir.length === 0 ? '.' : dir.join('/'), (err, fd) => {
     if (err !== null) {
       done(err, null)
       return
     }
-    readdir(`/proc/self/fd/${fd}`, (readErr, names) => {
+    readdir(where(fd), (readErr, names) => {
       close(fd)
       done(readErr, readErr === null ? names : null)
     })
@@ -119,7 +115,8 @@ export interface StoredNames {
   map (segments: string[], known: number, done: Done<string[]>): void
 }
 
-export function storedNames (openDirectory: OpenDirectory, close: (fd: number) => void): StoredNames {
+/** `where`: the path a directory opened is read through (/proc/self/fd/N, or its path in user space). */
+export function storedNames (openDirectory: OpenDirectory, close: (fd: number) => void, where: (fd: number) => string): StoredNames {
   const walk = (segments: string[], known: number, done: Done<string[]>): void => {
     const out: string[] = segments.slice(0, known)
     const step = (i: number): void => {
@@ -127,7 +124,7 @@ export function storedNames (openDirectory: OpenDirectory, close: (fd: number) =
         done(null, out)
         return
       }
-      list(openDirectory, close, out, (err, names) => {
+      list(openDirectory, close, where, out, (err, names) => {
         if (err !== null) {
           done(err, null)
           return

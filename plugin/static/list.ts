@@ -96,11 +96,11 @@ export function readListOptions (value: unknown, rootCount: number): ListSetting
   return { format, names: [...names], extendedFolderInfo: extended, jsonFormat, render: (render as ListRender | undefined) ?? null }
 }
 
-/** At registration: a listing reads directories through /proc/self/fd; without /proc, fail now. */
-export function checkListingRoot (rootFd: number): void {
+/** At registration: a listing reads directories through /proc/self/fd (the addon's); without /proc, fail now. */
+export function checkListingRoot (addon: Descriptors, rootFd: number): void {
   if (rootFd < 0) return
   try {
-    if (statSync(`/proc/self/fd/${rootFd}`).isDirectory()) return
+    if (statSync(addon.dirPath(rootFd)).isDirectory()) return
   } catch {}
   throw new FST_ZERO_COPY_INVALID_OPTION('list', 'listings read directories through /proc/self/fd, and /proc is not mounted here')
 }
@@ -245,7 +245,7 @@ class Walk {
 
   /** The shown entries of the directory held by `fd` (`segments` below the root). */
   private async entries (fd: number, segments: string[], needStats: boolean): Promise<Entry[]> {
-    const dirents = await this.run(() => promised<Dirent[]>((cb) => readdir(`/proc/self/fd/${fd}`, { withFileTypes: true }, cb)))
+    const dirents = await this.run(() => promised<Dirent[]>((cb) => readdir(this.root.addon.dirPath(fd), { withFileTypes: true }, cb)))
     const out: Entry[] = []
     await Promise.all(dirents.map(async (d) => {
       if (this.hidden(d.name)) return
@@ -265,7 +265,7 @@ class Walk {
       if (!needStats) return { name: d.name, stats: undefined as unknown as Stats, dir: d.isDirectory() }
       let stats: Stats
       try {
-        stats = await this.run(() => promised<Stats>((cb) => lstat(`/proc/self/fd/${fd}/${d.name}`, cb)))
+        stats = await this.run(() => promised<Stats>((cb) => lstat(`${this.root.addon.dirPath(fd)}/${d.name}`, cb)))
       } catch {
         return null // gone since readdir
       }

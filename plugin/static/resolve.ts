@@ -151,7 +151,7 @@ function locate (site: Site, c: Candidate, settings: SendSettings, done: (err: N
 
 /** The stored names of a case-insensitive root, read beneath it with the request's resolve flags. */
 function namesOf (site: Site, root: Root, settings: SendSettings): ReturnType<typeof storedNames> {
-  return storedNames((rel, done) => openBeneath(site.addon, root.fd, rel, BENEATH_DIRECTORY, settings.resolve, done), (fd) => site.addon.closeFile(fd, false))
+  return storedNames((rel, done) => openBeneath(site.addon, root.fd, rel, BENEATH_DIRECTORY, settings.resolve, done), (fd) => site.addon.closeFile(fd, false), (fd) => site.addon.dirPath(fd))
 }
 
 /** The only open of the request path: a name the gate let through, beneath its root. */
