@@ -29,6 +29,7 @@ import { readGlobIgnore, type GlobIgnore } from './glob'
 import { probeCaseInsensitive, procFds, storedNames } from './letter-case'
 import { acceptedCodings, findSibling, readPreCompressed, setEncodingHeaders, type Coding } from './encoding'
 import { OpenFileCache, readOpenFileCache, type Served } from './cache'
+import { staticErrors } from './errors'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -194,8 +195,8 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       if (code === 'ENOSYS' || code === 'EPERM') {
         throw new FST_ZERO_COPY_STATIC_UNCONTAINED(`openat2 failed with ${code}: a kernel before 5.6 or a seccomp profile that refuses it`)
       }
-      if (code === 'ENOTDIR') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`not a directory: ${JSON.stringify(rootPath)}`)
-      if (code !== 'ENOENT') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`${JSON.stringify(rootPath)} cannot be opened (${code})`)
+      if (code === 'ENOTDIR') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`must be a directory (${JSON.stringify(rootPath)})`)
+      if (code !== 'ENOENT') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`cannot be opened (${JSON.stringify(rootPath)}: ${code})`)
       // As @fastify/static: a root that does not exist yet is a warning, and every request
       // under it a 404 (it is not looked for again: the descriptor is the root).
       if (!suppressWarning) fastify.log.warn(`"root" path "${rootPath}" must exist`)
@@ -740,12 +741,16 @@ function walk (dir: string, dot: boolean, ignore: GlobIgnore | null): string[][]
   return out
 }
 
-const plugin = fp(fastifyZeroCopyStatic, { fastify: '5.x', name: 'fastify-zero-copy-static' }) as ReturnType<typeof fp> & {
+// Registered under @fastify/static's name: a plugin that declares `dependencies:
+// ['@fastify/static']` (or asks fastify.hasPlugin) finds the drop-in that took its place.
+const plugin = fp(fastifyZeroCopyStatic, { fastify: '5.x', name: '@fastify/static' }) as ReturnType<typeof fp> & {
   default: unknown
   fastifyStatic: unknown
   fastifyZeroCopyStatic: unknown
+  errors: typeof staticErrors
 }
 plugin.default = plugin
 plugin.fastifyStatic = plugin
 plugin.fastifyZeroCopyStatic = plugin
+plugin.errors = staticErrors
 export = plugin

@@ -3,7 +3,7 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FileHttpOptions } from '../file'
-import { FST_ZERO_COPY_INVALID_OPTION, FST_ZERO_COPY_STATIC_INVALID_ROOT } from '../errors'
+import { FST_STATIC_INVALID_OPTION, FST_STATIC_INVALID_OPTION_VALUE, FST_ZERO_COPY_INVALID_OPTION } from '../errors'
 import { RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from '../native'
 
 export type Dotfiles = 'allow' | 'deny' | 'ignore'
@@ -102,23 +102,23 @@ export function readSendSettings (opts: Record<string, unknown>, base: SendSetti
   }
 }
 
-/** root: a string, a file: URL, or a non-empty array of them without duplicates; absolute. */
+/** root: a string, a file: URL, or a non-empty array of them without duplicates; absolute (@fastify/static's checks and errors). */
 export function readRoots (root: unknown): string[] {
-  if (root === undefined) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('the option is required')
+  if (root === undefined) throw new FST_STATIC_INVALID_OPTION('root', 'is required')
   const list = Array.isArray(root) ? root : [root]
-  if (list.length === 0) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('an array of roots needs one path at least')
+  if (list.length === 0) throw new FST_STATIC_INVALID_OPTION('root', 'array requires one or more paths')
   const out = list.map((r: unknown) => {
     if (r instanceof URL) {
-      if (r.protocol !== 'file:') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`a URL root must be file:, received ${r.protocol}`)
+      if (r.protocol !== 'file:') throw new FST_STATIC_INVALID_OPTION_VALUE('root', `must be a path or a file: URL (received ${r.protocol})`)
       return fileURLToPath(r)
     }
-    if (typeof r !== 'string') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('expected a string, a file: URL or an array of them')
+    if (typeof r !== 'string') throw new FST_STATIC_INVALID_OPTION_VALUE('root', 'must be a string or array of strings')
     return r
   })
   for (const r of out) {
-    if (r.includes('\0')) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('NUL in a path')
-    if (!path.isAbsolute(r)) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`must be an absolute path: ${JSON.stringify(r)}`)
+    if (r.includes('\0')) throw new FST_STATIC_INVALID_OPTION('root', 'must not hold a NUL')
+    if (!path.isAbsolute(r)) throw new FST_STATIC_INVALID_OPTION('root', `must be an absolute path (${JSON.stringify(r)})`)
   }
-  if (new Set(out).size !== out.length) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('the array holds one path twice')
+  if (new Set(out).size !== out.length) throw new FST_STATIC_INVALID_OPTION('root', 'array contains duplicate paths')
   return out
 }
