@@ -30,6 +30,7 @@ import { probeCaseInsensitive, procFds, storedNames } from './letter-case'
 import { acceptedCodings, findSibling, readPreCompressed, setEncodingHeaders, type Coding } from './encoding'
 import { OpenFileCache, readOpenFileCache, type Served } from './cache'
 import { staticErrors } from './errors'
+import { routeErrorHandler, searchOf, slashRedirect } from './routes'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -113,9 +114,9 @@ function openUncached (addon: Descriptors, dirfd: number, rel: string, path: str
   })
 }
 
-/** Content-Disposition: attachment with the name as given, as @fastify/static writes it (the same package). */
+/** Content-Disposition: attachment with the name's last component, as @fastify/static writes it (the same package). */
 function attachment (filename: string): string {
-  return contentDisposition(filename)
+  return contentDisposition(path.basename(filename))
 }
 
 /**
@@ -431,7 +432,9 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           listing(req, reply, root, resolved.segments, settings, listBase!)
           return
         }
-        reply.callNotFound()
+        // As @fastify/static (send): `index: false` refuses a directory asked for as one.
+        if (settings.index.length === 0 && resolved.trailingSlash) reply.send(new FST_ZERO_COPY_STATIC_FORBIDDEN())
+        else reply.callNotFound()
         return
       }
       const segments = [...resolved.segments, ...settings.index[k].split('/')]
@@ -537,6 +540,8 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   }
 
   function respondWith (reply: FastifyReply, root: Root, segments: string[], file: OpenFile, stat: Stats, settings: SendSettings, coding: Coding | null, named: string[]): void {
+    // As @fastify/static: the file's type replaces one set before sendFile (contentType on).
+    if (settings.http.contentType) reply.removeHeader('content-type')
     try {
       setHeaders?.(reply, path.join(root.path, ...segments), stat) // as @fastify/static 10: the reply (9 gave reply.raw)
       if (preCompressed) setEncodingHeaders(reply, coding, named, settings.http.contentType)
@@ -545,7 +550,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       reply.send(err)
       return
     }
-    coreInternals.sendOpenFile(reply, file, stat, {}, settings.http)
+    coreInternals.sendOpenFile(reply, file, stat, {}, settings.http, path.join(root.path, ...segments))
   }
 
   /** reply.sendFile and reply.download: a name below a root, given by the application. */
@@ -613,7 +618,8 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   const routeOpts: Partial<RouteOptions> = {
     constraints: opts.constraints,
     schema: { hide: opts.schemaHide ?? true } as RouteOptions['schema'],
-    logLevel: opts.logLevel
+    logLevel: opts.logLevel,
+    errorHandler: routeErrorHandler(fastify)
   }
 
   /** The route's own prefix, with the encapsulation prefix the router added: `/v1/assets/`. */
@@ -676,7 +682,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     if (routes.has(dirUrl)) continue
     addFixedRoute(dirUrl, { segments, trailingSlash: true }, root)
     const bare = dirUrl.replace(/\/$/, '')
-    if (redirect && bare !== '' && !routes.has(bare)) addFixedRoute(bare, { segments, trailingSlash: true }, root)
+    if (redirect && bare !== '' && !routes.has(bare)) fastify.route({ ...routeOpts, method: ['HEAD', 'GET'], url: bare, handler: slashRedirect } as RouteOptions)
   }
 
   function addFixedRoute (url: string, resolved: Resolved, root: Root): void {
@@ -689,11 +695,6 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       }
     } as RouteOptions)
   }
-}
-
-function searchOf (url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? '' : url.slice(q)
 }
 
 /**

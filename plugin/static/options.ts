@@ -2,6 +2,7 @@
 // @fastify/static (9, 10), with their meaning, and `symlinks`.
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parse as parseDuration } from '@lukeed/ms'
 import type { FileHttpOptions } from '../file'
 import { FST_STATIC_INVALID_OPTION, FST_STATIC_INVALID_OPTION_VALUE, FST_ZERO_COPY_INVALID_OPTION } from '../errors'
 import { RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from '../native'
@@ -20,19 +21,21 @@ export interface SendSettings {
   onFile?: (path: string, stat: import('node:fs').Stats) => void | Promise<void>
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000, w: 604800000, y: 31557600000 }
 const YEAR = 365 * 24 * 3600 * 1000
 
-/** maxAge as send takes it: milliseconds, or a string such as '1d', '2h', '500ms'; at most a year. */
+/**
+ * maxAge as @fastify/static reads it (through @fastify/send): milliseconds, or any string
+ * @lukeed/ms parses ('1d', '2 hours', '10 minutes'); at most a year. A string it cannot read
+ * fails registration here, where @fastify/static would send max-age=0.
+ */
 export function readMaxAge (value: unknown): number | undefined {
   if (value === undefined) return undefined
-  let ms: number
+  let ms: number | undefined
   if (typeof value === 'number') {
     ms = value
   } else if (typeof value === 'string') {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)?\s*$/i.exec(value)
-    if (m === null) throw new FST_ZERO_COPY_INVALID_OPTION('maxAge', `expected milliseconds or a duration such as "1d", received ${JSON.stringify(value.slice(0, 40))}`)
-    ms = Number(m[1]) * UNITS[(m[2] ?? 'ms').toLowerCase()]
+    ms = parseDuration(value)
+    if (ms === undefined) throw new FST_ZERO_COPY_INVALID_OPTION('maxAge', `expected milliseconds or a duration such as "1d" or "2 hours", received ${JSON.stringify(value.slice(0, 40))}`)
   } else {
     throw new FST_ZERO_COPY_INVALID_OPTION('maxAge', `expected milliseconds or a duration string, received ${typeof value}`)
   }
