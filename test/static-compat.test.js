@@ -149,3 +149,12 @@ test('index: false: a directory answers as @fastify/static', async (t) => {
   t.equal(answers[0].status, 403)
   t.equal(answers[0].code, 'FST_STATIC_FORBIDDEN_PATH', 'a 403 with @fastify/static\'s code')
 })
+
+test('a parametric prefix: each request\'s own value, in its path and in a redirect', async (t) => {
+  const tree = buildTree(t)
+  await compare(t, tree, async (app, plugin) => {
+    await app.register(plugin, { root: tree.root, prefix: '/:tenant/assets', redirect: true })
+    await app.register(plugin, { root: tree.root, prefix: '/app/:version', prefixAvoidTrailingSlash: true, decorateReply: false })
+  }, ['/t1/assets/small.txt', '/t2/assets/sub/deep/x.bin', '/t1/assets/sub', '/t1/assets/sub?x=1', '/t1/assets/sub/', '/t1/assets/', '/t1/assets',
+    '/t%C3%A9/assets/sub', '/app/1.2.3', '/app/1.2.3/small.txt', '/t1/other/small.txt'])
+})
