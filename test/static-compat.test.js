@@ -158,3 +158,16 @@ test('a parametric prefix: each request\'s own value, in its path and in a redir
   }, ['/t1/assets/small.txt', '/t2/assets/sub/deep/x.bin', '/t1/assets/sub', '/t1/assets/sub?x=1', '/t1/assets/sub/', '/t1/assets/', '/t1/assets',
     '/t%C3%A9/assets/sub', '/app/1.2.3', '/app/1.2.3/small.txt', '/t1/other/small.txt'])
 })
+
+test('a parametric prefix whose value is empty: a redirect stays on this site', async (t) => {
+  const tree = buildTree(t)
+  const app = Fastify({ logger: false })
+  await app.register(ours, { root: tree.root, prefix: '/:tenant/assets', redirect: true })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  for (const target of ['//assets/sub', '//assets', '/%2F%2Fevil/assets/sub', '/a%3Fb/assets/sub']) {
+    const res = await rawRequest(app.server.address().port, target)
+    if (res.status === 301) t.match(res.headers.location, /^\/(?!\/)/, `${target}: ${res.headers.location}`)
+    else t.ok([400, 403, 404].includes(res.status), `${target}: ${res.status}`)
+  }
+})

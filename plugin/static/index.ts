@@ -22,7 +22,7 @@ import {
   FST_ZERO_COPY_STATIC_INVALID_ROOT,
   FST_ZERO_COPY_STATIC_UNCONTAINED
 } from '../errors'
-import { displayPath, hasDotSegment, isRefusal, relativePath, resolveName, resolveRequestPath, type Refusal, type Resolved } from './path'
+import { displayPath, hasDotSegment, isRefusal, relativePath, requestPrefix, resolveName, resolveRequestPath, type Refusal, type Resolved } from './path'
 import { readRoots, readSendSettings, resolveFlags, type SendSettings, type Symlinks } from './options'
 import { checkListingRoot, listsWithoutIndex, namedListing, readListOptions, sendListing, type ListRoot } from './list'
 import { readGlobIgnore, type GlobIgnore } from './glob'
@@ -30,7 +30,7 @@ import { probeCaseInsensitive, procFds, storedNames } from './letter-case'
 import { acceptedCodings, findSibling, readPreCompressed, setEncodingHeaders, type Coding } from './encoding'
 import { OpenFileCache, readOpenFileCache, type Served } from './cache'
 import { staticErrors } from './errors'
-import { routeErrorHandler, searchOf, slashRedirect } from './routes'
+import { routeErrorHandler, searchOf, slashRedirect, urlPath } from './routes'
 
 /** A root directory, held open as an O_PATH descriptor; fd -1 when it did not exist at registration. */
 interface Root {
@@ -625,7 +625,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
   /** The route's own prefix, with the encapsulation prefix the router added: `/v1/assets/`. */
   function routePrefix (req: FastifyRequest): string {
     const url = req.routeOptions.url ?? prefix + '*'
-    return url.endsWith('*') ? url.slice(0, -1) : url
+    return requestPrefix(url.endsWith('*') ? url.slice(0, -1) : url, req.raw.url ?? '/', req.params)
   }
 
   if (opts.wildcard !== false) {
@@ -640,7 +640,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           refusal(reply, resolved)
           return
         }
-        const rootUrl = encodeURI(routeBase.endsWith('/') ? routeBase : routeBase + '/')
+        const rootUrl = urlPath(routeBase.endsWith('/') ? routeBase : routeBase + '/')
         respond(req, reply, resolved, roots, base, redirect ? rootUrl : null, list !== null ? rootUrl : null)
       }
     } as RouteOptions)
@@ -649,10 +649,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
         ...routeOpts,
         method: ['HEAD', 'GET'],
         url: configuredPrefix,
-        handler (req, reply) {
-          const search = searchOf(req.raw.url ?? '')
-          reply.redirect(encodeURI(req.routeOptions.url + '/') + search, 301)
-        }
+        handler: slashRedirect
       } as RouteOptions)
     }
     return

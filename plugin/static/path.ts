@@ -131,3 +131,27 @@ export function displayPath (segments: string[], trailingSlash: boolean): string
   const joined = '/' + segments.join('/')
   return trailingSlash && segments.length > 0 ? joined + '/' : joined
 }
+
+/**
+ * The route's prefix as this request matched it: a registration under a parametric prefix
+ * (`/:tenant/assets/`) has each parameter's segment replaced by the request's own value
+ * (`/t1/assets/`), so that the path below it and the Location of a redirect are the
+ * request's. `routePrefix`: the route's URL without its `*`; `params`: the router's values.
+ */
+export function requestPrefix (routePrefix: string, rawUrl: string, params: unknown): string {
+  if (!routePrefix.includes(':')) return routePrefix
+  const values = (params ?? {}) as Record<string, unknown>
+  const end = rawUrl.search(/[?#]/)
+  const raw = (end === -1 ? rawUrl : rawUrl.slice(0, end)).split('/')
+  return routePrefix.split('/').map((segment, i) => {
+    // A segment that is one parameter (a regular expression after it or not): its value,
+    // which also holds where prefixAvoidTrailingSlash runs it on into the name below.
+    const one = /^:([A-Za-z_$][\w$]*)(?:\(.*\))?$/.exec(segment)
+    const value = one === null ? undefined : values[one[1]]
+    if (typeof value === 'string' && value !== '') return value
+    // Several in one segment (`:from-:to`): the request's segment, decoded. An empty one
+    // stays the pattern, which no path matches: a 404, as @fastify/static answers.
+    if (segment.includes(':') && raw[i] !== undefined && raw[i] !== '') return decodeSegment(raw[i]) ?? segment
+    return segment
+  }).join('/')
+}

@@ -1,6 +1,7 @@
 // What the routes of fastify-zero-copy/static share with @fastify/static's beyond serving a
 // file: their own error handler, and the redirect of a directory's bare name.
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { requestPrefix } from './path'
 
 /**
  * As @fastify/static's: a response whose body stream was cut under it (the client went away)
@@ -24,12 +25,26 @@ export function searchOf (url: string): string {
 }
 
 /**
- * The handler of a directory's bare name (wildcard: false, redirect: true): 301 to the name
- * with a `/`, the query kept. The Location is built from the route's own path (names the
- * walk found, each encoded), never from the raw URL: one leading `/`, this site's.
+ * The handler of a bare name with redirect: true (the prefix without its `/`, or with
+ * wildcard: false a directory's): 301 to the name with a `/`, the query kept. The Location is
+ * built from the route's own path (a parametric prefix's values the request's), each name
+ * encoded, never from the raw URL. A parameter left empty answers 404.
  */
 export function slashRedirect (request: FastifyRequest, reply: FastifyReply): void {
   const route = request.routeOptions.url ?? '/'
-  const location = route.split('/').map(encodeURIComponent).join('/') + '/' + searchOf(request.raw.url ?? '')
-  reply.redirect(location, 301)
+  const names = requestPrefix(route, request.raw.url ?? '/', request.params)
+  if (route.includes(':') && names.includes(':')) {
+    reply.callNotFound()
+    return
+  }
+  reply.redirect(urlPath(names + '/') + searchOf(request.raw.url ?? ''), 301)
+}
+
+/**
+ * A path of decoded names as a URL path of this site: each name percent-encoded (a `?` or
+ * `#` in a name stays in it), and one leading `/`, never `//`, which a browser would take for
+ * another host (a parameter of a prefix may be empty).
+ */
+export function urlPath (names: string): string {
+  return '/' + names.split('/').map(encodeURIComponent).join('/').replace(/^\/+/, '')
 }
