@@ -171,3 +171,28 @@ test('a parametric prefix whose value is empty: a redirect stays on this site', 
     else t.ok([400, 403, 404].includes(res.status), `${target}: ${res.status}`)
   }
 })
+
+test('wildcard: false: files under a symlinked directory inside the root get routes; one out of it, or a loop, none', async (t) => {
+  const tree = buildTree(t)
+  const fs = require('node:fs')
+  fs.symlinkSync('sub', path.join(tree.root, 'linked'))
+  fs.symlinkSync('..', path.join(tree.root, 'sub', 'loop'))
+  await compare(t, tree, async (app, plugin) => {
+    await app.register(plugin, { root: tree.root, wildcard: false, globIgnore: ['sub/loop/**', 'linked/loop/**'] })
+  }, ['/linked/index.html', '/linked/deep/x.bin', '/linked/', '/sub/deep/x.bin'])
+  const app = Fastify({ logger: false })
+  const routes = []
+  app.addHook('onRoute', (route) => { routes.push(route.url) })
+  await app.register(ours, { root: tree.root, wildcard: false })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const port = app.server.address().port
+  t.ok(routes.includes('/linked/deep/x.bin'), 'a route through the symlinked directory')
+  t.notOk(routes.some((r) => r.startsWith('/link-dir-out/')), 'none through a symlink out of the root')
+  t.ok(routes.length < 200, `a loop walked once (${routes.length} routes)`)
+  const out = await rawRequest(port, '/link-dir-out/canary.txt')
+  t.equal(out.status, 404)
+  t.notOk(out.body.includes(tree.canary), 'no canary')
+  const res = await rawRequest(port, '/linked/deep/x.bin')
+  t.equal(sha256(res.body), sha256(tree.files['sub/deep/x.bin']), 'the bytes through the link')
+})
