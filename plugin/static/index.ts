@@ -696,8 +696,9 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
 
 /**
  * The regular files under `dir` (segments relative to it), at registration, less those
- * `ignore` (globIgnore) names. Symlinks are listed when they lead to a file inside `dir`; the
- * open at each request decides again.
+ * `ignore` (globIgnore) names. Symlinks are followed, as @fastify/static's glob follows them,
+ * where they lead inside `dir` (a directory already on the way down is not entered again: a
+ * loop is walked once); the open at each request decides again.
  */
 function walk (dir: string, dot: boolean, ignore: GlobIgnore | null): string[][] {
   const out: string[][] = []
@@ -707,7 +708,9 @@ function walk (dir: string, dot: boolean, ignore: GlobIgnore | null): string[][]
   } catch {
     return out
   }
-  const visit = (abs: string, rel: string[], depth: number): void => {
+  const inside = (target: string): boolean => target === real || target.startsWith(real + path.sep)
+  // `realAbs`: where `abs` really is; `above`: the real directories on the way down to it.
+  const visit = (abs: string, realAbs: string, rel: string[], depth: number, above: Set<string>): void => {
     if (depth > 64) return
     let entries
     try {
@@ -719,23 +722,31 @@ function walk (dir: string, dot: boolean, ignore: GlobIgnore | null): string[][]
       if (!dot && e.name.startsWith('.')) continue
       const child = path.join(abs, e.name)
       const segments = [...rel, e.name]
-      if (e.isDirectory()) {
-        if (ignore === null || !ignore.below(dir, segments)) visit(child, segments, depth + 1)
+      let isDir = e.isDirectory()
+      let isFile = e.isFile()
+      let target = path.join(realAbs, e.name)
+      if (e.isSymbolicLink()) {
+        try {
+          target = realpathSync(child)
+          if (!inside(target)) continue
+          const st = statSync(target)
+          isDir = st.isDirectory()
+          isFile = st.isFile()
+        } catch {
+          continue // dangling: nothing to serve
+        }
+      }
+      if (isDir) {
+        if (above.has(target)) continue
+        if (ignore === null || !ignore.below(dir, segments)) visit(child, target, segments, depth + 1, new Set(above).add(target))
       } else if (ignore !== null && ignore.file(dir, segments)) {
         continue
-      } else if (e.isFile()) {
+      } else if (isFile) {
         out.push(segments)
-      } else if (e.isSymbolicLink()) {
-        try {
-          const target = realpathSync(child)
-          if (target.startsWith(real + path.sep) && statSync(target).isFile()) out.push(segments)
-        } catch {
-          // dangling: nothing to serve
-        }
       }
     }
   }
-  visit(dir, [], 0)
+  visit(dir, real, [], 0, new Set([real]))
   return out
 }
 
