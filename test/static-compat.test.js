@@ -196,3 +196,16 @@ test('wildcard: false: files under a symlinked directory inside the root get rou
   const res = await rawRequest(port, '/linked/deep/x.bin')
   t.equal(sha256(res.body), sha256(tree.files['sub/deep/x.bin']), 'the bytes through the link')
 })
+
+test('allowedPath with extensions and index: the same answers', async (t) => {
+  const tree = buildTree(t)
+  await compare(t, tree, async (app, plugin) => {
+    await app.register(plugin, {
+      root: tree.root,
+      prefix: '/assets/',
+      extensions: ['html', 'txt'],
+      index: ['index.html'],
+      allowedPath: (pathName) => !pathName.startsWith('/sub/deep') && pathName !== '/small.txt'
+    })
+  }, ['/assets/page', '/assets/page.html', '/assets/sub/', '/assets/', '/assets/sub/deep/x.bin', '/assets/small.txt', '/assets/with%20space', '/assets/noindex/'])
+})
