@@ -98,3 +98,21 @@ test('a plugin that declares dependencies: [\'@fastify/static\'] finds this one 
   t.teardown(() => bare.close())
   await t.rejects(bare.register(dependent).ready(), { code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED', message: /@fastify\/static/ })
 })
+
+test('@fastify/static and this plugin in one application (one decorating the reply): both serve', async (t) => {
+  const tree = buildTree(t)
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await app.register(require('@fastify/static'), { root: tree.root, prefix: '/theirs/' })
+  await app.register(serveStatic, { root: tree.root, prefix: '/ours/', decorateReply: false })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = app.server.address().port
+  for (const target of ['/theirs/big.bin', '/ours/big.bin']) {
+    const res = await rawRequest(port, target)
+    t.equal(res.status, 200, target)
+    t.equal(sha256(res.body), sha256(tree.files['big.bin']), `${target}: the bytes`)
+  }
+  // Both under one name, as two registrations of @fastify/static would be: the reply's
+  // decorators are one plugin's (the other's decorateReply: false), as there.
+  t.ok(app.hasPlugin('@fastify/static'))
+})
