@@ -35,6 +35,12 @@ const MODES = ['auto', 'send_zc', 'send', 'stream'] as const
 const ENGINES = ['auto', 'io_uring', 'classic'] as const
 const WHEN_COPIED = ['stream', 'send', 'keep'] as const
 
+/** The body with the file's `path`, as a payload of @fastify/static has it for onSend hooks. */
+function withPath<T extends Readable> (body: T, payloadPath: string | undefined): T {
+  if (payloadPath !== undefined) (body as T & { path?: string }).path = payloadPath
+  return body
+}
+
 /** A value as an error message can show it, whatever it is (String() throws for some). */
 function describe (value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value)
@@ -167,7 +173,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
   }
 
   /** The file's response, once it is open: headers, conditionals, range, then the body. */
-  function respondWithFile (reply: FastifyReply, replySend: FastifyReply['send'], file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): void {
+  function respondWithFile (reply: FastifyReply, replySend: FastifyReply['send'], file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): void {
     if (reply.sent || reply.raw.destroyed) {
       file.close() // the client went away while the file was opening
       return
@@ -197,14 +203,14 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       file.close()
       // An empty stream, not undefined: Fastify then keeps the Content-Length set above
       // (for HEAD, its own head route would otherwise replace it with 0).
-      replySend.call(reply, Readable.from([]))
+      replySend.call(reply, withPath(Readable.from([]), payloadPath))
       return
     }
     const reason = chooseRoute(reply, decision.length, route, 'file')
     if (reason !== null || send === null) counters.stream(reason ?? 'native-unavailable', decision.length, 0, reply)
     const body = new FileBody(reason === null ? send : null, file, decision.offset, decision.length, reply)
     body.once('close', () => file.close())
-    replySend.call(reply, body)
+    replySend.call(reply, withPath(body, payloadPath))
   }
 
   function sendFile (reply: FastifyReply, body: unknown, part: ZeroCopyFileOptions): FastifyReply {
@@ -229,12 +235,12 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     return reply
   }
 
-  function sendOpenFile (reply: FastifyReply, file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): FastifyReply {
+  function sendOpenFile (reply: FastifyReply, file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): FastifyReply {
     begin(reply)
     const replySend = holdSend(reply)
     reply.raw.once('close', () => file.close())
     try {
-      respondWithFile(reply, replySend, file, stat, part, http)
+      respondWithFile(reply, replySend, file, stat, part, http, payloadPath)
     } catch (err) {
       file.close()
       if (!reply.sent) replySend.call(reply, err)

@@ -15,7 +15,8 @@ export interface CoreInternals {
    * the native path (or Node's) as `reply.sendZeroCopy(file)` does. The file is the
    * response's from here: closed when the response is.
    */
-  sendOpenFile (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): FastifyReply
+  /** `payloadPath`: set as the body's `path` (what @fastify/static's payload carries to onSend hooks). */
+  sendOpenFile (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): FastifyReply
 }
 
 export const internals = new WeakMap<object, CoreInternals>()

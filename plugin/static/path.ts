@@ -110,7 +110,7 @@ export function resolveRequestPath (url: string, prefix: string): RouteResolved 
       continue
     }
     const want = prefixParts[i].replace(/::/g, ':')
-    base.push(encodeURI(want))
+    base.push(encodeURI(want).replace(/[?#]/g, encodeURIComponent))
     if (i === prefixParts.length - 1 && !prefixEndsWithSlash && want !== '') {
       // prefixAvoidTrailingSlash: `/assets*` also matches `/assetsx/...`; the rest of that
       // segment is the first name below.
