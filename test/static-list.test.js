@@ -242,8 +242,10 @@ test('CVE-2026-130811 dot-directories are never listed', async (t) => {
     for (const target of ['/assets/.git/', '/assets/.git', '/assets/.git/index.json', '/assets/.hidden/', '/assets/%2egit/', '/assets/%2Ehidden/index.json',
       '/assets/sub/../.git/', '/assets/noindex/.dotdir/', '/assets/noindex/.dotdir', '/assets/./.git/', '/assets/.git/./']) {
       const res = await rawRequest(port, target)
+      // A non-canonical path is refused (403) before the dotfile policy is asked.
+      const status = /\/\.\.?\/|\/\.$/.test(target) ? 403 : refused
       t.ok(res.valid, `${dotfiles} ${target}: valid`)
-      t.equal(res.status, refused, `${dotfiles} ${target}: ${refused}`)
+      t.equal(res.status, status, `${dotfiles} ${target}: ${status}`)
       t.ok(clean(tree, res) && !/config|inner\.txt|file\.txt/.test(res.body.toString()), `${dotfiles} ${target}: no entry of it`)
     }
     // Case differs, the name does not exist (this filesystem is case-sensitive): still nothing.
