@@ -2,7 +2,9 @@
 // path wherever the native one cannot serve. Reads like a table of contents: options,
 // capabilities, decorators.
 import os from 'node:os'
+import type { Stats } from 'node:fs'
 import { Readable } from 'node:stream'
+import { inspect } from 'node:util'
 import { markAsUntransferable } from 'node:worker_threads'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply } from 'fastify'
@@ -15,6 +17,7 @@ import { internals } from './internal'
 import { begin } from './events'
 import { logRegistration, onRoute, prepareBuffer, type BufferEtag } from './interop'
 import { BufferBody, FileBody, type SendSettings } from './body'
+import { PendingBody, alreadySent, handOver, hold, installHandover, logAlreadySent, release, sentBeforeHold } from './handover'
 import {
   FILE_HTTP_DEFAULTS, decide, entity, isFileBody, notModified, openFile, readFileHttpOptions, setFileHeaders,
   type FileHttpOptions, type Files, type OpenFile
@@ -41,15 +44,50 @@ function withPath<T extends Readable> (body: T, payloadPath: string | undefined)
   return body
 }
 
-/** A value as an error message can show it, whatever it is (String() throws for some). */
+/** Whether `value` is a stream (Node's, or a web ReadableStream): not a sendZeroCopy body. */
+function isStream (value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return false
+  try {
+    const v = value as { pipe?: unknown, getReader?: unknown }
+    return typeof v.pipe === 'function' || typeof v.getReader === 'function'
+  } catch {
+    return false // a revoked Proxy
+  }
+}
+
+/**
+ * A value as an error message can show it, whatever it is: short, without running the
+ * value's own code (custom inspect, getters), and never throwing (a revoked Proxy).
+ */
 function describe (value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 40 ? value.slice(0, 40) + '...' : value)
   if (value === null || (typeof value !== 'object' && typeof value !== 'function')) return String(value)
   try {
-    return Object.prototype.toString.call(value)
+    if (isStream(value)) {
+      const name = Object.getPrototypeOf(value)?.constructor?.name
+      return typeof name === 'string' && name !== '' ? `a stream (${name})` : 'a stream'
+    }
+    const text = inspect(value, { depth: 0, maxArrayLength: 4, maxStringLength: 40, breakLength: Infinity, compact: true, customInspect: false })
+    return text.length > 80 ? text.slice(0, 77) + '...' : text
   } catch {
-    return typeof value // a revoked Proxy
+    return typeof value
   }
+}
+
+/**
+ * A stream is not a body here (an fs.ReadStream even has a string `.path`): it is destroyed,
+ * so the descriptor it opened or is opening does not stay open, and the error says what to
+ * do instead.
+ */
+function refuseStream (body: unknown): never {
+  const what = describe(body)
+  try {
+    const destroy = (body as { destroy?: unknown }).destroy
+    if (typeof destroy === 'function') destroy.call(body)
+  } catch {
+    // nothing more can be done for it
+  }
+  throw new FST_ZERO_COPY_INVALID_BODY(`${what}: send a stream with reply.send(stream), or its file with reply.sendZeroCopy({ path })`)
 }
 
 function integer (name: string, value: unknown, fallback: number, min: number, max: number): number {
@@ -172,12 +210,12 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     open: binding === null ? null : binding.openFile
   }
 
-  /** The file's response, once it is open: headers, conditionals, range, then the body. */
-  function respondWithFile (reply: FastifyReply, replySend: FastifyReply['send'], file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): void {
-    if (reply.sent || reply.raw.destroyed) {
-      file.close() // the client went away while the file was opening
-      return
-    }
+  /**
+   * The file's response, once it is open: its headers set on the reply (conditionals, range),
+   * and what to send: its body, nothing (304), an empty body (HEAD, no bytes), or an error
+   * (412, 416). The file is closed here when it is not the body.
+   */
+  function fileResponse (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): { body: Readable | undefined } | { error: Error } {
     const added = setFileHeaders(reply, file, stat, http)
     const decision = decide(reply, entity(part, stat.size), http)
     if ('error' in decision) {
@@ -186,15 +224,13 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       // coding of its bytes (a pre-compressed sibling's Content-Encoding).
       for (const name of added) reply.removeHeader(name)
       reply.removeHeader('content-encoding')
-      replySend.call(reply, decision.error)
-      return
+      return { error: decision.error }
     }
     if (decision.status === 304) {
       file.close()
       notModified(reply)
       // For HEAD, an empty stream keeps Fastify's head route from adding Content-Length: 0.
-      replySend.call(reply, isHead(reply) ? Readable.from([]) : undefined)
-      return
+      return { body: isHead(reply) ? Readable.from([]) : undefined }
     }
     if (decision.status === 206) reply.code(206)
     reply.header('content-length', String(decision.length))
@@ -203,58 +239,132 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       file.close()
       // An empty stream, not undefined: Fastify then keeps the Content-Length set above
       // (for HEAD, its own head route would otherwise replace it with 0).
-      replySend.call(reply, withPath(Readable.from([]), payloadPath))
-      return
+      return { body: withPath(Readable.from([]), payloadPath) }
     }
     const reason = chooseRoute(reply, decision.length, route, 'file')
     if (reason !== null || send === null) counters.stream(reason ?? 'native-unavailable', decision.length, 0, reply)
     const body = new FileBody(reason === null ? send : null, file, decision.offset, decision.length, reply)
     body.once('close', () => file.close())
-    replySend.call(reply, withPath(body, payloadPath))
+    return { body: withPath(body, payloadPath) }
+  }
+
+  /** An open file's response, handed to Fastify now. `payloadPath`: the body's `path` (static's onSend hooks). */
+  function respondWithFile (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): void {
+    // Whatever happens next, a file the plugin opened is closed when the response is.
+    reply.raw.once('close', () => file.close())
+    let out
+    try {
+      out = fileResponse(reply, file, stat, part, http, payloadPath)
+    } catch (err) {
+      file.close() // never an uncaught exception: the error goes to Fastify's handler
+      sendError(reply, err)
+      return
+    }
+    if ('error' in out) sendError(reply, out.error)
+    else handOver(reply, out.body)
+  }
+
+  /** The file opened later than the call, for a reply held meanwhile (HEAD). */
+  function respondLater (reply: FastifyReply, err: Error | null, file: OpenFile | undefined, stat: Stats | undefined, part: ZeroCopyFileOptions, http: FileHttpOptions): void {
+    if (err !== null || file === undefined || stat === undefined) {
+      sendError(reply, err ?? new FST_ZERO_COPY_INVALID_BODY('a file that could not be opened'))
+      return
+    }
+    if (reply.raw.destroyed) {
+      file.close() // the client went away while the file was opening
+      return
+    }
+    respondWithFile(reply, file, stat, part, http)
+  }
+
+  /** The file opened later than the call: the body Fastify was given becomes the file's. */
+  function resolvePending (reply: FastifyReply, pending: PendingBody, err: Error | null, file: OpenFile | undefined, stat: Stats | undefined, part: ZeroCopyFileOptions, http: FileHttpOptions): void {
+    if (err !== null || file === undefined || stat === undefined) {
+      pending.fail(err ?? new FST_ZERO_COPY_INVALID_BODY('a file that could not be opened'))
+      return
+    }
+    reply.raw.once('close', () => file.close())
+    if (pending.destroyed || reply.raw.destroyed) {
+      file.close() // the client went away while the file was opening
+      return
+    }
+    let out
+    try {
+      out = fileResponse(reply, file, stat, part, http)
+    } catch (err) {
+      file.close()
+      pending.fail(err as Error)
+      return
+    }
+    if ('error' in out) pending.fail(out.error)
+    else pending.resolve(out.body ?? null)
   }
 
   function sendFile (reply: FastifyReply, body: unknown, part: ZeroCopyFileOptions): FastifyReply {
     // Options are checked now, so a mistake throws in the handler like any other.
     const http = readFileHttpOptions(part as Record<string, unknown>, options.http)
     entity(part, 0)
-    const replySend = holdSend(reply)
+    if (alreadySent(reply)) {
+      logAlreadySent(reply)
+      return reply
+    }
+    // A path in the dentry cache opens (and a local file stats) before openFile returns: the
+    // response is then handed to Fastify complete. Otherwise Fastify gets a pending body now,
+    // which becomes the file's when it is open; except for HEAD, whose body Fastify's head
+    // route discards at once, sending the head without the file's headers: that reply is
+    // held (later sends refused) and handed over when the file is open.
+    let later: PendingBody | 'held' | null = null
+    const now: { opened: boolean, err: Error | null, file?: OpenFile, stat?: Stats } = { opened: false, err: null }
     openFile(body, files, (err, file, stat) => {
-      if (err !== null || file === undefined || stat === undefined) {
-        if (!reply.sent) replySend.call(reply, err)
-        return
-      }
-      // Whatever happens next, a file the plugin opened is closed when the response is.
-      reply.raw.once('close', () => file.close())
-      try {
-        respondWithFile(reply, replySend, file, stat, part, http)
-      } catch (err) {
-        file.close() // never an uncaught exception: the error goes to Fastify's handler
-        if (!reply.sent) replySend.call(reply, err)
-      }
+      if (later === null) Object.assign(now, { opened: true, err, file, stat })
+      else if (later === 'held') respondLater(reply, err, file, stat, part, http)
+      else resolvePending(reply, later, err, file, stat, part, http)
     })
+    if (now.opened) {
+      if (now.err !== null || now.file === undefined || now.stat === undefined) reply.send(now.err)
+      else respondWithFile(reply, now.file, now.stat, part, http)
+      return reply
+    }
+    if (isHead(reply)) {
+      later = 'held'
+      hold(reply)
+      return reply
+    }
+    const pending = new PendingBody(reply)
+    later = pending
+    try {
+      handOver(reply, pending)
+    } catch (err) {
+      pending.destroy() // its file is closed when it opens
+      throw err
+    }
     return reply
   }
 
-  function sendOpenFile (reply: FastifyReply, file: OpenFile, stat: import('node:fs').Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): FastifyReply {
-    begin(reply)
-    const replySend = holdSend(reply)
-    reply.raw.once('close', () => file.close())
-    try {
-      respondWithFile(reply, replySend, file, stat, part, http, payloadPath)
-    } catch (err) {
+  function sendOpenFile (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): FastifyReply {
+    if (sentBeforeHold(reply)) {
       file.close()
-      if (!reply.sent) replySend.call(reply, err)
+      logAlreadySent(reply)
+      return reply
     }
+    begin(reply)
+    respondWithFile(reply, file, stat, part, http, payloadPath)
     return reply
   }
 
   const decorator: ZeroCopyDecorator = { capabilities, stats: () => counters.snapshot() }
   internals.set(decorator, { files, http: options.http, sendOpenFile })
   fastify.decorate('zeroCopy', decorator)
+  installHandover(fastify)
   fastify.decorateReply('sendZeroCopy', function sendZeroCopy (this: FastifyReply, body: unknown, part?: ZeroCopyFileOptions): FastifyReply {
+    if (isStream(body)) refuseStream(body)
     begin(this)
     if (isFileBody(body)) return sendFile(this, body, part ?? {})
     const buffer = asBuffer(body)
+    if (alreadySent(this)) {
+      logAlreadySent(this)
+      return this
+    }
     // A transfer (postMessage, structuredClone) would detach the body under the response and
     // hand its memory to an owner that may free it while the kernel still reads it: marked,
     // the buffer is copied instead. This stays on the caller's ArrayBuffer.
@@ -264,29 +374,19 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     const reason = chooseRoute(this, buffer.length, route, 'buffer')
     if (reason !== null || send === null) {
       counters.stream(reason ?? 'native-unavailable', this.request.method === 'HEAD' ? 0 : buffer.length, 0, this)
-      return this.send(buffer)
+      handOver(this, buffer)
+      return this
     }
     this.header('content-length', String(buffer.length))
-    return this.send(new BufferBody(send, buffer, this))
+    handOver(this, new BufferBody(send, buffer, this))
+    return this
   })
 }
 
-/**
- * A file response is sent once its file is open and its headers are known, which may be after
- * the handler returned. An async handler that did not return the reply resolves to undefined,
- * and Fastify then sends an empty reply in its place (wrap-thenable): while the response is
- * the plugin's, such a `reply.send(undefined)` is ignored, so the handler gets its file
- * whether the open was immediate or not. Returns Fastify's own send, for the plugin's calls.
- */
-function holdSend (reply: FastifyReply): FastifyReply['send'] {
-  const send = reply.send
-  if (Object.prototype.hasOwnProperty.call(reply, 'send')) return send
-  const held = function (this: FastifyReply, payload?: unknown): FastifyReply {
-    return payload === undefined ? this : send.call(this, payload)
-  }
-  Object.defineProperty(reply, 'send', { value: held, configurable: true, writable: true })
-  reply.raw.once('close', () => { delete (reply as { send?: unknown }).send })
-  return send
+/** An error for Fastify's error handler, the reply released to it if the plugin held it. */
+function sendError (reply: FastifyReply, err: unknown): void {
+  release(reply)
+  reply.send(err)
 }
 
 function isHead (reply: FastifyReply): boolean {

@@ -9,14 +9,16 @@ declare module 'fastify' {
      * Fastify's ordinary `reply.send` path with the same headers, hooks and logs.
      *
      * Do not modify or transfer the body's memory until the response finished: the kernel
-     * reads it in place.
+     * reads it in place. A stream is not a body (FST_ZERO_COPY_INVALID_BODY): send it with
+     * `reply.send(stream)`.
      */
     sendZeroCopy(body: fastifyZeroCopy.ZeroCopyBody): FastifyReply
     /**
      * Sends a regular file (or the part `start`..`end` of it) with the headers and
      * conditional/range semantics of @fastify/send. Large files are spliced from the page
-     * cache into the socket by io_uring. Asynchronous: `return reply.sendZeroCopy(...)` from
-     * an async handler. A `{ path }` is opened and closed by the plugin; a FileHandle or
+     * cache into the socket by io_uring. The reply counts as sent at the call (`reply.sent`),
+     * even while the file is opening: a later send is ignored and logged as Fastify logs a
+     * second send. A `{ path }` is opened and closed by the plugin; a FileHandle or
      * `{ fd }` stays the caller's and must stay open until the response finished.
      */
     sendZeroCopy(file: fastifyZeroCopy.ZeroCopyFile, options?: fastifyZeroCopy.ZeroCopyFileOptions): FastifyReply
