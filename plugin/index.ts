@@ -38,6 +38,12 @@ const MODES = ['auto', 'send_zc', 'send', 'stream'] as const
 const ENGINES = ['auto', 'io_uring', 'classic'] as const
 const WHEN_COPIED = ['stream', 'send', 'keep'] as const
 
+/** The body with the file's `path`, as a payload of @fastify/static has it for onSend hooks. */
+function withPath<T extends Readable> (body: T, payloadPath: string | undefined): T {
+  if (payloadPath !== undefined) (body as T & { path?: string }).path = payloadPath
+  return body
+}
+
 /** Whether `value` is a stream (Node's, or a web ReadableStream): not a sendZeroCopy body. */
 function isStream (value: unknown): boolean {
   if (value === null || typeof value !== 'object') return false
@@ -209,7 +215,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
    * and what to send: its body, nothing (304), an empty body (HEAD, no bytes), or an error
    * (412, 416). The file is closed here when it is not the body.
    */
-  function fileResponse (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): { body: Readable | undefined } | { error: Error } {
+  function fileResponse (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): { body: Readable | undefined } | { error: Error } {
     const added = setFileHeaders(reply, file, stat, http)
     const decision = decide(reply, entity(part, stat.size), http)
     if ('error' in decision) {
@@ -233,22 +239,22 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       file.close()
       // An empty stream, not undefined: Fastify then keeps the Content-Length set above
       // (for HEAD, its own head route would otherwise replace it with 0).
-      return { body: Readable.from([]) }
+      return { body: withPath(Readable.from([]), payloadPath) }
     }
     const reason = chooseRoute(reply, decision.length, route, 'file')
     if (reason !== null || send === null) counters.stream(reason ?? 'native-unavailable', decision.length, 0, reply)
     const body = new FileBody(reason === null ? send : null, file, decision.offset, decision.length, reply)
     body.once('close', () => file.close())
-    return { body }
+    return { body: withPath(body, payloadPath) }
   }
 
-  /** An open file's response, handed to Fastify now. */
-  function respondWithFile (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): void {
+  /** An open file's response, handed to Fastify now. `payloadPath`: the body's `path` (static's onSend hooks). */
+  function respondWithFile (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): void {
     // Whatever happens next, a file the plugin opened is closed when the response is.
     reply.raw.once('close', () => file.close())
     let out
     try {
-      out = fileResponse(reply, file, stat, part, http)
+      out = fileResponse(reply, file, stat, part, http, payloadPath)
     } catch (err) {
       file.close() // never an uncaught exception: the error goes to Fastify's handler
       sendError(reply, err)
@@ -335,14 +341,14 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     return reply
   }
 
-  function sendOpenFile (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): FastifyReply {
+  function sendOpenFile (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): FastifyReply {
     if (sentBeforeHold(reply)) {
       file.close()
       logAlreadySent(reply)
       return reply
     }
     begin(reply)
-    respondWithFile(reply, file, stat, part, http)
+    respondWithFile(reply, file, stat, part, http, payloadPath)
     return reply
   }
 

@@ -15,9 +15,10 @@ export interface CoreInternals {
    * the native path (or Node's) as `reply.sendZeroCopy(file)` does. The file is the
    * response's from here: closed when the response is. A reply already sent (by Fastify's
    * rule or an earlier sendZeroCopy) gets nothing: the file is closed and the send logged as
-   * Fastify logs a second send; a reply held with `hold` (handover.ts) is sent.
+   * Fastify logs a second send; a reply held with `hold` (handover.ts) is sent. `payloadPath`:
+   * set as the body's `path` (what @fastify/static's payload carries to onSend hooks).
    */
-  sendOpenFile (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): FastifyReply
+  sendOpenFile (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): FastifyReply
 }
 
 export const internals = new WeakMap<object, CoreInternals>()

@@ -103,11 +103,13 @@ test('CVE-2026-90982 letter case on a case-insensitive filesystem', { skip: unav
     })
     const get = checker(t, tree, port)
     for (const target of ['/assets/private/x', '/assets/PRIVATE/x', '/assets/Private/X', '/assets/pRiVaTe/x', '/assets/PRIVATE/%58',
-      '/assets/%50RIVATE/x', '/assets/public/../PRIVATE/x', '/assets//PRIVATE//X', '/assets/./Private/./x', '/assets/PRIVATE/DEEP/y.TXT',
+      '/assets/%50RIVATE/x', '/assets/PRIVATE/DEEP/y.TXT',
       '/assets/PRIVATE/', '/assets/PRIVATE', '/assets/docs/secret.TXT', '/assets/DOCS/SECRET', '/assets/Docs/secret',
       '/send/PRIVATE/X', '/send/Private/deep/Y.TXT']) {
       await get(target, 404)
     }
+    // Non-canonical spellings are refused before any name is looked up.
+    for (const target of ['/assets/public/../PRIVATE/x', '/assets//PRIVATE//X', '/assets/./Private/./x']) await get(target, 403)
     // Spelled any way, the other files are the same files.
     await get('/assets/public/a.txt', tree.files['public/a.txt'])
     await get('/assets/PUBLIC/A.TXT', tree.files['public/a.txt'])
@@ -142,9 +144,10 @@ test('CVE-2026-90982 letter case on a case-insensitive filesystem', { skip: unav
 
   t.test('dotfiles: .ENV, .Git/config, .HIDDEN/file hidden by the default policy, 403 with deny', async (t) => {
     const targets = ['/assets/.env', '/assets/.ENV', '/assets/.Env', '/assets/.git/config', '/assets/.GIT/config', '/assets/.Git/CONFIG',
-      '/assets/.hidden/file', '/assets/.HIDDEN/FILE', '/assets/public/../.ENV', '/assets/%2EENV', '/assets/%2egit/Config']
+      '/assets/.hidden/file', '/assets/.HIDDEN/FILE', '/assets/%2EENV', '/assets/%2egit/Config']
     const ignoring = checker(t, tree, (await serve(t, { root: tree.root })).port)
     for (const target of targets) await ignoring(target, 404)
+    await ignoring('/assets/public/../.ENV', 403) // non-canonical: refused before the policy is asked
     await ignoring('/assets/', tree.files['index.html'])
     await ignoring('/assets/PAGE.HTML', tree.files['page.html'])
     const denying = checker(t, tree, (await serve(t, { root: tree.root, dotfiles: 'deny' })).port)

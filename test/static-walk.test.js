@@ -213,15 +213,15 @@ const ADVISORY = [
   ['/assets/sub%2Findex.html', [404]], ['/assets/..%2Fcanary.txt', [404]], ['/assets/..%2F..%2Foutside%2Fcanary.txt', [404]],
   ['/assets/..%5Ccanary.txt', [404]], ['/assets/..\\canary.txt', [404]], // CVE-2026-6414
   ['/assets/../canary.txt', [403]], ['/assets/sub/../../canary.txt', [403]], ['/assets/sub/%2E%2E/%2E%2E/canary.txt', [403]],
-  ['/assets/sub/deep/../../../canary.txt', [403]], ['/assets/%252e%252e/canary.txt', [404]], // CVE-2026-15074
+  ['/assets/sub/deep/../../../canary.txt', [403]], ['/assets/%252e%252e/canary.txt', [404]], ['/assets/sub/%2e%2e/small.txt', [403]], // CVE-2026-15074
   ['/assets/.ENV', [404]], ['/assets/.GIT/config', [404]], ['/assets/CASE.TXT', [404]], // CVE-2026-90982
   ['/assets/.env', [404]], ['/assets/.git/config', [404]], ['/assets/.hidden/file.txt', [404]], ['/assets/sub/.secret', [404]],
-  ['/assets/%2egit/config', [404]], ['/assets/sub/../.env', [404]], // CVE-2026-130811
+  ['/assets/%2egit/config', [404]], ['/assets/sub/../.env', [403]], // CVE-2026-130811 (the last non-canonical: 403)
   ['/assets/link-dir-out/canary.txt', [404]], ['/assets/link-dir-out/dir/secret.txt', [404]], ['/assets/link-dir-out/', [404]],
   ['/assets/link-dir-out/index.html', [404]], ['/assets/link-out', [404]], ['/assets/link-abs-out', [404]],
   ['/assets/link-magic', [404]], ['/assets/dangling', [404]] // CVE-2026-6410
 ]
-const SERVED = { '/assets/small.txt': 'small.txt', '/assets/big.bin': 'big.bin', '/assets/link-in': 'big.bin', '/assets/sub/': 'sub/index.html', '/assets/noindex/link-up-inside': 'sub/index.html', '/assets/sub/%2e%2e/small.txt': 'small.txt', '/assets/back%5Cslash.txt': 'back\\slash.txt', '/assets/sub/deep/x.bin': 'sub/deep/x.bin' }
+const SERVED = { '/assets/small.txt': 'small.txt', '/assets/big.bin': 'big.bin', '/assets/link-in': 'big.bin', '/assets/sub/': 'sub/index.html', '/assets/noindex/link-up-inside': 'sub/index.html', '/assets/back%5Cslash.txt': 'back\\slash.txt', '/assets/sub/deep/x.bin': 'sub/deep/x.bin' }
 
 function clean (tree, res) {
   return !res.raw.includes(tree.canary.subarray(0, 24)) && sha256(res.body) !== sha256(tree.canary)

@@ -1,14 +1,19 @@
 import type { FastifyPluginAsync, FastifyRequest, FastifyReply, RouteShorthandOptions } from 'fastify'
+import type { FastifyErrorConstructor } from '@fastify/error'
 import type { Stats } from 'node:fs'
+// /static registers the core plugin: its `app.zeroCopy` is declared for an application that
+// imports only this entry.
+import type {} from './index'
 
 declare module 'fastify' {
   interface FastifyReply {
     /** Sends `name` from below the registration's root (or `root`), as @fastify/static's does. */
     sendFile(name: string, options?: fastifyZeroCopyStatic.SendFileOptions): FastifyReply
-    sendFile(name: string, root: string, options?: fastifyZeroCopyStatic.SendFileOptions): FastifyReply
-    /** sendFile with `Content-Disposition: attachment` (filename defaults to the name as given, as in @fastify/static). */
+    /** `root` undefined: the registration's, as @fastify/static's `sendFile(name, undefined, options)`. */
+    sendFile(name: string, root?: string, options?: fastifyZeroCopyStatic.SendFileOptions): FastifyReply
+    /** sendFile with `Content-Disposition: attachment`, named by the file's base name unless `filename` is given (as in @fastify/static). */
     download(name: string, options?: fastifyZeroCopyStatic.SendFileOptions): FastifyReply
-    download(name: string, filename: string, options?: fastifyZeroCopyStatic.SendFileOptions): FastifyReply
+    download(name: string, filename?: string, options?: fastifyZeroCopyStatic.SendFileOptions): FastifyReply
   }
 }
 
@@ -25,7 +30,7 @@ declare namespace fastifyZeroCopyStatic {
     immutable?: boolean
     index?: string[] | string | false
     lastModified?: boolean
-    /** Milliseconds, or a duration string such as '1d'; capped at a year. */
+    /** Milliseconds, or a duration string as @fastify/static reads it ('1d', '2 hours'); capped at a year. */
     maxAge?: string | number
     /**
      * Symlinks under the root: 'inside' (default) follows those that stay beneath the root,
@@ -158,6 +163,28 @@ declare namespace fastifyZeroCopyStatic {
     preCompressed?: boolean
   }
 
+  /** @fastify/static's name for the options. */
+  export type FastifyStaticOptions = FastifyZeroCopyStaticOptions
+
+  /**
+   * @fastify/static's errors (its codes, messages and classes) and those of this package that
+   * /static answers with.
+   */
+  export interface StaticErrors {
+    FST_STATIC_INVALID_OPTION: FastifyErrorConstructor<{ code: 'FST_STATIC_INVALID_OPTION' }>
+    FST_STATIC_INVALID_OPTION_VALUE: FastifyErrorConstructor<{ code: 'FST_STATIC_INVALID_OPTION_VALUE', statusCode: 500 }>
+    FST_STATIC_MULTIROOT_LIST_CONFLICT: FastifyErrorConstructor<{ code: 'FST_STATIC_MULTIROOT_LIST_CONFLICT', statusCode: 500 }>
+    FST_STATIC_INVALID_REDIRECT_URL: FastifyErrorConstructor<{ code: 'FST_STATIC_INVALID_REDIRECT_URL', statusCode: 400 }>
+    FST_STATIC_FORBIDDEN_PATH: FastifyErrorConstructor<{ code: 'FST_STATIC_FORBIDDEN_PATH', statusCode: 403 }>
+    FST_ZERO_COPY_INVALID_OPTION: FastifyErrorConstructor<{ code: 'FST_ZERO_COPY_INVALID_OPTION', statusCode: 500 }>
+    FST_ZERO_COPY_STATIC_BAD_PATH: FastifyErrorConstructor<{ code: 'FST_ZERO_COPY_STATIC_BAD_PATH', statusCode: 400 }>
+    FST_ZERO_COPY_STATIC_UNCONTAINED: FastifyErrorConstructor<{ code: 'FST_ZERO_COPY_STATIC_UNCONTAINED', statusCode: 500 }>
+    FST_ZERO_COPY_STATIC_LIST_NOT_ACCEPTABLE: FastifyErrorConstructor<{ code: 'FST_ZERO_COPY_STATIC_LIST_NOT_ACCEPTABLE', statusCode: 406 }>
+    FST_ZERO_COPY_FILE_FORBIDDEN: FastifyErrorConstructor<{ code: 'FST_ZERO_COPY_FILE_FORBIDDEN', statusCode: 403 }>
+    FST_ZERO_COPY_FILE_OPEN_FAILED: FastifyErrorConstructor<{ code: 'FST_ZERO_COPY_FILE_OPEN_FAILED', statusCode: 500 }>
+  }
+
+  export const errors: StaticErrors
   export const fastifyZeroCopyStatic: FastifyPluginAsync<FastifyZeroCopyStaticOptions>
   export const fastifyStatic: FastifyPluginAsync<FastifyZeroCopyStaticOptions>
   export { fastifyZeroCopyStatic as default }

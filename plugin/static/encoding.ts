@@ -59,7 +59,7 @@ export function siblingSegments (segments: string[], coding: Coding): string[] {
 export function setEncodingHeaders (reply: FastifyReply, coding: Coding | null, segments: string[], contentType: boolean): void {
   const current = reply.getHeader('vary') ?? reply.raw.getHeader('vary')
   const list = current === undefined ? '' : Array.isArray(current) ? current.join(', ') : String(current)
-  reply.header('vary', vary.append(list, 'Accept-Encoding'))
+  reply.header('vary', vary.append(list, 'accept-encoding')) // as @fastify/static writes it
   if (coding === null) return
   reply.header('content-encoding', coding)
   // The type is the uncompressed name's: `app.js.br` is JavaScript, sent br-encoded.

@@ -4,3 +4,4 @@ import plugin from '../../dist/plugin/static/index.js'
 export default plugin
 export const fastifyStatic = plugin
 export const fastifyZeroCopyStatic = plugin
+export const errors = plugin.errors

@@ -31,16 +31,18 @@ import { OpenFileCache, readOpenFileCache } from './cache'
 import { NOT_FOUND, openBeneath, openUncached } from './open'
 import { UserSpaceOpener } from './open-userspace'
 import type { AllowedPath, Root } from './gate'
-import { respond, safely, searchOf, type Site } from './resolve'
+import { respond, safely, type Site } from './resolve'
+import { staticErrors } from './errors'
+import { routeErrorHandler, slashRedirect } from './routes'
 
 /** Roots given per call (reply.sendFile(name, root)) kept open, most recent last. */
 const CALL_ROOTS_MAX = 32
 /** reply.sendFile's and wildcard: false's requests: no redirect of a directory, no listing. */
 const NO_BASES = { redirect: null, list: null }
 
-/** Content-Disposition: attachment with the name as given, as @fastify/static writes it (the same package). */
+/** Content-Disposition: attachment with the name's last component, as @fastify/static writes it (the same package). */
 function attachment (filename: string): string {
-  return contentDisposition(filename)
+  return contentDisposition(path.basename(filename))
 }
 
 /**
@@ -150,8 +152,8 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       if (code === 'ENOSYS' || code === 'EPERM') {
         throw new FST_ZERO_COPY_STATIC_UNCONTAINED(`openat2 failed with ${code}: a kernel before 5.6 or a seccomp profile that refuses it`)
       }
-      if (code === 'ENOTDIR') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`not a directory: ${JSON.stringify(rootPath)}`)
-      if (code !== 'ENOENT') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`${JSON.stringify(rootPath)} cannot be opened (${code})`)
+      if (code === 'ENOTDIR') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`must be a directory (${JSON.stringify(rootPath)})`)
+      if (code !== 'ENOENT') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`cannot be opened (${JSON.stringify(rootPath)}: ${code})`)
       // As @fastify/static: a root that does not exist yet is a warning, and every request
       // under it a 404 (it is not looked for again: the descriptor is the root).
       if (!suppressWarning) fastify.log.warn(`"root" path "${rootPath}" must exist`)
@@ -341,7 +343,8 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     const routeOpts: Partial<RouteOptions> = {
       constraints: opts.constraints,
       schema: { hide: opts.schemaHide ?? true } as RouteOptions['schema'],
-      logLevel: opts.logLevel
+      logLevel: opts.logLevel,
+      errorHandler: routeErrorHandler(fastify)
     }
 
     /** The route's own prefix, with the encapsulation prefix the router added: `/v1/assets/`. */
@@ -370,14 +373,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
           ...routeOpts,
           method: ['HEAD', 'GET'],
           url: configuredPrefix,
-          handler (req, reply) {
-            // The prefix as this URL spells it (its parameters filled in), with its `/`.
-            const url = req.raw.url ?? ''
-            const q = url.indexOf('?')
-            const resolved = resolveRequestPath((q === -1 ? url : url.slice(0, q)) + '/', (req.routeOptions.url ?? configuredPrefix) + '/')
-            if (isRefusal(resolved)) refusal(reply, resolved)
-            else reply.redirect(resolved.base + searchOf(url), 301)
-          }
+          handler: slashRedirect(refusal)
         } as RouteOptions)
       }
       return
@@ -407,7 +403,7 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       if (routes.has(dirUrl)) continue
       addFixedRoute(dirUrl, { segments, trailingSlash: true }, root)
       const bare = dirUrl.replace(/\/$/, '')
-      if (redirect && bare !== '' && !routes.has(bare)) addFixedRoute(bare, { segments, trailingSlash: true }, root)
+      if (redirect && bare !== '' && !routes.has(bare)) fastify.route({ ...routeOpts, method: ['HEAD', 'GET'], url: bare, handler: slashRedirect(refusal) } as RouteOptions)
     }
 
     function addFixedRoute (url: string, resolved: Resolved, root: Root): void {
@@ -425,8 +421,9 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
 
 /**
  * The regular files under `dir` (segments relative to it), at registration, less those
- * `ignore` (globIgnore) names. Symlinks are listed when they lead to a file inside `dir`; the
- * open at each request decides again.
+ * `ignore` (globIgnore) names. Symlinks are followed, as @fastify/static's glob follows them,
+ * where they lead inside `dir` (a directory already on the way down is not entered again: a
+ * loop is walked once); the open at each request decides again.
  */
 function walk (dir: string, dot: boolean, ignore: GlobIgnore | null): string[][] {
   const out: string[][] = []
@@ -436,7 +433,9 @@ function walk (dir: string, dot: boolean, ignore: GlobIgnore | null): string[][]
   } catch {
     return out
   }
-  const visit = (abs: string, rel: string[], depth: number): void => {
+  const inside = (target: string): boolean => target === real || target.startsWith(real + path.sep)
+  // `realAbs`: where `abs` really is; `above`: the real directories on the way down to it.
+  const visit = (abs: string, realAbs: string, rel: string[], depth: number, above: Set<string>): void => {
     if (depth > 64) return
     let entries
     try {
@@ -448,32 +447,44 @@ function walk (dir: string, dot: boolean, ignore: GlobIgnore | null): string[][]
       if (!dot && e.name.startsWith('.')) continue
       const child = path.join(abs, e.name)
       const segments = [...rel, e.name]
-      if (e.isDirectory()) {
-        if (ignore === null || !ignore.below(dir, segments)) visit(child, segments, depth + 1)
+      let isDir = e.isDirectory()
+      let isFile = e.isFile()
+      let target = path.join(realAbs, e.name)
+      if (e.isSymbolicLink()) {
+        try {
+          target = realpathSync(child)
+          if (!inside(target)) continue
+          const st = statSync(target)
+          isDir = st.isDirectory()
+          isFile = st.isFile()
+        } catch {
+          continue // dangling: nothing to serve
+        }
+      }
+      if (isDir) {
+        if (above.has(target)) continue
+        if (ignore === null || !ignore.below(dir, segments)) visit(child, target, segments, depth + 1, new Set(above).add(target))
       } else if (ignore !== null && ignore.file(dir, segments)) {
         continue
-      } else if (e.isFile()) {
+      } else if (isFile) {
         out.push(segments)
-      } else if (e.isSymbolicLink()) {
-        try {
-          const target = realpathSync(child)
-          if (target.startsWith(real + path.sep) && statSync(target).isFile()) out.push(segments)
-        } catch {
-          // dangling: nothing to serve
-        }
       }
     }
   }
-  visit(dir, [], 0)
+  visit(dir, real, [], 0, new Set([real]))
   return out
 }
 
-const plugin = fp(fastifyZeroCopyStatic, { fastify: '5.x', name: 'fastify-zero-copy-static' }) as ReturnType<typeof fp> & {
+// Registered under @fastify/static's name: a plugin that declares `dependencies:
+// ['@fastify/static']` (or asks fastify.hasPlugin) finds the drop-in that took its place.
+const plugin = fp(fastifyZeroCopyStatic, { fastify: '5.x', name: '@fastify/static' }) as ReturnType<typeof fp> & {
   default: unknown
   fastifyStatic: unknown
   fastifyZeroCopyStatic: unknown
+  errors: typeof staticErrors
 }
 plugin.default = plugin
 plugin.fastifyStatic = plugin
 plugin.fastifyZeroCopyStatic = plugin
+plugin.errors = staticErrors
 export = plugin

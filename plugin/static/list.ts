@@ -19,7 +19,9 @@ import {
   FST_ZERO_COPY_FILE_FORBIDDEN,
   FST_ZERO_COPY_FILE_OPEN_FAILED,
   FST_ZERO_COPY_INVALID_OPTION,
-  FST_ZERO_COPY_STATIC_LIST_NOT_ACCEPTABLE
+  FST_ZERO_COPY_STATIC_LIST_NOT_ACCEPTABLE,
+  FST_STATIC_INVALID_OPTION_VALUE,
+  FST_STATIC_MULTIROOT_LIST_CONFLICT
 } from '../errors'
 import { displayPath, relativePath, type Resolved } from './path'
 import type { Dotfiles } from './options'
@@ -77,22 +79,23 @@ export function readListOptions (value: unknown, rootCount: number): ListSetting
     throw new FST_ZERO_COPY_INVALID_OPTION('list', `expected true, false or { format, names, extendedFolderInfo, jsonFormat, render }, received ${typeof value}`)
   }
   // As @fastify/static, which refuses a listing over an array of roots: which root's
-  // directory a listing shows would be a guess.
-  if (rootCount > 1) throw new FST_ZERO_COPY_INVALID_OPTION('list', 'a listing needs a single root, not an array of roots')
+  // directory a listing shows would be a guess. The checks it makes fail with its errors.
+  if (rootCount > 1) throw new FST_STATIC_MULTIROOT_LIST_CONFLICT()
   const o = (value === true ? {} : value) as Record<string, unknown>
   const format = o.format ?? 'json'
-  if (format !== 'json' && format !== 'html') throw new FST_ZERO_COPY_INVALID_OPTION('list.format', `expected "json" or "html", received ${JSON.stringify(format)}`)
+  if (format !== 'json' && format !== 'html') throw new FST_STATIC_INVALID_OPTION_VALUE('list.format', 'must be json or html')
   const names = o.names ?? []
   if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) {
-    throw new FST_ZERO_COPY_INVALID_OPTION('list.names', 'expected an array of names such as ["index", "index.json", "/"]')
+    throw new FST_STATIC_INVALID_OPTION_VALUE('list.names', 'must be an array')
   }
   const jsonFormat = o.jsonFormat ?? 'names'
-  if (jsonFormat !== 'names' && jsonFormat !== 'extended') throw new FST_ZERO_COPY_INVALID_OPTION('list.jsonFormat', `expected "names" or "extended", received ${JSON.stringify(jsonFormat)}`)
+  if (jsonFormat !== 'names' && jsonFormat !== 'extended') throw new FST_STATIC_INVALID_OPTION_VALUE('list.jsonFormat', 'must be names or extended')
   const extended = o.extendedFolderInfo ?? false
   if (typeof extended !== 'boolean') throw new FST_ZERO_COPY_INVALID_OPTION('list.extendedFolderInfo', 'expected a boolean')
   const render = o.render
-  if (render !== undefined && typeof render !== 'function') throw new FST_ZERO_COPY_INVALID_OPTION('list.render', 'expected a function (dirs, files) => html')
-  if (format === 'html' && render === undefined) throw new FST_ZERO_COPY_INVALID_OPTION('list.render', 'required with format "html"')
+  if ((render !== undefined && typeof render !== 'function') || (format === 'html' && render === undefined)) {
+    throw new FST_STATIC_INVALID_OPTION_VALUE('list.render', 'must be a function and is required with html format')
+  }
   return { format, names: [...names], extendedFolderInfo: extended, jsonFormat, render: (render as ListRender | undefined) ?? null }
 }
 

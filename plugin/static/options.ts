@@ -2,8 +2,9 @@
 // @fastify/static (9, 10), with their meaning, and `symlinks`.
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { parse as parseDuration } from '@lukeed/ms'
 import type { FileHttpOptions } from '../file'
-import { FST_ZERO_COPY_INVALID_OPTION, FST_ZERO_COPY_STATIC_INVALID_ROOT } from '../errors'
+import { FST_STATIC_INVALID_OPTION, FST_STATIC_INVALID_OPTION_VALUE, FST_ZERO_COPY_INVALID_OPTION } from '../errors'
 import { RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS } from '../native'
 
 export type Dotfiles = 'allow' | 'deny' | 'ignore'
@@ -20,19 +21,21 @@ export interface SendSettings {
   onFile?: (path: string, stat: import('node:fs').Stats) => void | Promise<void>
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000, w: 604800000, y: 31557600000 }
 const YEAR = 365 * 24 * 3600 * 1000
 
-/** maxAge as send takes it: milliseconds, or a string such as '1d', '2h', '500ms'; at most a year. */
+/**
+ * maxAge as @fastify/static reads it (through @fastify/send): milliseconds, or any string
+ * @lukeed/ms parses ('1d', '2 hours', '10 minutes'); at most a year. A string it cannot read
+ * fails registration here, where @fastify/static would send max-age=0.
+ */
 export function readMaxAge (value: unknown): number | undefined {
   if (value === undefined) return undefined
-  let ms: number
+  let ms: number | undefined
   if (typeof value === 'number') {
     ms = value
   } else if (typeof value === 'string') {
-    const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w|y)?\s*$/i.exec(value)
-    if (m === null) throw new FST_ZERO_COPY_INVALID_OPTION('maxAge', `expected milliseconds or a duration such as "1d", received ${JSON.stringify(value.slice(0, 40))}`)
-    ms = Number(m[1]) * UNITS[(m[2] ?? 'ms').toLowerCase()]
+    ms = parseDuration(value)
+    if (ms === undefined) throw new FST_ZERO_COPY_INVALID_OPTION('maxAge', `expected milliseconds or a duration such as "1d" or "2 hours", received ${JSON.stringify(value.slice(0, 40))}`)
   } else {
     throw new FST_ZERO_COPY_INVALID_OPTION('maxAge', `expected milliseconds or a duration string, received ${typeof value}`)
   }
@@ -102,23 +105,23 @@ export function readSendSettings (opts: Record<string, unknown>, base: SendSetti
   }
 }
 
-/** root: a string, a file: URL, or a non-empty array of them without duplicates; absolute. */
+/** root: a string, a file: URL, or a non-empty array of them without duplicates; absolute (@fastify/static's checks and errors). */
 export function readRoots (root: unknown): string[] {
-  if (root === undefined) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('the option is required')
+  if (root === undefined) throw new FST_STATIC_INVALID_OPTION('root', 'is required')
   const list = Array.isArray(root) ? root : [root]
-  if (list.length === 0) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('an array of roots needs one path at least')
+  if (list.length === 0) throw new FST_STATIC_INVALID_OPTION('root', 'array requires one or more paths')
   const out = list.map((r: unknown) => {
     if (r instanceof URL) {
-      if (r.protocol !== 'file:') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`a URL root must be file:, received ${r.protocol}`)
+      if (r.protocol !== 'file:') throw new FST_STATIC_INVALID_OPTION_VALUE('root', `must be a path or a file: URL (received ${r.protocol})`)
       return fileURLToPath(r)
     }
-    if (typeof r !== 'string') throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('expected a string, a file: URL or an array of them')
+    if (typeof r !== 'string') throw new FST_STATIC_INVALID_OPTION_VALUE('root', 'must be a string or array of strings')
     return r
   })
   for (const r of out) {
-    if (r.includes('\0')) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('NUL in a path')
-    if (!path.isAbsolute(r)) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT(`must be an absolute path: ${JSON.stringify(r)}`)
+    if (r.includes('\0')) throw new FST_STATIC_INVALID_OPTION('root', 'must not hold a NUL')
+    if (!path.isAbsolute(r)) throw new FST_STATIC_INVALID_OPTION('root', `must be an absolute path (${JSON.stringify(r)})`)
   }
-  if (new Set(out).size !== out.length) throw new FST_ZERO_COPY_STATIC_INVALID_ROOT('the array holds one path twice')
+  if (new Set(out).size !== out.length) throw new FST_STATIC_INVALID_OPTION('root', 'array contains duplicate paths')
   return out
 }

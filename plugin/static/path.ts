@@ -5,8 +5,11 @@
 //   separates. A decoded `/` (%2F) names no file (404); a backslash, literal or %5C, is a
 //   character of a name, never a separator; NUL (literal or %00) and invalid UTF-8 (overlong
 //   forms included) are a 400.
-// - Empty segments (`//`) and `.` are dropped; `..` removes the segment before it, and a `..`
-//   with nothing before it (climbing above the prefix) is refused (403).
+// - A path that is not canonical once decoded (an empty segment, `//`; a `.` or `..` segment,
+//   %2e spelled or not, anywhere, the prefix's part included; a trailing `/.`) is refused with
+//   403 before anything is resolved, as @fastify/static refuses it: the router matched the raw
+//   spelling, so `//deep/x` or `/a/../deep/x` would pass an application's guard route on
+//   `/deep/*` and reach the static wildcard. Nothing is resolved: a name is what it says.
 // The open itself is then confined by the kernel (openat2 RESOLVE_BENEATH): whatever got past
 // this, a symlink included, cannot leave the root.
 
@@ -48,22 +51,21 @@ function decodeSegment (raw: string): string | null {
   }
 }
 
-/** Resolves `.` and `..` of already decoded segments; a refusal when a `..` climbs above them. */
-function resolveDots (parts: string[], trailing: boolean): Resolved | Refusal {
-  const out: string[] = []
-  let trailingSlash = trailing
+/** Whether decoded `/`-separated parts are not a canonical path: a `.` or `..` part, or an empty one other than a leading or trailing `/`'s. */
+function nonCanonical (parts: string[]): boolean {
   for (let i = 0; i < parts.length; i++) {
     const part = parts[i]
-    if (part === '' || part === '.') {
-      if (i === parts.length - 1 && part === '.') trailingSlash = true
-      continue
-    }
-    if (part === '..') {
-      if (out.length === 0) return refuse(403, 'the path climbs above the root')
-      out.pop()
-      if (i === parts.length - 1) trailingSlash = true
-      continue
-    }
+    if (part === '.' || part === '..') return true
+    if (part === '' && i !== 0 && i !== parts.length - 1) return true
+  }
+  return false
+}
+
+/** The names of canonical decoded parts (their empty parts are a leading or a trailing `/`). */
+function namesOf (parts: string[], trailingSlash: boolean): Resolved | Refusal {
+  const out: string[] = []
+  for (const part of parts) {
+    if (part === '') continue
     if (part.includes('\0')) return refuse(400, 'NUL in the path')
     if (part.includes('/')) return refuse(404, 'an encoded separator in a name')
     out.push(part)
@@ -91,8 +93,11 @@ export function resolveRequestPath (url: string, prefix: string): RouteResolved 
     decoded.push(d)
   }
   if (decoded.some((d) => d.includes('\0'))) return refuse(400, 'NUL in the path')
-  // The prefix's segments, matched against the decoded ones before any dot segment is
-  // resolved: a `..` right after the prefix cannot climb above it.
+  // The whole path, the prefix's part included (a dot segment a parameter took counts too),
+  // judged as the client spelled it; refused once the prefix matched, as @fastify/static does
+  // (an empty parameter is a 404 before it).
+  const canonical = !nonCanonical(decoded)
+  // The prefix's segments, matched against the decoded ones: the names below start after it.
   const prefixParts = prefix.split('/')
   const prefixEndsWithSlash = prefix.endsWith('/')
   if (prefixEndsWithSlash) prefixParts.pop()
@@ -103,14 +108,13 @@ export function resolveRequestPath (url: string, prefix: string): RouteResolved 
     if (got === undefined) return refuse(404, 'outside the prefix')
     if (isParameter(prefixParts[i])) {
       // A parameter is one whole segment (the router's never span a `/`): the names below
-      // start after it. A dot segment there (`/../assets/x`) is refused as a climb is.
+      // start after it. (A dot segment there was refused with the rest of the path.)
       if (got === '') return refuse(404, 'outside the prefix')
-      if (got === '.' || got === '..') return refuse(403, 'a dot segment in the prefix')
       base.push(encodeURIComponent(got))
       continue
     }
     const want = prefixParts[i].replace(/::/g, ':')
-    base.push(encodeURI(want))
+    base.push(encodeURI(want).replace(/[?#]/g, encodeURIComponent))
     if (i === prefixParts.length - 1 && !prefixEndsWithSlash && want !== '') {
       // prefixAvoidTrailingSlash: `/assets*` also matches `/assetsx/...`; the rest of that
       // segment is the first name below.
@@ -124,18 +128,23 @@ export function resolveRequestPath (url: string, prefix: string): RouteResolved 
     }
     if (got !== want) return refuse(404, 'outside the prefix')
   }
-  const below = resolveDots(decoded.slice(at), rawPath.endsWith('/'))
+  if (!canonical) return refuse(403, 'a non-canonical path (an empty, `.` or `..` segment)')
+  const below = namesOf(decoded.slice(at), rawPath.endsWith('/'))
   if (isRefusal(below)) return below
   return { segments: below.segments, trailingSlash: below.trailingSlash, base: base.join('/') + '/' }
 }
 
 /**
  * A name given by the application (reply.sendFile(name)): already decoded, `/`-separated.
- * Dot segments are resolved the same way; a climb above the root is refused.
+ * Refused with 403 where it is not canonical, as a request's path is (and as @fastify/static
+ * refuses it): such a name is often a URL's, and `a/../b` or `./b` would pass a check the
+ * application made on its spelling.
  */
 export function resolveName (name: string): Resolved | Refusal {
   if (name.includes('\0')) return refuse(400, 'NUL in the path')
-  return resolveDots(name.split('/'), name.endsWith('/'))
+  const parts = name.split('/')
+  if (nonCanonical(parts)) return refuse(403, 'a non-canonical name (an empty, `.` or `..` segment)')
+  return namesOf(parts, name.endsWith('/'))
 }
 
 /** Whether any segment is a dotfile or a dot-directory (`.env`, `.git/config`). */

@@ -23,7 +23,8 @@ import { storedNames } from './letter-case'
 import { acceptedCodings, siblingSegments, setEncodingHeaders, type Coding } from './encoding'
 import type { OpenFileCache, Served } from './cache'
 import { NOT_FOUND, openBeneath, openUncached } from './open'
-import { CallbackError, Refused, authorize, isThenable, type AllowedPath, type Authorized, type Candidate, type Root } from './gate'
+import { searchOf } from './routes'
+import { CallbackError, DENIED, Refused, authorize, isThenable, type AllowedPath, type Authorized, type Candidate, type Root } from './gate'
 
 /** What the request path needs of its registration. */
 export interface Site {
@@ -198,6 +199,7 @@ function directory (site: Site, req: FastifyRequest, reply: FastifyReply, dir: F
     if (err !== null) fail(reply, err)
     else if (found !== null) sendFound(site, req, reply, found, settings)
     else if (listed && at.trailingSlash && listsWithoutIndex(site.list!, at, settings.index.length, bases.redirect !== null)) listing(site, req, reply, at, settings, bases.list!)
+    else if (settings.index.length === 0 && at.trailingSlash) fail(reply, DENIED) // as @fastify/static (send): `index: false` refuses a directory asked for as one
     else reply.callNotFound()
   })
 }
@@ -275,6 +277,9 @@ function deliver (site: Site, reply: FastifyReply, found: Found, settings: SendS
 }
 
 function respondWith (site: Site, reply: FastifyReply, found: Found, settings: SendSettings, named: string[]): void {
+  // As @fastify/static: the file's type replaces one the application set before sendFile
+  // (unless contentType: false); setHeaders may still set its own.
+  if (settings.http.contentType) reply.removeHeader('content-type')
   let pending: unknown
   try {
     pending = site.setHeaders?.(reply, path.join(found.at.root.path, ...found.at.segments), found.stat) // as @fastify/static 10: the reply (9 gave reply.raw)
@@ -307,7 +312,7 @@ function respondNow (site: Site, reply: FastifyReply, found: Found, settings: Se
     fail(reply, err)
     return
   }
-  site.sendOpenFile(reply, found.file, found.stat, {}, settings.http)
+  site.sendOpenFile(reply, found.file, found.stat, {}, settings.http, path.join(found.at.root.path, ...found.at.segments))
 }
 
 /** The request's answer to what stopped it: a refusal, an application callback's error, an open's errno. */
@@ -339,9 +344,4 @@ export function safely (reply: FastifyReply, fn: () => void): void {
   } catch (err) {
     fail(reply, err instanceof CallbackError || err instanceof Refused ? err : new CallbackError(err))
   }
-}
-
-export function searchOf (url: string): string {
-  const q = url.indexOf('?')
-  return q === -1 ? '' : url.slice(q)
 }

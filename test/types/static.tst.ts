@@ -4,7 +4,7 @@
 import Fastify, { type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Stats } from 'node:fs'
 import { describe, expect, test } from 'tstyche'
-import fastifyStatic, { fastifyStatic as named, fastifyZeroCopyStatic, type FastifyZeroCopyStaticOptions, type SendFileOptions, type SendOptions } from '../../types/static'
+import fastifyStatic, { fastifyStatic as named, fastifyZeroCopyStatic, type FastifyStaticOptions, type FastifyZeroCopyStaticOptions, type SendFileOptions, type SendOptions } from '../../types/static'
 import required = require('../../types/static')
 
 const app = Fastify()
@@ -145,5 +145,29 @@ describe('decorators', () => {
     expect<SendFileOptions>().type.toBeAssignableTo<SendOptions>()
     expect<SendFileOptions['root']>().type.toBe<string | undefined>()
     expect<FastifyZeroCopyStaticOptions>().type.toBeAssignableTo<SendOptions>()
+  })
+})
+
+describe('@fastify/static\'s names', () => {
+  test('FastifyStaticOptions and SendOptions, under @fastify/static\'s names', () => {
+    expect<FastifyStaticOptions>().type.toBe<FastifyZeroCopyStaticOptions>()
+    expect<required.FastifyStaticOptions>().type.toBe<FastifyZeroCopyStaticOptions>()
+    expect<required.SendOptions>().type.toBe<SendOptions>()
+    expect(app.register).type.toBeCallableWith(fastifyStatic, { root: '/srv', maxAge: '2 hours' } satisfies FastifyStaticOptions)
+  })
+
+  test('sendFile(name, undefined, options) and download(name, undefined, options), as there', () => {
+    app.get('/undefined', (req, reply) => {
+      expect(reply.sendFile('a.html', undefined, { cacheControl: false })).type.toBe<FastifyReply>()
+      expect(reply.download('a.pdf', undefined, { root: '/other/root' })).type.toBe<FastifyReply>()
+      expect(reply.sendFile).type.not.toBeCallableWith('a.html', undefined, { dotfiles: 'show' })
+      return reply.sendFile('a.html', undefined, {})
+    })
+  })
+
+  test('errors: @fastify/static\'s classes, each error its code', () => {
+    expect(new required.errors.FST_STATIC_FORBIDDEN_PATH().code).type.toBe<'FST_STATIC_FORBIDDEN_PATH'>()
+    expect(new required.errors.FST_STATIC_INVALID_OPTION('root', 'is required')).type.toBeAssignableTo<Error>()
+    expect(required.errors).type.not.toHaveProperty('FST_STATIC_NOT_A_CODE')
   })
 })

@@ -3,7 +3,8 @@
 // declarations, as it does for an application's import.
 import Fastify, { type FastifyPluginAsync, type FastifyReply } from 'fastify'
 import { expect, test } from 'tstyche'
-import fastifyStatic, { fastifyStatic as named, fastifyZeroCopyStatic, type FastifyZeroCopyStaticOptions } from 'fastify-zero-copy/static'
+import fastifyStatic, { errors, fastifyStatic as named, fastifyZeroCopyStatic, type FastifyStaticOptions, type FastifyZeroCopyStaticOptions, type SendOptions } from 'fastify-zero-copy/static'
+import fastifyZeroCopy, { fastifyZeroCopy as namedCore, type FastifyZeroCopyOptions } from 'fastify-zero-copy'
 
 const app = Fastify()
 
@@ -21,4 +22,12 @@ test('the decorators are declared for an ES module too', () => {
     expect(reply.download('a.pdf', 'b.pdf')).type.toBe<FastifyReply>()
     return reply.sendFile('a.html')
   })
+})
+
+test('the ES module entries are typed as ES modules: their named exports and @fastify/static\'s names', () => {
+  expect(namedCore).type.toBe(fastifyZeroCopy.fastifyZeroCopy)
+  expect(app.register).type.toBeCallableWith(fastifyZeroCopy, { threshold: 16384 } satisfies FastifyZeroCopyOptions)
+  expect(errors.FST_STATIC_FORBIDDEN_PATH).type.toBe(fastifyStatic.errors.FST_STATIC_FORBIDDEN_PATH)
+  expect<FastifyStaticOptions>().type.toBe<FastifyZeroCopyStaticOptions>()
+  expect<SendOptions['maxAge']>().type.toBe<string | number | undefined>()
 })
