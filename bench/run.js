@@ -367,7 +367,12 @@ async function startNode (spec, size, file) {
 
 async function startNginx (nginxBin, size, file) {
   const srv = launchNginx(nginxBin, {
-    tmp: TMP, name: 'nginx', label: 'nginx sendfile', port: await freePort(), cpu: cpus?.server, writer: 'bench/run.js',
+    tmp: TMP,
+    name: 'nginx',
+    label: 'nginx sendfile',
+    port: await freePort(),
+    cpu: cpus?.server,
+    writer: 'bench/run.js',
     http: ['types { }'],
     server: [`location = /body { alias ${file}; }`]
   })
@@ -807,7 +812,7 @@ function markdown (report) {
   lines.push(`# fastify-zero-copy benchmark (${report.mode})`, '')
   lines.push(`${m.date}; kernel ${m.kernel}; ${m.cpuModel}, ${m.cores} cores; Node ${m.node}; ${m.wrk}; git ${m.git}; plugin: ${report.plugin.source}${report.plugin.sanitized ? ' (SANITIZER BUILD)' : ', release build'}`, '')
   lines.push((report.settings.pin ? `Pinned (taskset): the server, all its threads (io_uring workers included), on CPU ${report.settings.pin.server}; wrk on CPU ${report.settings.pin.client}. ` : 'Not pinned (--no-pin). ') +
-    (report.settings.container.length > 0 ? `"[podman]", "[docker-like]": the server in a runc container under that seccomp profile (io_uring refused), host network, pinned the same way. ` : '') +
+    (report.settings.container.length > 0 ? '"[podman]", "[docker-like]": the server in a runc container under that seccomp profile (io_uring refused), host network, pinned the same way. ' : '') +
     (report.plugin.base ? `"@base": the plugin of ${report.plugin.base.source}. ` : '') +
     `wrk -t${report.settings.wrkThreads ?? 1} -cC -d${report.settings.duration}s, ${report.settings.rounds} rounds alternating the servers (after a ${report.settings.warmup} s wrk warm-up each), median of the rounds. ` +
     'GB = 1e9 bytes, counted as completed requests x body size. CPU s/GB: server utime+stime per GB sent; client: wrk\'s. ' +

@@ -204,7 +204,12 @@ async function startNode (opts, spec, tree, pluginRoot) {
 async function startNginx (opts, nginxBin, tree) {
   const mimeTypes = fs.existsSync('/etc/nginx/mime.types') ? 'include /etc/nginx/mime.types;' : 'types { }'
   const srv = launchNginx(nginxBin, {
-    tmp: run.TMP, name: 'nginx-static', label: 'nginx', port: await run.freePort(), cpu: cpus?.server, writer: 'bench/static.js',
+    tmp: run.TMP,
+    name: 'nginx-static',
+    label: 'nginx',
+    port: await run.freePort(),
+    cpu: cpus?.server,
+    writer: 'bench/static.js',
     http: [opts.nginxCache, mimeTypes],
     server: [`root ${tree};`, 'location / { }']
   })
@@ -509,7 +514,7 @@ function markdown (report) {
   const m = report.machine
   const s = report.settings
   const t = report.tree
-  const lines = [`# fastify-zero-copy/static: directory benchmark`, '']
+  const lines = ['# fastify-zero-copy/static: directory benchmark', '']
   lines.push(`${m.date}; kernel ${m.kernel}; ${m.cpuModel}, ${m.cores} cores; Node ${m.node}; ${m.wrk}; ${m.nginx ?? ''}; git ${m.git}; plugin: ${report.plugin.source}${report.plugin.sanitized ? ' (SANITIZER BUILD)' : ', release build'}; @fastify/static ${report.peers.fastifyStatic}`, '')
   lines.push(`Tree (seed ${t.seed}): ${t.smallFiles} files of ${formatSize(t.smallMin)}-${formatSize(t.smallMax)} (median ${(t.smallMedian / 1024).toFixed(1)} KiB, mean ${(t.smallMean / 1024).toFixed(1)} KiB, 90th percentile ${(t.smallP90 / 1024).toFixed(1)} KiB, ${(t.smallBytes / MiB).toFixed(0)} MiB) in ${t.directories} directories 1-4 levels deep; downloads ${t.large.map(l => `${l.count} x ${formatSize(l.size)}`).join(', ')}. Page cache warm (every file read before the first case). ` +
     (s.pin ? `Pinned (taskset): each server, all its threads, on CPU ${s.pin.server}; wrk on CPU ${s.pin.client}. ` : 'Not pinned (--no-pin). ') +

@@ -150,7 +150,6 @@ function load (): { binding: Addon | null, reason: string | null } {
     return { binding: null, reason: `io_uring needs Linux; this is ${process.platform}` }
   }
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     const build = require('node-gyp-build') as (dir: string) => Addon
     return { binding: build(packageRoot), reason: null }
   } catch (err) {
@@ -263,7 +262,7 @@ function probeOnce (choice: EngineChoice): Probe {
   if (addon === null) return { ...none, addon: null, reason }
   const beneath = addon.beneathMode()
   let ringReason = 'engine "classic" was configured'
-  let ioUring = false
+  const ioUring = false
   if (choice !== 'classic') {
     const ring = addon.open(ringEntries(), KIND.io_uring)
     if (ring.ok) {

@@ -277,7 +277,7 @@ test('the end of a body does not wait for the event loop: the ring uncorks the s
       app.get('/busy', (req, reply) => {
         reply.sendZeroCopy({ fd }) // an fd body starts its transfer before this returns
         const until = Date.now() + BUSY_MS
-        while (Date.now() < until) {} // this thread is busy; the ring is not
+        while (Date.now() < until) { /* this thread is busy; the ring is not */ }
       })
     }
   })

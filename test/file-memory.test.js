@@ -22,7 +22,8 @@ const crypto = require('node:crypto')
 const t = require('tap')
 const {
   MiB, spawnFixture, getJson, eventually, sleep, procRss, procHwm, resetPeakRss, sampleRss,
-  writeSeededFile, readWhole, parallelDownloads, ENGINE, FILE_PATH, nativeFileBytes } = require('./helpers')
+  writeSeededFile, readWhole, parallelDownloads, ENGINE, FILE_PATH, nativeFileBytes
+} = require('./helpers')
 
 const GiB = 1024 * MiB
 const SIZE = GiB
@@ -128,5 +129,5 @@ async function variant (t, { drop }) {
 
 const self = process.getuid() === 0 ? 'root' : `uid ${process.getuid()}`
 
-t.test(`16 clients download a 1 GiB file at once from an unprivileged server: RSS grows < 64 MiB`, (t) => variant(t, { drop: true }))
+t.test('16 clients download a 1 GiB file at once from an unprivileged server: RSS grows < 64 MiB', (t) => variant(t, { drop: true }))
 t.test(`the same with the server as this process's user (${self})`, (t) => variant(t, { drop: false }))

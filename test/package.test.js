@@ -90,7 +90,7 @@ test('the tarball holds what a user needs, and only that', async (t) => {
   t.ok(files.includes('binding.gyp') && files.includes('native/engine.h') && files.includes('native/uring/ring.h') && files.includes('native/classic/classic.h'), 'binding.gyp and the headers')
   t.ok(files.includes('README.md') && files.includes('LICENSE'))
   t.ok(files.includes('dist/plugin/static/index.js') && files.includes('plugin/static/esm.mjs') && files.includes('types/static.d.ts'), 'the fastify-zero-copy/static entries')
-  const stray = files.filter((f) => /^(test|bench|example|\.ci)\//.test(f) || f.startsWith('build/') || f.endsWith('.ts') && f !== 'types/index.d.ts' && f !== 'types/static.d.ts')
+  const stray = files.filter((f) => /^(test|bench|example|\.ci)\//.test(f) || f.startsWith('build/') || (f.endsWith('.ts') && f !== 'types/index.d.ts' && f !== 'types/static.d.ts'))
   t.same(stray, [], 'no tests, benchmarks, build tree or TypeScript sources')
 })
 

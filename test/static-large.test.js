@@ -107,7 +107,6 @@ test('a 1 GiB file: whole, a Range across 512 MiB, HEAD, all on the native path'
   t.equal(head.status, 200)
   t.equal(head.headers['content-length'], String(SIZE), 'HEAD: Content-Length of 1 GiB')
   t.equal(head.length, 0, 'HEAD: no body')
-
 })
 
 test('a 1 GiB file from a server running as nobody: the Range across 512 MiB, natively', async (t) => {

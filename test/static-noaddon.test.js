@@ -187,18 +187,18 @@ const NAMES = ['small.txt', 'big.bin', 'sub', 'deep', 'x.bin', 'index.html', 'no
   'link-magic', 'link-proc', 'dangling', 'flip', 'link-up', 'link-up-out', 'link-dir-up-out', 'link-up-inside', 'link-dir-slash',
   'link-dot', 'loop-a', 'x'.repeat(256), 'link-file-slash', 'link-file-dotdot', 'link-up2', 'link-dots', 'c0', 'c1', 'c39']
 
-function nativeOpen (dirfd, rel, kind, resolve) {
-  return new Promise((resolve_) => {
+function nativeOpen (dirfd, rel, kind, flags) {
+  return new Promise((resolve) => {
     try {
-      addon.openBeneath(dirfd, rel, kind, resolve, (err, fd) => resolve_(err === null ? { fd } : { err }), CLASSIC)
+      addon.openBeneath(dirfd, rel, kind, flags, (err, fd) => resolve(err === null ? { fd } : { err }), CLASSIC)
     } catch (err) {
-      resolve_({ err: err.code })
+      resolve({ err: err.code })
     }
   })
 }
 
-function userOpen (opener, dirfd, rel, kind, resolve) {
-  return new Promise((resolve_) => opener.openBeneath(dirfd, rel, kind, resolve, (err, fd) => resolve_(err === null ? { fd } : { err })))
+function userOpen (opener, dirfd, rel, kind, flags) {
+  return new Promise((resolve) => opener.openBeneath(dirfd, rel, kind, flags, (err, fd) => resolve(err === null ? { fd } : { err })))
 }
 
 /** What an open came to: the file's dev:ino, "absent" (a 404), or another errno. */

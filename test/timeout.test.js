@@ -12,12 +12,10 @@ function slowRead (port, { stepBytes, pauseMs }) {
     const socket = net.connect(port, '127.0.0.1')
     socket.setNoDelay(true)
     const chunks = []
-    let got = 0
     let sinceStep = 0
     socket.on('connect', () => socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))
     socket.on('data', (d) => {
       chunks.push(d)
-      got += d.length
       sinceStep += d.length
       if (sinceStep >= stepBytes) {
         sinceStep = 0

@@ -5,7 +5,6 @@
 // static routes serve.
 const crypto = require('node:crypto')
 const fs = require('node:fs')
-const path = require('node:path')
 
 const KiB = 1024
 const MiB = 1024 * KiB

@@ -2,6 +2,8 @@ import Fastify, { type FastifyReply } from 'fastify'
 import { expect } from 'tstyche'
 import fastifyZeroCopy, { type ZeroCopyCapabilities, type ZeroCopyStats, type FastifyZeroCopyOptions, type ZeroCopyFileOptions, type ZeroCopyResponseEvent } from '../../types/index'
 
+import { fastifyZeroCopy as named } from '../../types/index'
+
 const app = Fastify()
 app.register(fastifyZeroCopy)
 app.register(fastifyZeroCopy, { threshold: 16384, mode: 'send_zc', whenCopied: 'send', sliceSize: 262144, depth: 4, pinBudget: 1 << 22 })
@@ -52,6 +54,4 @@ expect(app.register).type.not.toBeCallableWith(fastifyZeroCopy, { etag: 'weak' }
 expect(app.zeroCopy.stats().bytes.splice).type.toBe<number>()
 expect(app.zeroCopy.stats().responses.sendfile).type.toBe<number>()
 expect(app.register).type.not.toBeCallableWith(fastifyZeroCopy, { fileInline: '1m' })
-
-import { fastifyZeroCopy as named } from '../../types/index'
 expect(named).type.toBe(fastifyZeroCopy)
