@@ -48,6 +48,8 @@ abstract class RingBody extends Readable {
   private op = 0
   private running = false
   private corked = false
+  /** Node's side of the socket, corked while the kernel owns its stream (holdNode). */
+  private held: Socket | null = null
   private onAborted: (() => void) | null = null
   private idle: { timer: NodeJS.Timeout, socket: Socket, ms: number } | null = null
 
@@ -126,6 +128,11 @@ abstract class RingBody extends Readable {
     const binding = (this.settings as SendSettings).binding
     let op = 0
     const letGo = (): void => { if (op !== 0) binding.abort(op) }
+    // From the first byte the kernel sends (a cached head by sendfile included) to the last,
+    // Node's writes wait.
+    this.holdNode(socket)
+    // However the response ends, Node's writes on a connection that lives on must flow.
+    res.once('close', () => { if (this.held !== null) setImmediate(() => this.releaseNode()) })
     try {
       op = this.op = this.startOp(socketFd(socket), socket, (error, zcBytes, copyBytes, fallbacks, spliceBytes) => {
         this.count(error, zcBytes, copyBytes, fallbacks, spliceBytes)
@@ -142,6 +149,7 @@ abstract class RingBody extends Readable {
       this.settings?.counters.stream(code === 'RING_BROKEN' ? 'ring-broken' : `start-${code.toLowerCase()}`,
         this.length - this.inlineBytes, this.inlineBytes, this.reply)
       this.uncork(socket)
+      this.releaseNode() // Node sends the rest: its writes flow again, in order
       super.pipe(res)
       return
     }
@@ -156,6 +164,28 @@ abstract class RingBody extends Readable {
     if (op !== 0) socket.once('close', letGo)
     this.running = true
     this.watchIdle(socket)
+  }
+
+  /**
+   * While the kernel sends the body, the socket's stream is the kernel's: a write by Node
+   * (Fastify's clientErrorHandler answering garbage sent behind the request with a 400, an
+   * application writing to the socket) would go straight to the descriptor, into the middle
+   * of the body. Corked, Node holds such writes in the socket's Writable, in order: released
+   * behind a body that completed (releaseNode), or discarded with the socket when the
+   * response is cut (whoever destroys the socket).
+   */
+  private holdNode (socket: Socket): void {
+    if (this.held !== null) return
+    this.held = socket
+    socket.cork()
+  }
+
+  /** The body is complete: what Node holds goes out behind it, in order. */
+  private releaseNode (): void {
+    const socket = this.held
+    if (socket === null) return
+    this.held = null
+    if (!socket.destroyed) socket.uncork()
   }
 
   private onDone (res: ServerResponse, error: string | null): void {
@@ -176,12 +206,19 @@ abstract class RingBody extends Readable {
 
   /** Ends this stream, then the response. */
   private finish (res: ServerResponse): void {
+    this.releaseNode()
     this.once('end', () => res.end())
     this.push(null)
     this.resume()
   }
 
   _destroy (err: Error | null, callback: (error?: Error | null) => void): void {
+    // A body destroyed while the socket lives on (whoever destroyed it did not take the
+    // connection down) must not leave the socket corked: the responses behind it on the
+    // connection would wait for ever. Not at once: when the connection is going (a response
+    // cut), its destroy comes in this same turn and discards what Node holds, which must
+    // never reach the wire behind part of a body.
+    if (this.held !== null) setImmediate(() => this.releaseNode())
     if (!this.running) {
       callback(err)
       return
