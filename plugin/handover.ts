@@ -164,7 +164,7 @@ export function responseGone (reply: FastifyReply): boolean {
   const res = reply.raw
   if (res.destroyed || (res as ServerResponse & { closed?: boolean }).closed === true) return true
   const connection = reply.request.raw.socket as Socket | null
-  return res.socket === null && (connection === null || connection.destroyed)
+  return res.socket === null && (connection == null || connection.destroyed)
 }
 
 /**
@@ -175,7 +175,8 @@ export function responseGone (reply: FastifyReply): boolean {
 function closesWithConnection (reply: FastifyReply): void {
   const res = reply.raw
   const connection = reply.request.raw.socket as Socket | null
-  if (res.socket !== null || connection === null || connection.destroyed) return
+  // Only a node:http response waits without a socket (an injected one has its own, HTTP/2 its stream's).
+  if (res.socket !== null || connection == null || connection.destroyed || typeof connection.once !== 'function') return
   let set = waiting.get(connection)
   if (set === undefined) {
     const responses = set = new Set()
