@@ -3,7 +3,7 @@
 // it the socket only when the responses before it finished, and when the connection closes
 // first, Node emits 'close' on the socket's current response only, not on the ones waiting.
 // A file opened for a waiting response must still be closed when its connection closes:
-// sendZeroCopy({ path }) (whole, a range, on the ordinary path) and fastify-zero-copy/static
+// sendZeroCopy({ path }) (whole, a range, opened after the call, on the ordinary path) and fastify-zero-copy/static
 // (at once, and with the connection gone while an async onFile runs, before the response starts).
 // Each case: a first request the server holds unanswered, the file request pipelined behind
 // it, the file seen open in /proc/self/fd, the connection destroyed, the file's descriptors
@@ -44,6 +44,9 @@ async function setup (t, options) {
       })
       app.get('/hold', (req, reply) => new Promise((resolve) => held.push(() => resolve('released'))))
       app.get('/file/*', (req, reply) => reply.sendZeroCopy({ path: path.join(dir, req.params['*']) }))
+      // A path through /proc/self/root is never in the dentry cache: the file opens after the
+      // call, Fastify holding a pending body meanwhile.
+      app.get('/late/*', (req, reply) => reply.sendZeroCopy({ path: '/proc/self/root' + path.join(dir, req.params['*']) }))
     }
   })
   return { port, file, slowFile, sha: sha256(body) }
@@ -67,9 +70,10 @@ for (const [name, options] of [['native', undefined], ['ordinary path (mode stre
     const { port, file, slowFile, sha } = await setup(t, options)
     await queuedThenGone(t, port, '/file/1m.bin', file)
     await queuedThenGone(t, port, '/file/1m.bin', file, 'Range: bytes=1000-500000\r\n')
+    await queuedThenGone(t, port, '/late/1m.bin', file)
     await queuedThenGone(t, port, '/static/1m.bin', file)
     await queuedThenGone(t, port, '/static/slow/1m.bin', slowFile)
-    for (const url of ['/file/1m.bin', '/static/1m.bin', '/static/slow/1m.bin']) {
+    for (const url of ['/file/1m.bin', '/late/1m.bin', '/static/1m.bin', '/static/slow/1m.bin']) {
       const res = await request(port, url)
       t.equal(res.status, 200, `${url} afterwards: 200`)
       t.equal(res.sha, sha, `${url} afterwards: exact`)
