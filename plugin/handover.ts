@@ -15,6 +15,7 @@
 // answer. `reply.then` is decorated alongside, so that `await reply` still waits for the end.
 import { Readable, finished } from 'node:stream'
 import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { errorCodes, type FastifyInstance, type FastifyReply } from 'fastify'
 
 const kHandover = Symbol('fastify-zero-copy.handover')
@@ -117,6 +118,7 @@ export function logAlreadySent (reply: FastifyReply): void {
 
 /** Hands `payload` (a body or nothing) to Fastify's reply.send; later sends are refused. */
 export function handOver (reply: FastifyReply, payload: unknown): void {
+  closesWithConnection(reply)
   const handed = reply as Handed
   handed[kHandover] = HANDING
   let taken = false
@@ -137,7 +139,9 @@ export function handOver (reply: FastifyReply, payload: unknown): void {
  * sendOpenFile (which accepts a held reply) or release it before sending an error.
  */
 export function hold (reply: FastifyReply): void {
-  (reply as Handed)[kHandover] = HOLDING
+  closesWithConnection(reply)
+  const held = reply as Handed
+  held[kHandover] = HOLDING
 }
 
 /** Fastify's error path answers instead (no header has left): its rule applies again. */
@@ -145,6 +149,64 @@ export function release (reply: FastifyReply): void {
   const handed = reply as Handed
   const state = handed[kHandover]
   if ((state === HANDING || state === HELD || state === HOLDING) && !reply.raw.headersSent) handed[kHandover] = RELEASED
+}
+
+/**
+ * Responses waiting for their turn on a connection (HTTP/1.1 pipelining). Node gives such a
+ * response the socket when the ones before it finished, and when the connection closes first
+ * it emits 'close' on the socket's current response only: a waiting one would never close,
+ * nor would what it holds (a file, a body Fastify piped into it).
+ */
+const waiting = new WeakMap<Socket, Set<ServerResponse>>()
+
+/** Whether the response can no longer go out: closed, destroyed, or waiting on a connection that closed. */
+export function responseGone (reply: FastifyReply): boolean {
+  const res = reply.raw
+  if (res.destroyed || (res as ServerResponse & { closed?: boolean }).closed === true) return true
+  const connection = reply.request.raw.socket as Socket | null
+  return res.socket === null && (connection == null || connection.destroyed)
+}
+
+/**
+ * A response still waiting for its socket is destroyed and closed with its connection, as the
+ * connection's current response is: Fastify and the body see the client gone, whatever the
+ * response holds is let go.
+ */
+function closesWithConnection (reply: FastifyReply): void {
+  const res = reply.raw
+  const connection = reply.request.raw.socket as Socket | null
+  // Only a node:http response waits without a socket (an injected one has its own, HTTP/2 its stream's).
+  if (res.socket !== null || connection == null || connection.destroyed || typeof connection.once !== 'function') return
+  let set = waiting.get(connection)
+  if (set === undefined) {
+    const responses = set = new Set()
+    waiting.set(connection, responses)
+    connection.once('close', () => {
+      waiting.delete(connection)
+      for (const r of responses) {
+        r.destroy()
+        r.emit('close')
+      }
+    })
+  }
+  if (set.has(res)) return
+  set.add(res)
+  const turn = set
+  res.once('socket', () => turn.delete(res))
+}
+
+/**
+ * Calls `fn` once the response is over: at once when it is already (a connection closed while
+ * a file was opening), else at its 'close', which a response waiting its turn gets from its
+ * connection's (closesWithConnection). What a response owns (its file) is tied to it here.
+ */
+export function whenGone (reply: FastifyReply, fn: () => void): void {
+  if (responseGone(reply)) {
+    fn()
+    return
+  }
+  reply.raw.once('close', fn)
+  closesWithConnection(reply)
 }
 
 /**

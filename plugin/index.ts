@@ -17,7 +17,7 @@ import { internals } from './internal'
 import { begin } from './events'
 import { logRegistration, onRoute, prepareBuffer, type BufferEtag } from './interop'
 import { BufferBody, FileBody, type SendSettings } from './body'
-import { PendingBody, alreadySent, handOver, hold, installHandover, logAlreadySent, release, sentBeforeHold } from './handover'
+import { PendingBody, alreadySent, handOver, hold, installHandover, logAlreadySent, release, responseGone, sentBeforeHold, whenGone } from './handover'
 import {
   FILE_HTTP_DEFAULTS, decide, entity, isFileBody, notModified, openFile, readFileHttpOptions, setFileHeaders,
   type FileHttpOptions, type Files, type OpenFile
@@ -250,8 +250,12 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
 
   /** An open file's response, handed to Fastify now. `payloadPath`: the body's `path` (static's onSend hooks). */
   function respondWithFile (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): void {
+    if (responseGone(reply)) {
+      file.close() // the client went away while the file was opening
+      return
+    }
     // Whatever happens next, a file the plugin opened is closed when the response is.
-    reply.raw.once('close', () => file.close())
+    whenGone(reply, () => file.close())
     let out
     try {
       out = fileResponse(reply, file, stat, part, http, payloadPath)
@@ -270,11 +274,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       sendError(reply, err ?? new FST_ZERO_COPY_INVALID_BODY('a file that could not be opened'))
       return
     }
-    if (reply.raw.destroyed) {
-      file.close() // the client went away while the file was opening
-      return
-    }
-    respondWithFile(reply, file, stat, part, http)
+    respondWithFile(reply, file, stat, part, http) // which closes the file if the client went away meanwhile
   }
 
   /** The file opened later than the call: the body Fastify was given becomes the file's. */
@@ -283,8 +283,8 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       pending.fail(err ?? new FST_ZERO_COPY_INVALID_BODY('a file that could not be opened'))
       return
     }
-    reply.raw.once('close', () => file.close())
-    if (pending.destroyed || reply.raw.destroyed) {
+    whenGone(reply, () => file.close())
+    if (pending.destroyed || responseGone(reply)) {
       file.close() // the client went away while the file was opening
       return
     }
