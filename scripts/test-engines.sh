@@ -24,7 +24,7 @@ NATIVE_PATH_TESTS=(
   options pin-budget timeout isolation memlock unprivileged shutdown stalled-client worker workers worker-files
   file-http file-inline file-ownership file-resources large-offsets file-memory slow-fs
   static-options static-list static-large static-casefold static-precompressed static-cache static-dropin
-  worker-terminate send-order send-pending send-stream-body garbage-after-request static-gate static-compat interop
+  worker-terminate send-order send-pending send-stream-body garbage-after-request static-gate static-compat interop file-queued
 )
 
 # The run must be the classic engine's: fail loudly if it is not the one serving.
