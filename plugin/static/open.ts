@@ -1,6 +1,6 @@
 // Opens beneath a root: the one place the static plugin turns a relative name into a
 // descriptor (openat2 RESOLVE_BENEATH, native/beneath.h), and stats what it opened.
-import { constants } from 'node:os'
+import { getSystemErrorName } from 'node:util'
 import { fstat, fstatSync, type Stats } from 'node:fs'
 import { OpenFile } from '../file'
 import { BENEATH_FILE, type Descriptors } from '../native'
@@ -10,10 +10,6 @@ export type OpenDone = (err: NodeJS.ErrnoException | null, fd: number) => void
 
 /** The errors that mean "no such file here": the next candidate is tried. */
 export const NOT_FOUND = new Set(['ENOENT', 'ENOTDIR', 'EXDEV', 'ELOOP', 'ENAMETOOLONG', 'ENXIO', 'ENODEV'])
-
-/** errno -> its name (the first of two names for one number: EAGAIN, not EWOULDBLOCK). */
-const ERRNO_NAMES = new Map<number, string>()
-for (const [name, value] of Object.entries(constants.errno)) if (!ERRNO_NAMES.has(value)) ERRNO_NAMES.set(value, name)
 
 export function errnoError (code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(code), { code })
@@ -35,7 +31,7 @@ export function openBeneath (addon: Descriptors, dirfd: number, rel: string, kin
   if (fd < -1) {
     // The open's failure as -errno (quiet) rather than thrown: a miss, the common answer for
     // a pre-compressed sibling or an extension tried, costs a fraction of a throw.
-    done(errnoError(ERRNO_NAMES.get(-fd) ?? 'EIO'), -1)
+    done(errnoError(getSystemErrorName(fd)), -1) // libuv's name for -errno (EAGAIN, not EWOULDBLOCK)
     return
   }
   try {
