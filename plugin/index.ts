@@ -17,6 +17,7 @@ import { internals } from './internal'
 import { begin } from './events'
 import { logRegistration, onRoute, prepareBuffer, type BufferEtag } from './interop'
 import { BufferBody, FileBody, type SendSettings } from './body'
+import { readCachedBody } from './small'
 import { PendingBody, alreadySent, handOver, hold, installHandover, logAlreadySent, release, sentBeforeHold } from './handover'
 import {
   FILE_HTTP_DEFAULTS, decide, entity, isFileBody, notModified, openFile, readFileHttpOptions, setFileHeaders,
@@ -209,7 +210,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
    * and what to send: its body, nothing (304), an empty body (HEAD, no bytes), or an error
    * (412, 416). The file is closed here when it is not the body.
    */
-  function fileResponse (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): { body: Readable | undefined } | { error: Error } {
+  function fileResponse (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions): { body: Readable | Buffer | undefined } | { error: Error } {
     const added = setFileHeaders(reply, file, stat, http)
     const decision = decide(reply, entity(part, stat.size), http)
     if ('error' in decision) {
@@ -236,6 +237,13 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       return { body: Readable.from([]) }
     }
     const reason = chooseRoute(reply, decision.length, route, 'file')
+    // Cached whole: read here and sent as a Buffer (small.ts).
+    const cached = readCachedBody(files.addon, file, decision.offset, decision.length)
+    if (cached !== null) {
+      file.close()
+      counters.stream(reason ?? 'cached-read', decision.length, 0, reply)
+      return { body: cached }
+    }
     if (reason !== null || send === null) counters.stream(reason ?? 'native-unavailable', decision.length, 0, reply)
     const body = new FileBody(reason === null ? send : null, file, decision.offset, decision.length, reply)
     body.once('close', () => file.close())
@@ -291,7 +299,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       return
     }
     if ('error' in out) pending.fail(out.error)
-    else pending.resolve(out.body ?? null)
+    else pending.resolve(Buffer.isBuffer(out.body) ? bufferStream(out.body) : out.body ?? null)
   }
 
   function sendFile (reply: FastifyReply, body: unknown, part: ZeroCopyFileOptions): FastifyReply {
@@ -374,6 +382,16 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     this.header('content-length', String(buffer.length))
     handOver(this, new BufferBody(send, buffer, this))
     return this
+  })
+}
+
+/** A Buffer body as a stream, for a body Fastify was given as a stream before the file opened. */
+function bufferStream (buffer: Buffer): Readable {
+  return new Readable({
+    read () {
+      this.push(buffer)
+      this.push(null)
+    }
   })
 }
 

@@ -1,0 +1,31 @@
+// A small file body read on the event loop's thread when the kernel has all of it cached.
+//
+// Through a stream, such a body costs a hand-off to libuv's pool and back, a stream with its
+// listeners, and a pipe; through the ring, a hand-off to io_uring's workers. Its pages already
+// in the page cache, one preadv2(RWF_NOWAIT) copies it here without waiting on anything, and
+// Fastify sends it as a Buffer: headers and body in one write, nothing to clean up after.
+// RWF_NOWAIT answers EAGAIN for a page not cached (or still being read), so this thread never
+// waits for a device; a remote filesystem's read may still ask its server, so its files never
+// come here. Whatever is not read whole here goes the way it went before.
+import type { Descriptors } from './native'
+import type { OpenFile } from './file'
+
+/**
+ * The largest body read here, in bytes. Above the threshold the native path sends a cached
+ * file by sendfile on this thread too; measured on 1-256 KiB files, the copy here stays
+ * cheaper than that path's set-up (socket cork, op, callbacks) up to about this size
+ * (bench/README.md, "Small files read on the event loop").
+ */
+export const CACHED_READ_MAX = 64 * 1024
+
+/**
+ * `length` bytes of `file` from `offset` if the page cache holds all of them, else null (the
+ * ordinary path then reads them, and meets the file's end or error itself). A file that ended
+ * early (cut since its stat) is null too: its body must not go out shorter than the
+ * Content-Length already set, and the ordinary path reports the change as it does elsewhere.
+ */
+export function readCachedBody (addon: Descriptors | null, file: OpenFile, offset: number, length: number): Buffer | null {
+  if (addon === null || file.remote || length <= 0 || length > CACHED_READ_MAX) return null
+  const buffer = Buffer.allocUnsafe(length)
+  return addon.readCached(file.fd, buffer, offset) === length ? buffer : null
+}
