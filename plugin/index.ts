@@ -237,13 +237,15 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       return { body: Readable.from([]) }
     }
     const reason = chooseRoute(reply, decision.length, route, 'file')
-    // Cached whole: read here and sent as a Buffer (small.ts).
-    const cached = readCachedBody(files.addon, file, decision.offset, decision.length, reason === null && send !== null)
-    if (cached !== null) {
-      file.close()
-      counters.stream(reason ?? 'cached-read', decision.length, 0, reply)
-      // Fastify gives a Buffer without a Content-Type one (contentType: false wants none).
-      return { body: reply.hasHeader('content-type') ? cached : bufferStream(cached) }
+    if (reason !== null || send === null) {
+      // Node's path: a body all in the page cache is read here and sent as a Buffer (small.ts).
+      const cached = readCachedBody(files.addon, file, decision.offset, decision.length)
+      if (cached !== null) {
+        file.close()
+        counters.stream(reason ?? 'native-unavailable', decision.length, 0, reply)
+        // Fastify gives a Buffer without a Content-Type one (contentType: false wants none).
+        return { body: reply.hasHeader('content-type') ? cached : bufferStream(cached) }
+      }
     }
     if (reason !== null || send === null) counters.stream(reason ?? 'native-unavailable', decision.length, 0, reply)
     const body = new FileBody(reason === null ? send : null, file, decision.offset, decision.length, reply)

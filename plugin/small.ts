@@ -11,28 +11,22 @@ import type { Descriptors } from './native'
 import type { OpenFile } from './file'
 
 /**
- * The largest body read here that Node's path would carry anyway (below the threshold, TLS,
- * HTTP/2, inject): a bound on the time one copy holds the loop (about 20 us for 256 KiB here),
- * whatever the threshold is set to.
+ * The largest body read here, in bytes: a bound on the time one copy holds the loop (some
+ * 20 us for 256 KiB here), whatever the threshold is set to. Only bodies Node's path carries
+ * come here (below the threshold, TLS, HTTP/2, inject): above the threshold the native path
+ * costs less even for a cached file (measured from 24 KiB up: bench/README.md, "Small files
+ * read on the loop").
  */
 export const LOOP_READ_MAX = 256 * 1024
 
 /**
- * The largest body read here that the native path would carry. That path sends a cached file
- * by sendfile on this thread too, but sets up a stream, a cork and an op around it; the copy
- * here costs less up to about this size (bench/README.md, "Small files read on the loop").
- */
-export const NATIVE_READ_MAX = 0
-
-/**
  * `length` bytes of `file` from `offset` if the page cache holds all of them, else null (the
- * ordinary path then reads them, and meets the file's end or error itself). `native`: the
- * body would otherwise go by the native path. A file that ended early (cut since its stat) is
- * null too: its body must not go out shorter than the Content-Length already set, and the
- * ordinary path reports the change as it does elsewhere.
+ * ordinary path then reads them, and meets the file's end or error itself). A file that ended
+ * early (cut since its stat) is null too: its body must not go out shorter than the
+ * Content-Length already set, and the ordinary path reports the change as it does elsewhere.
  */
-export function readCachedBody (addon: Descriptors | null, file: OpenFile, offset: number, length: number, native: boolean): Buffer | null {
-  if (addon === null || file.remote || length <= 0 || length > (native ? NATIVE_READ_MAX : LOOP_READ_MAX)) return null
+export function readCachedBody (addon: Descriptors | null, file: OpenFile, offset: number, length: number): Buffer | null {
+  if (addon === null || file.remote || length <= 0 || length > LOOP_READ_MAX) return null
   const buffer = Buffer.allocUnsafe(length)
   return addon.readCached(file.fd, buffer, offset) === length ? buffer : null
 }
