@@ -7,6 +7,8 @@
 //                           a machine without a ring fails loudly instead of measuring classic)
 //       zc-static-classic   the same on the classic engine (engine: 'classic')
 //       fastify-static      @fastify/static
+//       fastify-ceiling     a bare Fastify route answering every file's bytes from a Map in memory
+//                           (reply.send(buffer)): the ceiling of any Fastify server here
 // Both directory plugins get { root: DIR, prefix: '/' } and --options (the same for both);
 // --plugin-options go to fastify-zero-copy/static only (say { "openFileCache": ... }), and
 // --core-options to the core plugin, registered first with the kind's engine. BENCH_PLUGIN:
@@ -16,7 +18,7 @@
 // @fastify/static) and the server's error counters; SIGTERM/SIGINT close the server and exit.
 const path = require('node:path')
 
-const KINDS = ['zc-static', 'zc-static-classic', 'fastify-static']
+const KINDS = ['zc-static', 'zc-static-classic', 'fastify-static', 'fastify-ceiling']
 
 function parseArgs (argv) {
   const o = { options: {}, pluginOptions: {}, coreOptions: {} }
@@ -49,6 +51,29 @@ function parseArgs (argv) {
   return o
 }
 
+/**
+ * Every file of the tree read into memory at start, with its Content-Type: what a request then
+ * costs is Fastify's own, the least any Fastify server serving these bytes can spend.
+ */
+function ceiling (fastify, root) {
+  const fs = require('node:fs')
+  const mime = require('mime')
+  const bodies = new Map()
+  const walk = (dir, prefix) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, e.name)
+      if (e.isDirectory()) walk(full, `${prefix}${e.name}/`)
+      else if (e.isFile()) bodies.set(`${prefix}${e.name}`, { body: fs.readFileSync(full), type: mime.getType(e.name) ?? 'application/octet-stream' })
+    }
+  }
+  walk(root, '/')
+  fastify.get('/*', (request, reply) => {
+    const hit = bodies.get(request.url)
+    if (hit === undefined) reply.code(404).send()
+    else reply.type(hit.type).send(hit.body)
+  })
+}
+
 async function main () {
   let args
   try {
@@ -74,6 +99,8 @@ async function main () {
     const engine = args.kind === 'zc-static-classic' ? 'classic' : 'io_uring'
     await fastify.register(require(pkg), { ...args.coreOptions, engine })
     await fastify.register(require(path.join(pkg, 'dist', 'plugin', 'static', 'index.js')), { ...common, ...args.pluginOptions })
+  } else if (args.kind === 'fastify-ceiling') {
+    ceiling(fastify, args.root)
   } else {
     await fastify.register(require('@fastify/static'), common)
   }

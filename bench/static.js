@@ -10,10 +10,10 @@
 // request and per GB, peak RSS, and bytes checked by SHA-256 against the tree's manifest
 // before timing and before every measured run. Writes bench/results/<date>-static.{json,md}.
 //
-//   node bench/static.js                       small c4,c64 + 1m, 64m c1,c4; 4 servers; 5 x 4 s
+//   node bench/static.js                       small c4,c64 + 1m, 64m c1,c4; 5 servers; 5 x 4 s
 //   node bench/static.js --cases small --rounds 1 --duration 2     a smoke run
 //
-// Options: --servers zc-static,zc-static-classic,fastify-static,nginx   (and KIND+NAME, see --variant)
+// Options: --servers fastify-ceiling,zc-static,zc-static-classic,fastify-static,nginx   (and KIND+NAME, see --variant)
 //          --cases small,1m,64m  --small-conns 4,64  --large-conns 1,4
 //          --rounds N  --duration S  --warmup S  --seed N (the tree and wrk's picks)  --tree DIR
 //          --options JSON          options of both directory plugins (root and prefix '/' are set)
@@ -41,7 +41,7 @@ const run = require('./run')
 const ROOT = path.join(__dirname, '..')
 const GB = 1e9
 const MiB = 1024 * 1024
-const KINDS = ['zc-static', 'zc-static-classic', 'fastify-static', 'nginx']
+const KINDS = ['fastify-ceiling', 'zc-static', 'zc-static-classic', 'fastify-static', 'nginx']
 
 // ---------------------------------------------------------------------------------------
 // Options
@@ -105,7 +105,7 @@ function parseArgs (argv) {
     }
   })
   const variantNames = [...o.variants.keys()]
-  const servers = o.servers ?? ['zc-static', ...variantNames.map(n => `zc-static+${n}`), 'zc-static-classic', 'fastify-static', 'nginx']
+  const servers = o.servers ?? ['fastify-ceiling', 'zc-static', ...variantNames.map(n => `zc-static+${n}`), 'zc-static-classic', 'fastify-static', 'nginx']
   for (const s of servers) {
     const [kind, variant] = s.split('+')
     if (!KINDS.includes(kind)) throw new Error(`unknown server ${s}: one of ${KINDS.join(', ')}, or zc-static+NAME with --variant NAME=JSON`)
@@ -501,7 +501,9 @@ function pairs (opts) {
     add(a, 'nginx', `${what}${variant} / nginx`)
     if (variant !== '') add(a, a.split('+')[0], `${what}: +${a.split('+')[1]} / without`)
   }
+  for (const a of names.filter(n => n.startsWith('zc-'))) add(a, 'fastify-ceiling', `${a} / the ceiling (a bare Fastify route from memory)`)
   add('zc-static-classic', 'zc-static', 'classic / io_uring')
+  add('fastify-ceiling', 'nginx', 'the ceiling / nginx')
   add('fastify-static', 'nginx', '@fastify/static / nginx')
   return out
 }
@@ -519,7 +521,7 @@ function markdown (report) {
   lines.push(`Tree (seed ${t.seed}): ${t.smallFiles} files of ${formatSize(t.smallMin)}-${formatSize(t.smallMax)} (median ${(t.smallMedian / 1024).toFixed(1)} KiB, mean ${(t.smallMean / 1024).toFixed(1)} KiB, 90th percentile ${(t.smallP90 / 1024).toFixed(1)} KiB, ${(t.smallBytes / MiB).toFixed(0)} MiB) in ${t.directories} directories 1-4 levels deep; downloads ${t.large.map(l => `${l.count} x ${formatSize(l.size)}`).join(', ')}. Page cache warm (every file read before the first case). ` +
     (s.pin ? `Pinned (taskset): each server, all its threads, on CPU ${s.pin.server}; wrk on CPU ${s.pin.client}. ` : 'Not pinned (--no-pin). ') +
     `wrk -t1 -cC -d${s.duration}s with bench/static-pick.lua: every request a path of the case's files picked at random (seeded; the same sequence for every server of a round). ${s.rounds} round(s) alternating the servers after a ${s.warmup} s warm-up each; medians. ` +
-    `Servers: zc-static = fastify-zero-copy/static, engine io_uring; zc-static-classic = the same, engine classic; fastify-static = @fastify/static; both with options ${JSON.stringify({ root: '<tree>', prefix: '/', ...s.options })}` +
+    `Servers: zc-static = fastify-zero-copy/static, engine io_uring; zc-static-classic = the same, engine classic; fastify-static = @fastify/static; fastify-ceiling = a bare Fastify route answering each file's bytes from a Map in memory (reply.send(buffer), its Content-Type set), the ceiling of any Fastify server; the directory plugins with options ${JSON.stringify({ root: '<tree>', prefix: '/', ...s.options })}` +
     `${Object.keys(s.pluginOptions).length > 0 ? `, fastify-zero-copy/static also ${JSON.stringify(s.pluginOptions)}` : ''}${Object.keys(s.variants).length > 0 ? `; variants ${Object.entries(s.variants).map(([n, v]) => `+${n} = ${JSON.stringify(v)}`).join(', ')}` : ''}. ` +
     `nginx: one worker process (master_process off, as one Node process), root, sendfile on, tcp_nopush on, access_log off, open_file_cache ${s.nginxCache}. ` +
     'GB/s: body bytes (a download case: requests x size; the small files: requests x their mean size) per second, GB = 1e9. CPU us/req, CPU s/GB: the server\'s utime+stime (whole process, /proc/PID/stat) over the run. ' +

@@ -16,6 +16,8 @@
 //   startFile(fd, fileFd, offset, length, chunk, done, released, depth, pollFirst, remote, kind) -> id
 //     the same callbacks; done's fifth argument is the bytes spliced from the file;
 //     pollFirst: the socket was found full, the first round waits for POLLOUT
+//   readCached(fileFd, buffer, offset) -> bytes read into buffer without waiting for a device
+//     (preadv2 RWF_NOWAIT; fewer where the file ends), or -1: the ordinary read's.
 //   sendCached(fd, fileFd, offset, length) -> bytes sent on this thread by sendfile(2), only
 //     if the whole range is in the page cache (0 otherwise): the ring sends the rest
 //   abort(id, kind), progress(id, kind) -> bytes | -1, stats(kind) -> {...}, setPinBudget(bytes, kind)
@@ -398,6 +400,7 @@ class Addon : public Napi::Addon<Addon> {
                                Method<&Addon::Start>("start"),
                                Method<&Addon::StartFile>("startFile"),
                                Method<&Addon::SendCached>("sendCached"),
+                               Method<&Addon::ReadCached>("readCached"),
                                Method<&Addon::Abort>("abort"),
                                Method<&Addon::Progress>("progress"),
                                Method<&Addon::Stats>("stats"),
@@ -624,6 +627,25 @@ class Addon : public Napi::Addon<Addon> {
     uint64_t sent = zerocopy::SendCached(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(),
                                          range.offset, range.length);
     return Napi::Number::New(env, static_cast<double>(sent));
+  }
+
+  // readCached(fileFd, buffer, offset) -> the bytes read into the whole of `buffer` from
+  // `offset` without waiting for a device (fewer only where the file ends), or -1.
+  Napi::Value ReadCached(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsTypedArray() || !info[2].IsNumber()) {
+      throw Napi::TypeError::New(env, "readCached(fileFd, buffer, offset)");
+    }
+    Napi::TypedArray array = info[1].As<Napi::TypedArray>();
+    if (array.TypedArrayType() != napi_uint8_array) throw Napi::TypeError::New(env, "readCached: buffer must be a Uint8Array");
+    Napi::Uint8Array bytes = array.As<Napi::Uint8Array>();
+    double offset = info[2].As<Napi::Number>().DoubleValue();
+    if (!(offset >= 0 && offset + static_cast<double>(bytes.ByteLength()) <= 9007199254740991.0)) {
+      throw Napi::RangeError::New(env, "readCached: offset must be a safe non-negative integer");
+    }
+    int64_t got = zerocopy::ReadCached(info[0].As<Napi::Number>().Int32Value(), bytes.Data(), bytes.ByteLength(),
+                                       static_cast<uint64_t>(offset));
+    return Napi::Number::New(env, static_cast<double>(got));
   }
 
   // An op's callbacks (arguments 5 and 6), held before the engine starts it: once the kernel

@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <linux/openat2.h>
 #include <sys/sendfile.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -53,6 +54,10 @@ struct Cachestat {
 // Cleared for the process when openat2 or RESOLVE_CACHED is unknown (ENOSYS before 5.6, EINVAL
 // before 5.12): the ring opens every path.
 std::atomic<bool> openat2Available{true};
+
+// Cleared for the process when preadv2 or RWF_NOWAIT is unknown (ENOSYS: a kernel before 4.6 or
+// a seccomp profile; EOPNOTSUPP for every file: before 4.14).
+std::atomic<bool> nowaitAvailable{true};
 
 // Cleared for the process at the first ENOSYS (a kernel before 6.5, or a seccomp profile
 // that does not know the call): from then on every file goes through the ring.
@@ -146,6 +151,35 @@ int OpenCached(const char* path) {
 
 bool PageCached(int file, uint64_t offset, uint64_t length) {
   return length > 0 && offset <= static_cast<uint64_t>(LLONG_MAX) - length && CachedRange(file, offset, length);
+}
+
+int64_t ReadCached(int file, uint8_t* buffer, uint64_t length, uint64_t offset) {
+  if (!nowaitAvailable.load(std::memory_order_relaxed)) return -1;
+  if (offset > static_cast<uint64_t>(LLONG_MAX) - length || length > static_cast<uint64_t>(SSIZE_MAX)) return -1;
+  uint64_t got = 0;
+  while (got < length) {
+    iovec iov{buffer + got, static_cast<size_t>(length - got)};
+    ssize_t n = preadv2(file, &iov, 1, static_cast<off_t>(offset + got), RWF_NOWAIT);
+    if (n > 0) {
+      // A short count is either the end of the file or the end of what is cached: the next
+      // call tells (0 at the end, EAGAIN before an uncached page).
+      got += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n == 0) break;  // the file ends here (it shrank since its stat): the caller decides
+    switch (errno) {
+      case EINTR:
+        continue;
+      case ENOSYS:
+        nowaitAvailable.store(false, std::memory_order_relaxed);
+        return -1;
+      case EAGAIN:      // a page not cached, or locked for a read in flight
+      case EOPNOTSUPP:  // this filesystem cannot promise not to wait
+      default:          // EIO, EBADF, EISDIR, EINVAL...: the ordinary read meets it and reports it
+        return -1;
+    }
+  }
+  return static_cast<int64_t>(got);
 }
 
 uint64_t SendCached(int sock, int file, uint64_t offset, uint64_t length) {

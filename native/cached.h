@@ -19,6 +19,15 @@ uint64_t SendCached(int sock, int file, uint64_t offset, uint64_t length);
 // no device.
 bool PageCached(int file, uint64_t offset, uint64_t length);
 
+// Reads [offset, offset + length) of `file` into `buffer` with preadv2(RWF_NOWAIT), which
+// answers EAGAIN instead of waiting for a page that is not in the page cache and up to date.
+// Returns the bytes read (fewer than `length` only where the file ends), or -1 when some page
+// would have to come from the device, or the filesystem or kernel cannot read without waiting
+// (EOPNOTSUPP, ENOSYS), or the read failed: the caller then reads it the ordinary way, off this
+// thread, and meets any error there. For local files only: a remote filesystem's read may ask
+// its server even for a cached page.
+int64_t ReadCached(int file, uint8_t* buffer, uint64_t length, uint64_t offset);
+
 // Opens `path` read-only (O_NONBLOCK | O_CLOEXEC) with openat2(RESOLVE_CACHED) (Linux 5.12+),
 // which fails with EAGAIN instead of waiting for the disk. Returns the descriptor, -EAGAIN when
 // the lookup needs more than the dentry cache (or openat2 cannot be used here: the ring opens

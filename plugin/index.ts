@@ -17,6 +17,7 @@ import { internals } from './internal'
 import { begin } from './events'
 import { logRegistration, onRoute, prepareBuffer, type BufferEtag } from './interop'
 import { BufferBody, FileBody, type SendSettings } from './body'
+import { readCachedBody } from './small'
 import { PendingBody, alreadySent, handOver, hold, installHandover, logAlreadySent, release, responseGone, sentBeforeHold, whenGone } from './handover'
 import {
   FILE_HTTP_DEFAULTS, decide, entity, isFileBody, notModified, openFile, readFileHttpOptions, setFileHeaders,
@@ -39,7 +40,7 @@ const ENGINES = ['auto', 'io_uring', 'classic'] as const
 const WHEN_COPIED = ['stream', 'send', 'keep'] as const
 
 /** The body with the file's `path`, as a payload of @fastify/static has it for onSend hooks. */
-function withPath<T extends Readable> (body: T, payloadPath: string | undefined): T {
+function withPath<T extends object> (body: T, payloadPath: string | undefined): T {
   if (payloadPath !== undefined) (body as T & { path?: string }).path = payloadPath
   return body
 }
@@ -215,7 +216,7 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
    * and what to send: its body, nothing (304), an empty body (HEAD, no bytes), or an error
    * (412, 416). The file is closed here when it is not the body.
    */
-  function fileResponse (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): { body: Readable | undefined } | { error: Error } {
+  function fileResponse (reply: FastifyReply, file: OpenFile, stat: Stats, part: ZeroCopyFileOptions, http: FileHttpOptions, payloadPath?: string): { body: Readable | Buffer | undefined } | { error: Error } {
     const added = setFileHeaders(reply, file, stat, http)
     const decision = decide(reply, entity(part, stat.size), http)
     if ('error' in decision) {
@@ -242,6 +243,16 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       return { body: withPath(Readable.from([]), payloadPath) }
     }
     const reason = chooseRoute(reply, decision.length, route, 'file')
+    if (reason !== null || send === null) {
+      // Node's path: a body all in the page cache is read here and sent as a Buffer (small.ts).
+      const cached = readCachedBody(files.addon, file, decision.offset, decision.length)
+      if (cached !== null) {
+        file.close()
+        counters.stream(reason ?? 'native-unavailable', decision.length, 0, reply)
+        // Fastify gives a Buffer without a Content-Type one (contentType: false wants none).
+        return { body: withPath(reply.hasHeader('content-type') ? cached : bufferStream(cached), payloadPath) }
+      }
+    }
     if (reason !== null || send === null) counters.stream(reason ?? 'native-unavailable', decision.length, 0, reply)
     const body = new FileBody(reason === null ? send : null, file, decision.offset, decision.length, reply)
     body.once('close', () => file.close())
@@ -297,7 +308,8 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
       return
     }
     if ('error' in out) pending.fail(out.error)
-    else pending.resolve(out.body ?? null)
+    // A Buffer is not a stream that can take the pending body's place: one chunk of a stream.
+    else pending.resolve(Buffer.isBuffer(out.body) ? bufferStream(out.body) : out.body ?? null)
   }
 
   function sendFile (reply: FastifyReply, body: unknown, part: ZeroCopyFileOptions): FastifyReply {
@@ -380,6 +392,16 @@ async function fastifyZeroCopy (fastify: FastifyInstance, opts: FastifyZeroCopyO
     this.header('content-length', String(buffer.length))
     handOver(this, new BufferBody(send, buffer, this))
     return this
+  })
+}
+
+/** A Buffer body as a stream, for a body Fastify was given as a stream before the file opened. */
+function bufferStream (buffer: Buffer): Readable {
+  return new Readable({
+    read () {
+      this.push(buffer)
+      this.push(null)
+    }
   })
 }
 

@@ -26,6 +26,7 @@ interface Addon {
   startFile(fd: number, fileFd: number, offset: number, length: number, chunk: number, done: DoneCallback,
     released: ((notifications: number, copied: number) => void) | undefined, depth: number, pollFirst: boolean, remote: boolean, kind: number): number
   sendCached(fd: number, fileFd: number, offset: number, length: number): number
+  readCached(fileFd: number, buffer: Uint8Array, offset: number): number
   abort(id: number, kind: number): void
   progress(id: number, kind: number): number
   stats(kind: number): EngineStats
@@ -73,6 +74,12 @@ export interface Descriptors {
    * open); throws (errno code) for the open's own error.
    */
   openCached(path: string): number
+  /**
+   * Fills `buffer` from the local file at `offset` on this thread if every page is in the page
+   * cache (preadv2 with RWF_NOWAIT): the bytes read, fewer where the file ends; -1 when a read
+   * would wait for the device (or failed): then the ordinary read.
+   */
+  readCached(fd: number, buffer: Uint8Array, offset: number): number
   /** The plugin's own duplicate of a caller's descriptor (throws EBADF when it is not open). */
   dup(fd: number): number
   /** A descriptor the plugin opened through libuv becomes the environment's to close at teardown. */
@@ -216,6 +223,7 @@ function descriptors (addon: Addon, engine: EngineName | null): Descriptors {
     beneathMode,
     dirPath: (fd) => `/proc/self/fd/${fd}`,
     openCached: (path) => addon.openCached(path),
+    readCached: (fd, buffer, offset) => addon.readCached(fd, buffer, offset),
     dup: (fd) => addon.dup(fd),
     adopt: (fd) => addon.adopt(fd),
     isRemote: (fd) => addon.isRemote(fd),

@@ -297,6 +297,11 @@ export class UserSpaceOpener implements Descriptors {
   }
 
   /** Every file is stat'ed and closed in libuv's pool: nothing tells a local file from a remote one here. */
+  /** Never a read on the event loop here: without the addon, every read goes through libuv's pool. */
+  readCached (): number {
+    return -1
+  }
+
   isRemote (): boolean {
     return true
   }
