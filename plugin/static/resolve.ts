@@ -267,9 +267,22 @@ function deliver (site: Site, reply: FastifyReply, found: Found, settings: SendS
     fail(reply, new CallbackError(err))
     return
   }
-  Promise.resolve(pending).then(() => safely(reply, () => {
+  afterCallback(reply, found, Promise.resolve(pending), () => respondWith(site, reply, found, settings, named))
+}
+
+/**
+ * What an application callback about `found` returned: a value goes on at once; a thenable
+ * goes on once it resolved (unless the response went meanwhile), and its rejection is the
+ * request's error. Either way the file is closed unless it is sent.
+ */
+function afterCallback (reply: FastifyReply, found: Found, pending: unknown, next: () => void): void {
+  if (!isThenable(pending)) {
+    next()
+    return
+  }
+  pending.then(() => safely(reply, () => {
     if (reply.raw.destroyed || reply.sent) found.file.close()
-    else respondWith(site, reply, found, settings, named)
+    else next()
   }), (err: unknown) => {
     found.file.close()
     fail(reply, new CallbackError(err))
@@ -288,19 +301,8 @@ function respondWith (site: Site, reply: FastifyReply, found: Found, settings: S
     fail(reply, new CallbackError(err))
     return
   }
-  if (!isThenable(pending)) {
-    respondNow(site, reply, found, settings, named)
-    return
-  }
-  // An async setHeaders: its headers are awaited (they would come too late otherwise), its
-  // rejection is the request's error.
-  pending.then(() => safely(reply, () => {
-    if (reply.raw.destroyed || reply.sent) found.file.close()
-    else respondNow(site, reply, found, settings, named)
-  }), (err: unknown) => {
-    found.file.close()
-    fail(reply, new CallbackError(err))
-  })
+  // An async setHeaders: its headers are awaited (they would come too late otherwise).
+  afterCallback(reply, found, pending, () => respondNow(site, reply, found, settings, named))
 }
 
 function respondNow (site: Site, reply: FastifyReply, found: Found, settings: SendSettings, named: string[]): void {
