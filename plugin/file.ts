@@ -259,18 +259,23 @@ function statFile (file: OpenFile, done: Opened): void {
     }
     done(null, file, stat)
   }
-  if (file.remote) {
-    fstat(file.fd, (err, stat) => checked(err, stat ?? null))
+  statOf(file.fd, file.remote, checked)
+}
+
+/** A descriptor's stat: on this thread for a local file (the kernel holds its inode), else in libuv's pool. */
+export function statOf (fd: number, remote: boolean, done: (err: NodeJS.ErrnoException | null, stat: Stats | null) => void): void {
+  if (remote) {
+    fstat(fd, (err, stat) => done(err, stat ?? null))
     return
   }
   let stat: Stats
   try {
-    stat = fstatSync(file.fd)
+    stat = fstatSync(fd)
   } catch (err) {
-    checked(err as NodeJS.ErrnoException, null)
+    done(err as NodeJS.ErrnoException, null)
     return
   }
-  checked(null, stat)
+  done(null, stat)
 }
 
 /** The part of the file the handler asked for, before any Range header: `start`..`end` inclusive. */

@@ -1,8 +1,7 @@
 // Opens beneath a root: the one place the static plugin turns a relative name into a
 // descriptor (openat2 RESOLVE_BENEATH, native/beneath.h), and stats what it opened.
 import { getSystemErrorName } from 'node:util'
-import { fstat, fstatSync, type Stats } from 'node:fs'
-import { OpenFile } from '../file'
+import { OpenFile, statOf } from '../file'
 import { BENEATH_FILE, type Descriptors } from '../native'
 import type { Served } from './cache'
 
@@ -38,19 +37,6 @@ export function openBeneath (addon: Descriptors, dirfd: number, rel: string, kin
     addon.openBeneath(dirfd, rel, kind, resolve, (code, opened) => done(code === null ? null : errnoError(code), opened))
   } catch (err) {
     done(err as NodeJS.ErrnoException, -1)
-  }
-}
-
-/** The file's stat, on this thread for a local file (the kernel holds its inode), else in libuv's pool. */
-function statOf (fd: number, remote: boolean, done: (err: NodeJS.ErrnoException | null, stat: Stats | null) => void): void {
-  if (remote) {
-    fstat(fd, (err, stat) => done(err, stat ?? null))
-    return
-  }
-  try {
-    done(null, fstatSync(fd))
-  } catch (err) {
-    done(err as NodeJS.ErrnoException, null)
   }
 }
 
