@@ -37,7 +37,7 @@ export async function routableFiles (root: string, dot: boolean, ignore: string[
   // Names are walked from the root as given (absolute ignore patterns match that spelling,
   // as with @fastify/static); containment compares real paths.
   const top = path.resolve(root)
-  const beneath = (p: string): boolean => p === real || p.startsWith(real + '/')
+  const beneath = (p: string): boolean => p === real || p.startsWith(real.endsWith(path.sep) ? real : real + path.sep)
   const realOf = (p: Path): string | undefined => (p.realpathCached() ?? p.realpathSync())?.fullpath()
   const patterns: IgnoreLike | null = ignore === null || ignore.length === 0 ? null : new Ignore(ignore, {})
 
@@ -57,7 +57,7 @@ export async function routableFiles (root: string, dot: boolean, ignore: string[
     const target = realOf(p)
     if (target === undefined) return true
     const parent = p.parent === undefined ? undefined : realOf(p.parent)
-    if (parent !== undefined && (parent === target || parent.startsWith(target + '/'))) return true
+    if (parent !== undefined && (parent === target || parent.startsWith(target.endsWith(path.sep) ? target : target + path.sep))) return true
     for (let q = p.parent; q !== undefined; q = q.parent) {
       if (realOf(q) === target) return true
       if (q.fullpath() === top) break
