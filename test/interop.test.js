@@ -151,6 +151,34 @@ test('@fastify/etag with bufferEtag: a function gives the tag; one that returns 
   t.equal(none.sha, sha256(body))
 })
 
+test('@fastify/etag with bufferEtag \'auto\': a body up to 1 MiB is hashed per response (304 on its tag); a larger one gets no tag and no 304, natively', async (t) => {
+  const limit = 1024 * 1024
+  const small = crypto.randomBytes(limit)
+  const large = crypto.randomBytes(4 * limit + 1)
+  const sha1 = (b) => '"' + crypto.createHash('sha1').update(b).digest('base64') + '"'
+  const { app, port } = await startServer(t, {
+    async setup (app) {
+      await app.register(require('@fastify/etag'))
+      app.get('/small', (req, reply) => reply.sendZeroCopy(small))
+      app.get('/large', (req, reply) => reply.sendZeroCopy(large))
+    }
+  })
+  const tagged = await request(port, '/small')
+  t.equal(tagged.status, 200)
+  t.equal(tagged.sha, sha256(small))
+  t.equal(tagged.headers.etag, sha1(small), '1 MiB: etag\'s default tag')
+  t.equal((await request(port, '/small', { headers: { 'if-none-match': sha1(small) } })).status, 304, '1 MiB: 304 on its tag')
+
+  const res = await request(port, '/large')
+  t.equal(res.status, 200)
+  t.equal(res.sha, sha256(large), 'the exact bytes')
+  t.equal(res.headers.etag, undefined, 'above 1 MiB: no tag hashed on the event loop')
+  const again = await request(port, '/large', { headers: { 'if-none-match': sha1(large) } })
+  t.equal(again.status, 200, 'so no 304 either: the body')
+  t.equal(again.sha, sha256(large))
+  t.ok(await eventually(() => native(app) === 3), `each 200 natively (fallbacks: ${JSON.stringify(app.zeroCopy.stats().fallbacks)})`)
+})
+
 test('@fastify/cors: the CORS headers on a native body, and a preflight', async (t) => {
   const body = crypto.randomBytes(MiB)
   const { app, port } = await startServer(t, {

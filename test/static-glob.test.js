@@ -94,3 +94,38 @@ test('globIgnore: a bad type fails registration with FST_ZERO_COPY_INVALID_OPTIO
     await app.close()
   }
 })
+
+test('globIgnore with symlinks: only names beneath the root get routes (no link out, magic, dangling or loop), and each request still opens beneath the root', async (t) => {
+  const tree = buildTree(t)
+  fs.symlinkSync('..', path.join(tree.root, 'sub', 'loop')) // re-enters the root
+  fs.mkdirSync(path.join(tree.root, 'a'))
+  fs.mkdirSync(path.join(tree.root, 'b'))
+  fs.symlinkSync('../b', path.join(tree.root, 'a', 'to-b')) // a and b enter each other
+  fs.symlinkSync('../a', path.join(tree.root, 'b', 'to-a'))
+  fs.writeFileSync(path.join(tree.root, 'b', 'in-b.bin'), tree.files['big.bin'])
+  const app = Fastify({ logger: false })
+  const routes = []
+  app.addHook('onRoute', (route) => { if (route.method.includes('GET')) routes.push(route.url) })
+  await app.register(serveStatic, { root: tree.root, prefix: '/assets/', wildcard: false, globIgnore: ['*.txt'] })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const port = app.server.address().port
+  for (const name of ['link-out', 'link-abs-out', 'link-magic', 'dangling']) t.notOk(routes.includes('/assets/' + name), `${name}: no route`)
+  t.notOk(routes.some((r) => r.startsWith('/assets/link-dir-out/')), 'nothing through a directory link out of the root')
+  t.notOk(routes.some((r) => r.startsWith('/assets/sub/loop/')), 'a link back to the root is not entered')
+  t.ok(routes.length < 100, `the loops are walked once (${routes.length} routes)`)
+  t.notOk(routes.includes('/assets/small.txt'), 'the ignored name has no route')
+  for (const name of ['link-in', 'flip', 'b/in-b.bin', 'a/to-b/in-b.bin', 'noindex/link-up-inside']) {
+    t.ok(routes.includes('/assets/' + name), `${name}: a route`)
+  }
+  await expect(t, port, 'a/to-b/in-b.bin', tree.files['big.bin'])
+  await expect(t, port, 'noindex/link-up-inside', tree.files['sub/index.html'])
+  await expect(t, port, 'link-out', 404)
+  // A routed name turned into a link out after registration: the open beneath the root refuses it.
+  await expect(t, port, 'flip', tree.files['big.bin'])
+  fs.unlinkSync(path.join(tree.root, 'flip'))
+  fs.symlinkSync(path.join(tree.outside, 'canary.txt'), path.join(tree.root, 'flip'))
+  const res = await rawRequest(port, '/assets/flip')
+  t.equal(res.status, 404, 'the flipped name: 404')
+  t.notOk(res.body.includes(tree.canary), 'no canary')
+})

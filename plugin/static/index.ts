@@ -5,7 +5,6 @@
 // A request's way from its URL to a response is resolve.ts, stage by stage; gate.ts is the
 // one decision whether a name may be opened or listed; open.ts the open beneath a root.
 import path from 'node:path'
-import { readdirSync, realpathSync, statSync } from 'node:fs'
 import fp from 'fastify-plugin'
 import { create as contentDisposition } from 'content-disposition'
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
@@ -24,7 +23,7 @@ import {
 import { isRefusal, resolveName, resolveRequestPath, type Refusal, type Resolved } from './path'
 import { readRoots, readSendSettings, resolveFlags, type SendSettings, type Symlinks } from './options'
 import { checkListingRoot, readListOptions } from './list'
-import { readGlobIgnore, type GlobIgnore } from './glob'
+import { readGlobIgnore, routableFiles } from './glob'
 import { probeCaseInsensitive, procFds } from './letter-case'
 import { readPreCompressed } from './encoding'
 import { OpenFileCache, readOpenFileCache } from './cache'
@@ -307,7 +306,12 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
 
   // Decorators and routes: a failure here (a route already taken, a decorator already there)
   // fails the registration, which then closes what it opened: nothing else would.
+  let listed: string[][][] = []
   try {
+    // wildcard: false: the files of each root, listed now (glob reads the tree off the loop).
+    if (serve && opts.wildcard === false) {
+      listed = await Promise.all(roots.map((root) => root.fd < 0 ? [] : routableFiles(root.path, opts.serveDotFiles === true, globIgnore)))
+    }
     decorateAndRoute()
   } catch (err) {
     cache?.close()
@@ -384,9 +388,8 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
     // their root at each request: a name replaced by a symlink out since is not followed.
     const routes = new Set<string>()
     const indexDirs = new Map<string, { root: Root, segments: string[] }>()
-    for (const root of roots) {
-      if (root.fd < 0) continue
-      for (const segments of walk(root.path, opts.serveDotFiles === true, globIgnore)) {
+    for (const [i, root] of roots.entries()) {
+      for (const segments of listed[i] ?? []) {
         const url = prefix + segments.join('/')
         if (routes.has(url) || segments.some((s) => s.includes('*') || s.includes(':'))) continue
         routes.add(url)
@@ -417,62 +420,6 @@ async function fastifyZeroCopyStatic (fastify: FastifyInstance, opts: FastifyZer
       } as RouteOptions)
     }
   }
-}
-
-/**
- * The regular files under `dir` (segments relative to it), at registration, less those
- * `ignore` (globIgnore) names. Symlinks are followed, as @fastify/static's glob follows them,
- * where they lead inside `dir` (a directory already on the way down is not entered again: a
- * loop is walked once); the open at each request decides again.
- */
-function walk (dir: string, dot: boolean, ignore: GlobIgnore | null): string[][] {
-  const out: string[][] = []
-  let real: string
-  try {
-    real = realpathSync(dir)
-  } catch {
-    return out
-  }
-  const inside = (target: string): boolean => target === real || target.startsWith(real + path.sep)
-  // `realAbs`: where `abs` really is; `above`: the real directories on the way down to it.
-  const visit = (abs: string, realAbs: string, rel: string[], depth: number, above: Set<string>): void => {
-    if (depth > 64) return
-    let entries
-    try {
-      entries = readdirSync(abs, { withFileTypes: true })
-    } catch {
-      return
-    }
-    for (const e of entries) {
-      if (!dot && e.name.startsWith('.')) continue
-      const child = path.join(abs, e.name)
-      const segments = [...rel, e.name]
-      let isDir = e.isDirectory()
-      let isFile = e.isFile()
-      let target = path.join(realAbs, e.name)
-      if (e.isSymbolicLink()) {
-        try {
-          target = realpathSync(child)
-          if (!inside(target)) continue
-          const st = statSync(target)
-          isDir = st.isDirectory()
-          isFile = st.isFile()
-        } catch {
-          continue // dangling: nothing to serve
-        }
-      }
-      if (isDir) {
-        if (above.has(target)) continue
-        if (ignore === null || !ignore.below(dir, segments)) visit(child, target, segments, depth + 1, new Set(above).add(target))
-      } else if (ignore !== null && ignore.file(dir, segments)) {
-        continue
-      } else if (isFile) {
-        out.push(segments)
-      }
-    }
-  }
-  visit(dir, real, [], 0, new Set([real]))
-  return out
 }
 
 // Registered under @fastify/static's name: a plugin that declares `dependencies:
