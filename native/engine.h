@@ -54,14 +54,17 @@ inline bool ReservePinned(uint64_t n, uint64_t budget) {
   return true;
 }
 
-// How long an op whose connection Node let go of (Abort after it finished) may wait, with no
-// byte of it acknowledged, for the kernel to report its zero-copy sends complete: its FIN
-// follows the body at once, so a client still reading gets the whole body, as from Node's own
-// close (and as long as it keeps reading); a client that reads nothing for this long gets a
-// reset, which frees the pages its unsent segments hold. Meanwhile the op does not keep the
-// event loop alive.
-constexpr long kLetGoGraceMs = 2000;
-
+// How long an op whose connection Node let go of (Abort after it finished) waits for a
+// client that has stopped reading: its FIN follows the body at once, so a client still
+// reading gets the whole body, as from Node's own close; a client whose receive window stayed
+// shut (or that acknowledged nothing in flight) this long gets a reset, which frees the pages
+// its unsent segments hold. Node's close leaves such a client to the kernel, which keeps
+// probing its window for minutes: a client whose event loop was held up for a few seconds
+// (a busy process, a garbage collection) must not lose its body here either, so the bound
+// is a few seconds, not a round trip. Meanwhile the op does not keep the event loop alive.
+constexpr long kLetGoGraceMs = 5000;
+// However the window looks, an op whose client acknowledged nothing for this long is reset.
+constexpr long kLetGoLimitMs = 4 * kLetGoGraceMs;
 
 // Milliseconds since `start` (a CLOCK_MONOTONIC reading): the engines' teardown bound.
 inline long MsSince(const timespec& start) {
@@ -70,26 +73,38 @@ inline long MsSince(const timespec& start) {
   return (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
 }
 
-// The bytes of the socket's stream the peer acknowledged (TCP_INFO), or -1 (uring/ring.cc).
-int64_t BytesAcked(int fd);
+// What TCP_INFO tells of the peer (uring/ring.cc).
+struct PeerState {
+  int64_t acked = -1;     // bytes of the stream the peer acknowledged, -1 if unknown
+  uint32_t window = 0;    // the receive window it advertised last
+  uint32_t inFlight = 0;  // segments sent and not yet acknowledged
+};
+PeerState ReadPeer(int fd);
 
-// Where an op Node let go of stands: since when its peer acknowledged nothing more.
+// Where an op Node let go of stands, read on the op's own duplicate of the socket (Node's
+// number may name another socket by now). The client is waited for, not judged, while it
+// acknowledges bytes or while its window is open with nothing of ours in flight (then our
+// side's sending is what waits: the kernel's window probes back off between tries, and a
+// byte acknowledged at the next one is progress again).
 struct LetGoClock {
   int64_t acked = -1;
-  timespec since{};
+  timespec progress{};  // the last byte acknowledged
+  timespec blamed{};    // since when the client has been holding the body up
   void Start(int fd) {
-    acked = BytesAcked(fd);
-    clock_gettime(CLOCK_MONOTONIC, &since);
+    acked = ReadPeer(fd).acked;
+    clock_gettime(CLOCK_MONOTONIC, &progress);
+    blamed = progress;
   }
-  // Restarts whenever the peer acknowledged more; true once it acknowledged nothing for
-  // kLetGoGraceMs.
+  // True once the client held the body up for kLetGoGraceMs in a row, or acknowledged
+  // nothing for kLetGoLimitMs.
   bool Expired(int fd) {
-    int64_t now = BytesAcked(fd);
-    if (now != acked) {
+    PeerState peer = ReadPeer(fd);
+    if (peer.acked != acked) {
       Start(fd);
       return false;
     }
-    return MsSince(since) >= kLetGoGraceMs;
+    if (peer.window != 0 && peer.inFlight == 0) clock_gettime(CLOCK_MONOTONIC, &blamed);
+    return MsSince(blamed) >= kLetGoGraceMs || MsSince(progress) >= kLetGoLimitMs;
   }
 };
 
@@ -156,8 +171,8 @@ class Engine {
   // Ends an op early; it finishes once nothing of it is running in the kernel or a thread.
   // On an op already finished whose zero-copy sends are still owed, it lets go of the
   // connection (Node closed it): the FIN goes after the body, the op no longer keeps the loop
-  // alive, and once the client acknowledged nothing for kLetGoGraceMs the connection is reset
-  // (its pages freed).
+  // alive, and once the client held the body up for kLetGoGraceMs (LetGoClock) the
+  // connection is reset (its pages freed).
   virtual void Abort(uint32_t id) = 0;
   // Bytes the kernel accepted so far, or -1 for an unknown op.
   virtual int64_t Progress(uint32_t id) const = 0;

@@ -95,9 +95,10 @@ test('200 clients ask for a buffer (64 MiB: unfinished; 2 MiB: finished, held by
   let released = -1
   // A connection timed out by Node (connectionTimeout: no progress for a whole period) is
   // aborted at once; one whose body finished is closed by Node after keepAliveTimeout and
-  // reset by the plugin after its grace (2 s without an acknowledged byte). The bound leaves
-  // twice each, and 3 s for a machine under load (alone, it takes about 3.5 s).
-  const BOUND = 2 * Math.max(timeouts.connectionTimeout, timeouts.keepAliveTimeout + 2000) + 3000
+  // reset by the plugin after its grace (5 s with the client's window shut, kLetGoGraceMs).
+  // The bound leaves twice each, and 3 s for a machine under load.
+  const GRACE_MS = 5000
+  const BOUND = 2 * Math.max(timeouts.connectionTimeout, timeouts.keepAliveTimeout + GRACE_MS) + 3000
   while (Date.now() - started < BOUND + 2000) {
     const asked = Date.now()
     const res = await Promise.race([fetchChecked(server.port, '/body/1', small).catch((err) => ({ error: err.message })), after(5000, 'pending')])

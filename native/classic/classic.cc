@@ -63,7 +63,7 @@ struct Op {
   bool finished = false;
   // Node let go of the connection after the op finished, with zero-copy sends still owed
   // (Abort on a finished op): the op no longer keeps the loop alive, and once the client
-  // acknowledged nothing for kLetGoGraceMs its connection is reset.
+  // held the body up for kLetGoGraceMs (LetGoClock) its connection is reset.
   bool abandoned = false;
   bool expired = false;  // its connection was reset (Expire)
   LetGoClock letGo;
@@ -262,7 +262,7 @@ void Classic::Abort(uint32_t id) {
 // connection would stay established for as long as the client keeps its window shut. What
 // Node's close would do, the op does: the FIN goes out behind the body (a client still
 // reading gets all of it); the op stops keeping the loop alive, and Reap resets the
-// connection once the client acknowledged nothing for kLetGoGraceMs (Expire).
+// connection once the client held the body up for kLetGoGraceMs (LetGoClock, Expire).
 void Classic::LetGo(Op* op) {
   if (op->abandoned || op->pins.empty()) return;
   op->abandoned = true;

@@ -98,7 +98,7 @@ struct Op {
   bool finished = false;
   // Node let go of the connection after the op finished, while notifications were owed
   // (Abort on a finished op): the op no longer keeps the loop alive; once the client has
-  // acknowledged nothing for kLetGoGraceMs its connection is reset. `fd` stays open until
+  // held the body up for kLetGoGraceMs (LetGoClock) its connection is reset. `fd` stays open until
   // then to watch and reset it.
   bool abandoned = false;
   LetGoClock letGo;
@@ -762,8 +762,8 @@ void Ring::Abort(uint32_t id) {
 // Node closed the connection of a finished op whose notifications are owed (the client has
 // not taken all of the body). What Node's close would do, the op does with its duplicate: the
 // FIN goes out behind the body, so a client still reading gets all of it; the op stops
-// keeping the loop alive, and Settle resets the connection once the client acknowledged
-// nothing for kLetGoGraceMs.
+// keeping the loop alive, and Settle resets the connection once the client held the
+// body up for kLetGoGraceMs (LetGoClock: its window shut, or nothing acknowledged).
 void Ring::LetGo(Op* op) {
   if (op->abandoned || op->cqesOwed == 0) return;
   op->abandoned = true;
@@ -782,14 +782,19 @@ void Ring::Expire(Op* op) {
   op->fd = -1;
 }
 
-int64_t BytesAcked(int fd) {
+PeerState ReadPeer(int fd) {
+  PeerState peer;
   tcp_info info{};
   socklen_t len = sizeof info;
-  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 ||
-      len < offsetof(tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked) {
-    return -1;
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return peer;
+  if (len >= offsetof(tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked) {
+    peer.acked = static_cast<int64_t>(info.tcpi_bytes_acked);
   }
-  return static_cast<int64_t>(info.tcpi_bytes_acked);
+  peer.inFlight = info.tcpi_unacked;
+  // A kernel whose tcp_info has no tcpi_snd_wnd yet: the window reads as shut, and the grace
+  // counts from the last byte acknowledged, as it always did.
+  if (len >= offsetof(tcp_info, tcpi_snd_wnd) + sizeof info.tcpi_snd_wnd) peer.window = info.tcpi_snd_wnd;
+  return peer;
 }
 
 int64_t Ring::Progress(uint32_t id) const {
