@@ -23,7 +23,7 @@ NATIVE_PATH_TESTS=(
   send connection abort abort-slow-read async-handler detached-body fastify hostile http-strict
   options pin-budget timeout isolation memlock unprivileged shutdown stalled-client worker workers worker-files
   file-http file-inline file-cached-read file-ownership file-resources large-offsets file-memory slow-fs
-  file-truncate static-options static-list static-large static-casefold static-precompressed static-cache static-dropin
+  file-truncate slow-reader static-options static-list static-large static-casefold static-precompressed static-cache static-dropin
   worker-terminate send-order send-pending send-stream-body garbage-after-request static-gate static-compat interop file-queued
 )
 
