@@ -122,10 +122,17 @@ test('only cached bytes go by sendfile: an evicted file, or a head with pages ev
   // 64 KiB missing in the middle of the head. Evicting it alone may leave it cached: the
   // splices read the file into large folios, which a partial eviction does not drop. So the
   // file is evicted whole and all but the hole read back in, without readahead.
-  pc.evict(file)
-  pc.load(file, 0, 512 * KiB)
-  pc.load(file, 576 * KiB, size - 576 * KiB)
-  const hole = pc.resident(file, 0, MiB)
+  // A page still referenced (the last response's skbs, freed once the client's kernel is done
+  // with them) is not dropped by the eviction: tried again until the hole is there.
+  let hole
+  for (let tries = 0; tries < 20; tries++) {
+    pc.evict(file)
+    pc.load(file, 0, 512 * KiB)
+    pc.load(file, 576 * KiB, size - 576 * KiB)
+    hole = pc.resident(file, 0, MiB)
+    if (hole.resident < hole.total) break
+    await sleep(50)
+  }
   t.ok(hole.resident < hole.total, `a hole in the head: ${hole.resident} of ${hole.total} pages cached`)
   t.equal((await request(port, '/two')).sha, sha256(body), 'a hole in the head: exact')
   t.same(await delta(3), fileSplit(0, size), 'a hole in the head: nothing by the inline sendfile')
