@@ -334,6 +334,25 @@ export function fileHeaderValues (path: string | null, stat: Stats): FileHeaderV
   }
 }
 
+/**
+ * Header values formatted for a path's recent stats, so that a file served again costs no
+ * formatting (a Date's toUTCString, a type lookup): at most RECENT_HEADERS paths, the oldest
+ * forgotten first. The values are a function of the path, the size and the mtime alone, and
+ * an entry counts only for the size and mtime it was formatted from.
+ */
+const RECENT_HEADERS = 1024
+const recentHeaders = new Map<string, FileHeaderValues>()
+
+function headerValuesFor (path: string, stat: Stats): FileHeaderValues {
+  const hit = recentHeaders.get(path)
+  if (hit !== undefined && hit.size === stat.size && hit.mtimeMs === stat.mtimeMs) return hit
+  if (hit !== undefined) recentHeaders.delete(path)
+  else if (recentHeaders.size >= RECENT_HEADERS) recentHeaders.delete(recentHeaders.keys().next().value as string)
+  const values = fileHeaderValues(path, stat)
+  recentHeaders.set(path, values)
+  return values
+}
+
 /** Sets the file's headers that the handler did not set itself; returns their names. */
 export function setFileHeaders (reply: FastifyReply, file: OpenFile, stat: Stats, http: FileHttpOptions): string[] {
   const added: string[] = []
@@ -343,12 +362,13 @@ export function setFileHeaders (reply: FastifyReply, file: OpenFile, stat: Stats
     added.push(name)
   }
   // Values formatted earlier count only for the stat they were formatted from.
-  const cached = file.headers !== null && file.headers.size === stat.size && file.headers.mtimeMs === stat.mtimeMs ? file.headers : null
+  let values = file.headers !== null && file.headers.size === stat.size && file.headers.mtimeMs === stat.mtimeMs ? file.headers : null
+  if (values === null && file.path !== null) values = headerValuesFor(file.path, stat)
   if (http.acceptRanges) set('accept-ranges', 'bytes')
   if (http.cacheControl) set('cache-control', `public, max-age=${Math.floor(http.maxAge / 1000)}${http.immutable ? ', immutable' : ''}`)
-  if (http.lastModified) set('last-modified', cached?.lastModified ?? stat.mtime.toUTCString())
-  if (http.etag) set('etag', cached?.etag ?? etagOf(stat))
-  if (http.contentType && !reply.hasHeader('content-type')) set('content-type', cached?.contentType ?? contentTypeOf(file.path))
+  if (http.lastModified) set('last-modified', values?.lastModified ?? stat.mtime.toUTCString())
+  if (http.etag) set('etag', values?.etag ?? etagOf(stat))
+  if (http.contentType && !reply.hasHeader('content-type')) set('content-type', values?.contentType ?? contentTypeOf(file.path))
   return added
 }
 

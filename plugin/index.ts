@@ -32,7 +32,7 @@ const DEFAULTS = {
   sliceSize: 256 * KiB,
   depth: 4,
   fileChunk: 256 * KiB,
-  fileInline: MiB
+  fileInline: 256 * KiB
 }
 
 const MODES = ['auto', 'send_zc', 'send', 'stream'] as const

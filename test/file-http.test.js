@@ -197,7 +197,7 @@ test('a large file goes native (its cached head by sendfile, the rest spliced by
   t.ok(await eventually(() => app.zeroCopy.stats().responses[FILE_PATH] === 1), 'one response the engine took part in')
   let stats = app.zeroCopy.stats()
   t.same(stats.responses, { sendZc: 0, send: 0, ...fileSplit(0, 1), stream: 0 })
-  // Just written, so cached: up to fileInline (1 MiB) by sendfile, as much as the socket took
+  // Just written, so cached: up to fileInline (256 KiB) by sendfile, as much as the socket took
   // (on the classic engine the rest by sendfile too).
   const head = stats.bytes.sendfile
   if (!CLASSIC) t.ok(head > 0 && head <= MiB, `${head} bytes by sendfile`)

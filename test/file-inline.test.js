@@ -1,5 +1,5 @@
 'use strict'
-// The cached head of a file body: when every page of the first `fileInline` bytes (1 MiB by
+// The cached head of a file body: when every page of the first `fileInline` bytes (256 KiB by
 // default) of what a response sends is in the page cache, the plugin sends them with one
 // sendfile(2) on the event loop's thread, as far as the socket takes them, and the ring splices
 // the rest. Shown here over real sockets, with the page cache set up and checked by a helper
@@ -46,7 +46,7 @@ function pageCache (t) {
 test('a cached file up to fileInline goes whole by sendfile; the socket is not left corked after it', async (t) => {
   const dir = tempDir(t)
   const file = path.join(dir, 'cached.bin')
-  const body = seeded('inline', 0, 256 * KiB + 7)
+  const body = seeded('inline', 0, 192 * KiB + 7)
   fs.writeFileSync(file, body)
   const page = seeded('inline', 1, 700)
   fs.writeFileSync(path.join(dir, 'page.bin'), page)
@@ -89,7 +89,9 @@ test('only cached bytes go by sendfile: an evicted file, or a head with pages ev
   const size = 2 * MiB + 5
   const body = seeded('inline', 2, size)
   fs.writeFileSync(file, body)
+  // A head of 1 MiB (the default is 256 KiB): room for a hole inside it.
   const { app, port } = await startServer(t, {
+    options: { fileInline: MiB },
     setup: (app) => app.get('/two', (req, reply) => reply.sendZeroCopy({ path: file }))
   })
   let last = { splice: 0, sendfile: 0 }

@@ -28,7 +28,7 @@ const P99_LOOP_DELAY_MS = 5
 const LOCAL_MAX_LOOP_DELAY_MS = 5
 const SMALL_P99_MS = 20
 const SMALL_MAX_MS = 40
-// Larger than fileInline (1 MiB): its head goes by sendfile when cached, the rest by the ring.
+// Larger than fileInline (256 KiB): its head goes by sendfile when cached, the rest by the ring.
 const FILES = { 'f64k.bin': 64 * KiB, 'f1m.bin': MiB, 'f16m.bin': 16 * MiB }
 // Two shared cores: a loop can be kept from its core for a few ms by anything else the
 // machine runs, whatever the filesystem. Up to ATTEMPTS measurements, each on files of its

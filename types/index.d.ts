@@ -100,7 +100,7 @@ declare namespace fastifyZeroCopy {
      * At most this many bytes at the start of a file body go out with one sendfile(2) on the
      * event loop's thread, and only when all of them are in the page cache (cachestat(2),
      * Linux 6.5+, which answers only for files the process owns or may write); the ring
-     * splices the rest. 0 splices everything. Default 1048576.
+     * splices the rest. 0 splices everything. Default 262144.
      */
     fileInline?: number
     /**

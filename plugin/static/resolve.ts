@@ -50,6 +50,14 @@ interface Found {
   /** Its place in the candidates searched. */
   from: number
   coding: Coding | null
+  /** Its path on disk (the root's joined with the segments), once asked for. */
+  full?: string
+}
+
+/** The path the application's callbacks and onSend hooks see for `found`, joined once. */
+function fullPath (found: Found): string {
+  if (found.full === undefined) found.full = path.join(found.at.root.path, ...found.at.segments)
+  return found.full
 }
 
 type Stop = NodeJS.ErrnoException | Refused | CallbackError
@@ -261,7 +269,7 @@ function deliver (site: Site, reply: FastifyReply, found: Found, settings: SendS
   // allowedPath, and is awaited before any header; a throw or a rejection refuses it.
   let pending: void | Promise<void>
   try {
-    pending = onFile(path.join(found.at.root.path, ...found.at.segments), found.stat)
+    pending = onFile(fullPath(found), found.stat)
   } catch (err) {
     found.file.close()
     fail(reply, new CallbackError(err))
@@ -295,7 +303,7 @@ function respondWith (site: Site, reply: FastifyReply, found: Found, settings: S
   if (settings.http.contentType) reply.removeHeader('content-type')
   let pending: unknown
   try {
-    pending = site.setHeaders?.(reply, path.join(found.at.root.path, ...found.at.segments), found.stat) // as @fastify/static 10: the reply (9 gave reply.raw)
+    pending = site.setHeaders?.(reply, fullPath(found), found.stat) // as @fastify/static 10: the reply (9 gave reply.raw)
   } catch (err) {
     found.file.close()
     fail(reply, new CallbackError(err))
@@ -314,7 +322,7 @@ function respondNow (site: Site, reply: FastifyReply, found: Found, settings: Se
     fail(reply, err)
     return
   }
-  site.sendOpenFile(reply, found.file, found.stat, {}, settings.http, path.join(found.at.root.path, ...found.at.segments))
+  site.sendOpenFile(reply, found.file, found.stat, {}, settings.http, fullPath(found))
 }
 
 /** The request's answer to what stopped it: a refusal, an application callback's error, an open's errno. */
