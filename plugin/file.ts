@@ -340,7 +340,7 @@ export function fileHeaderValues (path: string | null, stat: Stats): FileHeaderV
  * forgotten first. The values are a function of the path, the size and the mtime alone, and
  * an entry counts only for the size and mtime it was formatted from.
  */
-const RECENT_HEADERS = 1024
+const RECENT_HEADERS = 4096
 const recentHeaders = new Map<string, FileHeaderValues>()
 
 function headerValuesFor (path: string, stat: Stats): FileHeaderValues {

@@ -73,6 +73,32 @@ function namesOf (parts: string[], trailingSlash: boolean): Resolved | Refusal {
   return { segments: out, trailingSlash }
 }
 
+interface PrefixPart {
+  parameter: boolean
+  /** The segment as matched (`::` is a literal `:`). */
+  want: string
+  /** ... and as it is written in a URL. */
+  encoded: string
+}
+
+/** A route prefix's segments, parsed once per prefix (a registration has one or two). */
+const prefixes = new Map<string, { parts: PrefixPart[], endsWithSlash: boolean }>()
+
+function parsePrefix (prefix: string): { parts: PrefixPart[], endsWithSlash: boolean } {
+  let parsed = prefixes.get(prefix)
+  if (parsed !== undefined) return parsed
+  const raw = prefix.split('/')
+  const endsWithSlash = prefix.endsWith('/')
+  if (endsWithSlash) raw.pop()
+  const parts = raw.map((segment) => {
+    const want = segment.replace(/::/g, ':')
+    return { parameter: isParameter(segment), want, encoded: encodeURI(want).replace(/[?#]/g, encodeURIComponent) }
+  })
+  parsed = { parts, endsWithSlash }
+  if (prefixes.size < 256) prefixes.set(prefix, parsed) // routes' prefixes: a handful per application
+  return parsed
+}
+
 /**
  * The path below `prefix` that the raw request target `url` names. `prefix` is the route's
  * own (as registered, decoded); the router matched it already, so a mismatch is a 404.
@@ -98,23 +124,22 @@ export function resolveRequestPath (url: string, prefix: string): RouteResolved 
   // (an empty parameter is a 404 before it).
   const canonical = !nonCanonical(decoded)
   // The prefix's segments, matched against the decoded ones: the names below start after it.
-  const prefixParts = prefix.split('/')
-  const prefixEndsWithSlash = prefix.endsWith('/')
-  if (prefixEndsWithSlash) prefixParts.pop()
+  const { parts: prefixParts, endsWithSlash: prefixEndsWithSlash } = parsePrefix(prefix)
   let at = 0
   const base: string[] = []
   for (let i = 0; i < prefixParts.length; i++, at++) {
     const got = decoded[at]
     if (got === undefined) return refuse(404, 'outside the prefix')
-    if (isParameter(prefixParts[i])) {
+    const part = prefixParts[i]
+    if (part.parameter) {
       // A parameter is one whole segment (the router's never span a `/`): the names below
       // start after it. (A dot segment there was refused with the rest of the path.)
       if (got === '') return refuse(404, 'outside the prefix')
       base.push(encodeURIComponent(got))
       continue
     }
-    const want = prefixParts[i].replace(/::/g, ':')
-    base.push(encodeURI(want).replace(/[?#]/g, encodeURIComponent))
+    const want = part.want
+    base.push(part.encoded)
     if (i === prefixParts.length - 1 && !prefixEndsWithSlash && want !== '') {
       // prefixAvoidTrailingSlash: `/assets*` also matches `/assetsx/...`; the rest of that
       // segment is the first name below.
