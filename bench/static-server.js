@@ -9,6 +9,12 @@
 //       fastify-static      @fastify/static
 //       fastify-ceiling     a bare Fastify route answering every file's bytes from a Map in memory
 //                           (reply.send(buffer)): the ceiling of any Fastify server here
+//       fastify-open        a bare Fastify route that opens, stats, reads and closes the file on
+//                           every request (synchronously: the tree is cached) and sends it as a
+//                           Buffer with the headers a static server sends: no containment, no
+//                           conditionals, no ranges, no fallback. The floor of a Fastify server
+//                           that touches the file per request, not a peer (it would block on a
+//                           disk, and serves what any path names)
 // Both directory plugins get { root: DIR, prefix: '/' } and --options (the same for both);
 // --plugin-options go to fastify-zero-copy/static only (say { "openFileCache": ... }), and
 // --core-options to the core plugin, registered first with the kind's engine. BENCH_PLUGIN:
@@ -18,7 +24,7 @@
 // @fastify/static) and the server's error counters; SIGTERM/SIGINT close the server and exit.
 const path = require('node:path')
 
-const KINDS = ['zc-static', 'zc-static-classic', 'fastify-static', 'fastify-ceiling']
+const KINDS = ['zc-static', 'zc-static-classic', 'fastify-static', 'fastify-ceiling', 'fastify-open']
 
 function parseArgs (argv) {
   const o = { options: {}, pluginOptions: {}, coreOptions: {} }
@@ -74,6 +80,33 @@ function ceiling (fastify, root) {
   })
 }
 
+/** Opens the file per request: the least a Fastify route serving files from disk spends. */
+function openPerRequest (fastify, root) {
+  const fs = require('node:fs')
+  const mime = require('mime')
+  fastify.get('/*', (request, reply) => {
+    let fd
+    try {
+      fd = fs.openSync(path.join(root, request.url), 'r')
+    } catch {
+      reply.code(404).send()
+      return
+    }
+    try {
+      const stat = fs.fstatSync(fd)
+      const body = Buffer.allocUnsafe(stat.size)
+      fs.readSync(fd, body, 0, stat.size, 0)
+      reply.header('accept-ranges', 'bytes')
+      reply.header('cache-control', 'public, max-age=0')
+      reply.header('last-modified', stat.mtime.toUTCString())
+      reply.header('etag', `W/"${stat.size.toString(16)}-${stat.mtime.getTime().toString(16)}"`)
+      reply.type(mime.getType(request.url) ?? 'application/octet-stream').send(body)
+    } finally {
+      fs.closeSync(fd)
+    }
+  })
+}
+
 async function main () {
   let args
   try {
@@ -101,6 +134,8 @@ async function main () {
     await fastify.register(require(path.join(pkg, 'dist', 'plugin', 'static', 'index.js')), { ...common, ...args.pluginOptions })
   } else if (args.kind === 'fastify-ceiling') {
     ceiling(fastify, args.root)
+  } else if (args.kind === 'fastify-open') {
+    openPerRequest(fastify, args.root)
   } else {
     await fastify.register(require('@fastify/static'), common)
   }

@@ -14,12 +14,14 @@
 //   node bench/static.js --cases small --rounds 1 --duration 2     a smoke run
 //
 // Options: --servers fastify-ceiling,zc-static,zc-static-classic,fastify-static,nginx   (and KIND+NAME, see --variant)
+//          (fastify-open, not run by default: a Fastify route opening the file per request)
 //          --cases small,1m,64m  --small-conns 4,64  --large-conns 1,4
 //          --rounds N  --duration S  --warmup S  --seed N (the tree and wrk's picks)  --tree DIR
 //          --options JSON          options of both directory plugins (root and prefix '/' are set)
 //          --plugin-options JSON   options of fastify-zero-copy/static only (e.g. {"openFileCache": ...})
 //          --core-options JSON     options of the core plugin (the kind sets `engine`)
 //          --variant NAME=JSON     also run zc-static+NAME: --plugin-options with JSON over them
+//                                  (its "core" key: over --core-options instead)
 //                                  (zc-static-classic+NAME too when named in --servers)
 //          --nginx-cache 'max=4096 inactive=60s valid=60s' | off
 //          --verify N (small paths checked per server before timing; default 64)
@@ -41,7 +43,7 @@ const run = require('./run')
 const ROOT = path.join(__dirname, '..')
 const GB = 1e9
 const MiB = 1024 * 1024
-const KINDS = ['fastify-ceiling', 'zc-static', 'zc-static-classic', 'fastify-static', 'nginx']
+const KINDS = ['fastify-ceiling', 'fastify-open', 'zc-static', 'zc-static-classic', 'fastify-static', 'nginx']
 
 // ---------------------------------------------------------------------------------------
 // Options
@@ -177,12 +179,19 @@ function watch (srv) {
 }
 
 function pluginOptionsOf (opts, spec) {
-  return spec.variant === undefined ? opts.pluginOptions : { ...opts.pluginOptions, ...opts.variants[spec.variant] }
+  if (spec.variant === undefined) return opts.pluginOptions
+  const { core, ...plugin } = opts.variants[spec.variant]
+  return { ...opts.pluginOptions, ...plugin }
+}
+
+function coreOptionsOf (opts, spec) {
+  const core = spec.variant === undefined ? undefined : opts.variants[spec.variant].core
+  return core === undefined ? opts.coreOptions : { ...opts.coreOptions, ...core }
 }
 
 async function startNode (opts, spec, tree, pluginRoot) {
   const args = [path.join(__dirname, 'static-server.js'), spec.kind, '--root', tree, '--options', JSON.stringify(opts.options)]
-  if (spec.kind.startsWith('zc-')) args.push('--plugin-options', JSON.stringify(pluginOptionsOf(opts, spec)), '--core-options', JSON.stringify(opts.coreOptions))
+  if (spec.kind.startsWith('zc-')) args.push('--plugin-options', JSON.stringify(pluginOptionsOf(opts, spec)), '--core-options', JSON.stringify(coreOptionsOf(opts, spec)))
   const child = spawn(...onCpu(cpus?.server, process.execPath, args), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BENCH_PLUGIN: pluginRoot } })
   const srv = { spec, label: spec.label, child, pid: child.pid, port: null, stderr: '', stdout: '', exited: null }
   watch(srv)
@@ -502,6 +511,8 @@ function pairs (opts) {
     if (variant !== '') add(a, a.split('+')[0], `${what}: +${a.split('+')[1]} / without`)
   }
   for (const a of names.filter(n => n.startsWith('zc-'))) add(a, 'fastify-ceiling', `${a} / the ceiling (a bare Fastify route from memory)`)
+  for (const a of names.filter(n => n.startsWith('zc-'))) add(a, 'fastify-open', `${a} / a bare Fastify route opening the file per request`)
+  add('fastify-open', 'fastify-ceiling', 'the route opening per request / the ceiling')
   add('zc-static-classic', 'zc-static', 'classic / io_uring')
   add('fastify-ceiling', 'nginx', 'the ceiling / nginx')
   add('fastify-static', 'nginx', '@fastify/static / nginx')
@@ -521,7 +532,7 @@ function markdown (report) {
   lines.push(`Tree (seed ${t.seed}): ${t.smallFiles} files of ${formatSize(t.smallMin)}-${formatSize(t.smallMax)} (median ${(t.smallMedian / 1024).toFixed(1)} KiB, mean ${(t.smallMean / 1024).toFixed(1)} KiB, 90th percentile ${(t.smallP90 / 1024).toFixed(1)} KiB, ${(t.smallBytes / MiB).toFixed(0)} MiB) in ${t.directories} directories 1-4 levels deep; downloads ${t.large.map(l => `${l.count} x ${formatSize(l.size)}`).join(', ')}. Page cache warm (every file read before the first case). ` +
     (s.pin ? `Pinned (taskset): each server, all its threads, on CPU ${s.pin.server}; wrk on CPU ${s.pin.client}. ` : 'Not pinned (--no-pin). ') +
     `wrk -t1 -cC -d${s.duration}s with bench/static-pick.lua: every request a path of the case's files picked at random (seeded; the same sequence for every server of a round). ${s.rounds} round(s) alternating the servers after a ${s.warmup} s warm-up each; medians. ` +
-    `Servers: zc-static = fastify-zero-copy/static, engine io_uring; zc-static-classic = the same, engine classic; fastify-static = @fastify/static; fastify-ceiling = a bare Fastify route answering each file's bytes from a Map in memory (reply.send(buffer), its Content-Type set), the ceiling of any Fastify server; the directory plugins with options ${JSON.stringify({ root: '<tree>', prefix: '/', ...s.options })}` +
+    `Servers: zc-static = fastify-zero-copy/static, engine io_uring; zc-static-classic = the same, engine classic; fastify-static = @fastify/static; fastify-ceiling = a bare Fastify route answering each file's bytes from a Map in memory (reply.send(buffer), its Content-Type set), the ceiling of any Fastify server; fastify-open = a bare Fastify route opening, stating, reading and closing the file per request (synchronously), with a static server's headers: the floor of a Fastify server that touches the file per request; the directory plugins with options ${JSON.stringify({ root: '<tree>', prefix: '/', ...s.options })}` +
     `${Object.keys(s.pluginOptions).length > 0 ? `, fastify-zero-copy/static also ${JSON.stringify(s.pluginOptions)}` : ''}${Object.keys(s.variants).length > 0 ? `; variants ${Object.entries(s.variants).map(([n, v]) => `+${n} = ${JSON.stringify(v)}`).join(', ')}` : ''}. ` +
     `nginx: one worker process (master_process off, as one Node process), root, sendfile on, tcp_nopush on, access_log off, open_file_cache ${s.nginxCache}. ` +
     'GB/s: body bytes (a download case: requests x size; the small files: requests x their mean size) per second, GB = 1e9. CPU us/req, CPU s/GB: the server\'s utime+stime (whole process, /proc/PID/stat) over the run. ' +
