@@ -188,6 +188,42 @@ test('200 of a whole file: type by extension, length, validators, cache headers'
   t.equal(empty.length, 0)
 })
 
+test('validators follow the file at one path: a new size, the same size with a new mtime, a file renamed over it', async (t) => {
+  // Each path's header values are kept between requests (for the size and mtime they were
+  // formatted from): a change must give new ones, small (Node's path) and large (native) alike.
+  const { dir } = makeFiles(t)
+  const { port } = await startServer(t, { setup: fileRoutes(dir) })
+  for (const [name, size] of [['changing.txt', 700], ['changing.bin', 64 * KiB]]) {
+    const file = path.join(dir, name)
+    const check = async (what) => {
+      const stat = fs.statSync(file)
+      const res = await get(port, fileUrl(name))
+      t.equal(res.status, 200, `${name}, ${what}: 200`)
+      t.equal(res.headers.etag, etagOf(stat), `${name}, ${what}: the ETag of the file as it is now`)
+      t.equal(res.headers['last-modified'], stat.mtime.toUTCString(), `${name}, ${what}: its Last-Modified`)
+      t.equal(res.sha, sha256(fs.readFileSync(file)), `${name}, ${what}: its bytes`)
+      return res.headers.etag
+    }
+    fs.writeFileSync(file, seeded(name, 0, size))
+    fs.utimesSync(file, MTIME, MTIME)
+    const first = await check('first')
+    t.equal(await check('again'), first, `${name}: unchanged, the same ETag`)
+    fs.writeFileSync(file, seeded(name, 1, size + 1))
+    fs.utimesSync(file, MTIME, MTIME)
+    const grown = await check('one byte longer, the same mtime')
+    t.not(grown, first, `${name}: a new size, a new ETag`)
+    fs.writeFileSync(file, seeded(name, 2, size + 1))
+    const later = new Date(MTIME.getTime() + 5000)
+    fs.utimesSync(file, later, later)
+    const touched = await check('the same size, a later mtime')
+    t.not(touched, grown, `${name}: a new mtime, a new ETag`)
+    const other = path.join(dir, `${name}.next`)
+    fs.writeFileSync(other, seeded(name, 3, size + 2))
+    fs.renameSync(other, file)
+    t.not(await check('renamed over'), touched, `${name}: another file, a new ETag`)
+  }
+})
+
 test('a large file goes native (its cached head by sendfile, the rest spliced by the ring); a small one goes through Node (below-threshold)', async (t) => {
   const { dir, files } = makeFiles(t)
   const { app, port } = await startServer(t, { setup: fileRoutes(dir) })
