@@ -510,8 +510,10 @@ function pairs (opts) {
     add(a, 'nginx', `${what}${variant} / nginx`)
     if (variant !== '') add(a, a.split('+')[0], `${what}: +${a.split('+')[1]} / without`)
   }
-  for (const a of names.filter(n => n.startsWith('zc-'))) add(a, 'fastify-ceiling', `${a} / the ceiling (a bare Fastify route from memory)`)
-  for (const a of names.filter(n => n.startsWith('zc-'))) add(a, 'fastify-open', `${a} / a bare Fastify route opening the file per request`)
+  for (const a of names.filter(n => n.startsWith('zc-'))) {
+    add(a, 'fastify-ceiling', `${a} / the ceiling (a bare Fastify route from memory)`)
+    add(a, 'fastify-open', `${a} / a bare Fastify route opening the file per request`)
+  }
   add('fastify-open', 'fastify-ceiling', 'the route opening per request / the ceiling')
   add('zc-static-classic', 'zc-static', 'classic / io_uring')
   add('fastify-ceiling', 'nginx', 'the ceiling / nginx')

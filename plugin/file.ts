@@ -72,8 +72,6 @@ export function readFileHttpOptions (opts: Partial<Record<keyof FileHttpOptions,
 export class OpenFile {
   private reads = 0
   private closing = false
-  /** Header values formatted once for this file's stat (fastify-zero-copy/static's open-file cache). */
-  headers: FileHeaderValues | null = null
 
   constructor (
     readonly fd: number,
@@ -306,7 +304,7 @@ function header (reply: FastifyReply, name: string): string {
 }
 
 /** The validators and type of a file, as they are sent, for the stat they were formatted from. */
-export interface FileHeaderValues {
+interface FileHeaderValues {
   size: number
   mtimeMs: number
   lastModified: string
@@ -323,8 +321,8 @@ function contentTypeOf (path: string | null): string {
   return isUtf8Type(type) ? type + '; charset=utf-8' : type
 }
 
-/** Formats what setFileHeaders sends for `stat`: once per stat for a cached file. */
-export function fileHeaderValues (path: string | null, stat: Stats): FileHeaderValues {
+/** Formats what setFileHeaders sends for `stat`. */
+function fileHeaderValues (path: string | null, stat: Stats): FileHeaderValues {
   return {
     size: stat.size,
     mtimeMs: stat.mtimeMs,
@@ -361,14 +359,13 @@ export function setFileHeaders (reply: FastifyReply, file: OpenFile, stat: Stats
     reply.header(name, value)
     added.push(name)
   }
-  // Values formatted earlier count only for the stat they were formatted from.
-  let values = file.headers !== null && file.headers.size === stat.size && file.headers.mtimeMs === stat.mtimeMs ? file.headers : null
-  if (values === null && file.path !== null) values = headerValuesFor(file.path, stat)
+  // A named file's values are kept for its path; a descriptor's are formatted each time.
+  const values = file.path !== null ? headerValuesFor(file.path, stat) : fileHeaderValues(null, stat)
   if (http.acceptRanges) set('accept-ranges', 'bytes')
   if (http.cacheControl) set('cache-control', `public, max-age=${Math.floor(http.maxAge / 1000)}${http.immutable ? ', immutable' : ''}`)
-  if (http.lastModified) set('last-modified', values?.lastModified ?? stat.mtime.toUTCString())
-  if (http.etag) set('etag', values?.etag ?? etagOf(stat))
-  if (http.contentType && !reply.hasHeader('content-type')) set('content-type', values?.contentType ?? contentTypeOf(file.path))
+  if (http.lastModified) set('last-modified', values.lastModified)
+  if (http.etag) set('etag', values.etag)
+  if (http.contentType && !reply.hasHeader('content-type')) set('content-type', values.contentType)
   return added
 }
 

@@ -25,7 +25,7 @@
 // worker exit even if onClose never runs.
 import { fstatSync, type Stats } from 'node:fs'
 import { performance } from 'node:perf_hooks'
-import { OpenFile, fileHeaderValues, type FileHeaderValues } from '../file'
+import { OpenFile } from '../file'
 import type { Descriptors } from '../native'
 import { FST_ZERO_COPY_INVALID_OPTION } from '../errors'
 
@@ -96,7 +96,6 @@ interface Entry {
   /** When the open that found this inode was issued (performance.now()). */
   checkedAt: number
   usedAt: number
-  headers: FileHeaderValues
 }
 
 export class OpenFileCache {
@@ -163,9 +162,7 @@ export class OpenFileCache {
     entry.usedAt = now
     this.entries.delete(entry.key)
     this.entries.set(entry.key, entry)
-    const file = new OpenFile(fd, entry.path, true, false, this.addon)
-    file.headers = entry.headers
-    done(null, file, stat)
+    done(null, new OpenFile(fd, entry.path, true, false, this.addon), stat)
     return true
   }
 
@@ -180,16 +177,13 @@ export class OpenFileCache {
         done(err)
         return
       }
-      if (!file!.remote && stat!.isFile()) {
-        file!.headers = fileHeaderValues(path, stat!)
-        if (newest) this.fill(root, key, path, file!.fd, stat!, issued, file!.headers)
-      }
+      if (newest && !file!.remote && stat!.isFile()) this.fill(root, key, path, file!.fd, stat!, issued)
       done(null, file, stat)
     })
   }
 
   /** Keeps a duplicate of the response's new descriptor as the entry of `key`. */
-  private fill (root: CacheRoot, key: string, path: string, fd: number, stat: Stats, issued: number, headers: FileHeaderValues): void {
+  private fill (root: CacheRoot, key: string, path: string, fd: number, stat: Stats, issued: number): void {
     if (this.closed || root.closed) return
     let own: number
     try {
@@ -198,7 +192,7 @@ export class OpenFileCache {
       return // out of descriptors: serve uncached
     }
     const entry: Entry = {
-      key, root, fd: own, path, size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, checkedAt: issued, usedAt: performance.now(), headers
+      key, root, fd: own, path, size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, checkedAt: issued, usedAt: performance.now()
     }
     this.entries.set(key, entry)
     for (const e of this.entries.values()) {
