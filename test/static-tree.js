@@ -101,4 +101,24 @@ function rawRequest (port, target, { method = 'GET', headers = {} } = {}) {
   })
 }
 
-module.exports = { buildTree, rawRequest, bytes, sha256 }
+/**
+ * Checks a run of a whole test file in a child process ({ code, stdout, stderr }): no assertion
+ * failed, it exited 0, at least 10 of its servers opened files `how` (their own check, "opens
+ * beneath the root by <opener>", passed), and each of the top-level tests `names` passed.
+ */
+function checkRerun (t, run, { opener, how, names }) {
+  const failed = run.stdout.split('\n').filter((l) => /^\s*not ok /.test(l))
+  t.same(failed, [], 'no assertion failed')
+  t.equal(run.code, 0, `the run passed${run.code === 0 ? '' : ': ' + run.stderr.slice(-2000)}`)
+  const opened = (run.stdout.match(new RegExp(`^\\s*ok \\d+ - opens beneath the root by ${opener}$`, 'mg')) ?? []).length
+  t.ok(opened >= 10, `${opened} servers of the run opened ${how}`)
+  for (const name of names) {
+    t.match(run.stdout, new RegExp(`^ok \\d+ - ${name.replace(/[()]/g, '\\$&')}`, 'm'), `passed ${how}: ${name}`)
+  }
+}
+
+/** The top-level tests of static-containment.test.js that its runs elsewhere check by name (with their property tests). */
+const CONTAINMENT_TESTS = ['CVE-2026-6414', 'CVE-2026-15074', 'CVE-2026-7120', 'CVE-2026-90982', 'CVE-2026-130811', 'CVE-2026-6410', 'CVE-2021-22963',
+  'a symlink flipped out of the root', 'fds back to baseline']
+
+module.exports = { buildTree, rawRequest, bytes, sha256, checkRerun, CONTAINMENT_TESTS }
