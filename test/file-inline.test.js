@@ -22,7 +22,7 @@ const path = require('node:path')
 const { execFileSync } = require('node:child_process')
 const { test } = require('tap')
 const {
-  KiB, MiB, sha256, startServer, request, eventually, inFlightIsZero, compileFixture, rateReader,
+  KiB, MiB, FILE_INLINE, sha256, startServer, request, eventually, inFlightIsZero, compileFixture, rateReader,
   steadyFds, seeded, sleep, after, spawnFixture, getJson, fdsUnder, logCapture, tempDir,
   CLASSIC, FILE_PATH, fileSplit, nativeFileBytes
 } = require('./helpers')
@@ -379,7 +379,7 @@ test('when the ring cannot take the rest (EMFILE), Node sends it from where send
   stats = await getJson(server.port, '/stats')
   t.same(stats.fallbacks, { 'start-emfile': 1 }, 'the ring could not take it: start-emfile')
   const head = stats.bytes.sendfile - before.sendfile
-  t.ok(head > 0 && head <= MiB, `the cached head by sendfile (${head} bytes)`)
+  t.ok(head > 0 && head <= FILE_INLINE, `the cached head by sendfile (${head} bytes)`)
   t.equal(stats.bytes.stream, body.length - head, 'the rest through Node')
   t.equal(stats.responses.stream, 1)
   t.equal((await request(server.port, '/file/big.bin')).sha, sha256(body), 'the server goes on serving')

@@ -9,6 +9,8 @@ const zeroCopy = require('..')
 
 const KiB = 1024
 const MiB = 1024 * KiB
+// The plugin's default fileInline: the most a response's cached head sends by sendfile on the loop.
+const FILE_INLINE = 256 * KiB
 
 function sha256 (buf) {
   return crypto.createHash('sha256').update(buf).digest('hex')
@@ -97,7 +99,7 @@ function inFlightIsZero (app) {
   return inFlight.sends === 0 && inFlight.pinnedBytes === 0
 }
 
-module.exports = { KiB, MiB, sha256, startServer, request, readPartOf, openFds, eventually, inFlightIsZero, zeroCopy }
+module.exports = { KiB, MiB, FILE_INLINE, sha256, startServer, request, readPartOf, openFds, eventually, inFlightIsZero, zeroCopy }
 
 /**
  * Starts test/fixtures/server.js in a child process (through `wrap`, a command prefix) and
